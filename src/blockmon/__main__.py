@@ -1,0 +1,3 @@
+from blockmon.cli import run
+
+run()

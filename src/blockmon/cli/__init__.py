@@ -1,0 +1,49 @@
+"""The ``blockmon`` command. Sub-commands import what they need only when they run,
+so ``blockmon --help`` stays fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from blockmon.cli.parser import build_parser
+from blockmon.errors import BlockmonError, ConfigError, UsageError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        return _fail(str(error), EXIT_USAGE)
+    if args.log_level:
+        os.environ["BLOCKMON_LOG_LEVEL"] = args.log_level
+    try:
+        code: int = args.handler(args)
+        return code
+    except (ConfigError, UsageError) as error:
+        return _fail(str(error), EXIT_USAGE)
+    except BlockmonError as error:
+        return _fail(str(error), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        from blockmon.redaction import redact
+
+        if os.environ.get("BLOCKMON_LOG_LEVEL", "").lower() == "debug":
+            sys.stderr.write(redact("".join(traceback.format_exception(error))))
+        return _fail(redact(f"unexpected error: {type(error).__name__}: {error}"), EXIT_FAILURE)
+
+
+def _fail(message: str, code: int) -> int:
+    line = " ".join(message.split())
+    sys.stderr.write(f"blockmon: error: {line}\n")
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The dependency-injection containers that applications compose into their own.
+
+Each sub-container validates its own section of the configuration when its first
+provider is used, so it also works on its own. Every Resource is async.
+"""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from blockmon.cache import Cache
+from blockmon.log import logging_resource
+from blockmon.postgres import engine_resource
+from blockmon.redis_client import client_resource
+from blockmon.settings import (
+    LogSettings,
+    MonitoringSettings,
+    PostgresSettings,
+    RedisSettings,
+    Settings,
+    validate,
+)
+from blockmon.statements import Statements
+from blockmon.transactions import Transactions
+
+
+class PostgresContainer(containers.DeclarativeContainer):
+    """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``."""
+
+    config = providers.Configuration()
+    settings = providers.Singleton(validate, PostgresSettings, config, "postgres")
+    engine = providers.Resource(engine_resource, settings)
+    session_factory = providers.Singleton(async_sessionmaker, engine, expire_on_commit=False)
+    transactions = providers.Singleton(Transactions, session_factory)
+    statements = providers.Singleton(Statements, engine)
+
+
+class RedisContainer(containers.DeclarativeContainer):
+    """``client`` (redis.asyncio.Redis Resource) and ``cache``."""
+
+    config = providers.Configuration()
+    settings = providers.Singleton(validate, RedisSettings, config, "redis")
+    client = providers.Resource(client_resource, settings)
+    cache = providers.Singleton(Cache, client, prefix=settings.provided.key_prefix)
+
+
+class MonitoringContainer(containers.DeclarativeContainer):
+    """Health checks and metrics over the engine and the Redis client."""
+
+    config = providers.Configuration()
+    settings = providers.Singleton(validate, MonitoringSettings, config, "monitoring")
+    engine: providers.Dependency[AsyncEngine] = providers.Dependency(instance_of=AsyncEngine)
+    redis: providers.Dependency[Redis] = providers.Dependency(instance_of=Redis)
+
+
+class ApplicationContainer(containers.DeclarativeContainer):
+    """All of blockmon: compose it with ``providers.Container(ApplicationContainer, config=...)``."""
+
+    config = providers.Configuration()
+    settings = providers.Singleton(validate, Settings, config)
+    logging = providers.Resource(
+        logging_resource, providers.Singleton(validate, LogSettings, config.log, "log")
+    )
+    postgres = providers.Container(PostgresContainer, config=config.postgres)
+    redis = providers.Container(RedisContainer, config=config.redis)
+    monitoring = providers.Container(
+        MonitoringContainer,
+        config=config.monitoring,
+        engine=postgres.engine,
+        redis=redis.client,
+    )

@@ -1,0 +1,164 @@
+"""The PostgreSQL engine: URL building, pool settings, and connection validation.
+
+Validation follows HikariCP's alive-bypass rule: a connection used within the last
+``validation_window`` seconds is handed out as is; an older one is pinged first and
+replaced if dead. That keeps restarts survivable without paying a round trip on
+every checkout, as ``pool_pre_ping`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import URL, event, exc, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from blockmon.errors import ConfigError
+from blockmon.log import get_logger
+from blockmon.redaction import redact
+from blockmon.settings import PostgresSettings
+
+_log = get_logger("blockmon.postgres")
+_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
+_LAST_USED = "blockmon_last_used"
+
+
+def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
+    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN)."""
+    raw = url if url is not None else (settings.url.get_secret_value() if settings.url else None)
+    if raw is None:
+        return URL.create(
+            "postgresql+asyncpg",
+            username=settings.user,
+            password=settings.password.get_secret_value() if settings.password else None,
+            host=settings.host,
+            port=settings.port,
+            database=settings.database,
+        )
+    try:
+        parsed = make_url(raw)
+    except (exc.ArgumentError, ValueError):
+        raise ConfigError("postgres.url: not a valid URL (expected postgresql://...)") from None
+    if parsed.drivername not in _DRIVERS:
+        raise ConfigError(
+            f"postgres.url: scheme must be postgresql:// or postgresql+asyncpg://, "
+            f"got {parsed.drivername}://"
+        )
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
+    """asyncpg connect() arguments: timeouts, server settings, TLS."""
+    server_settings = {
+        "application_name": settings.application_name,
+        "statement_timeout": str(int(settings.statement_timeout * 1000)),
+    }
+    args: dict[str, Any] = {
+        "timeout": settings.connect_timeout,
+        "command_timeout": settings.command_timeout,
+        "server_settings": server_settings,
+    }
+    if "sslmode" not in url.query and "ssl" not in url.query:
+        args["ssl"] = settings.sslmode
+    return args
+
+
+def create_engine(settings: PostgresSettings, *, url: str | None = None) -> AsyncEngine:
+    """Build (but do not connect) an AsyncEngine configured from ``settings``."""
+    target = engine_url(settings, url=url)
+    query = dict(target.query)
+    extra = {}
+    if "sslmode" in query:
+        # asyncpg spells libpq's sslmode as ``ssl``.
+        extra["ssl"] = query.pop("sslmode")
+        target = target.set(query=query)
+    engine = create_async_engine(
+        target,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_recycle=settings.max_lifetime,
+        pool_pre_ping=settings.validation == "pre_ping",
+        hide_parameters=True,
+        echo=settings.echo,
+        connect_args={**connect_args(settings, target), **extra},
+    )
+    if settings.validation == "bypass":
+        install_bypass_validation(engine, settings.validation_window)
+    install_lifecycle_log(engine)
+    return engine
+
+
+def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "connect")
+    def _fresh(dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _used(dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _validate(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) <= window:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            # The pool discards this connection and checks out another (up to 3 tries).
+            raise exc.DisconnectionError(redact(str(error))) from None
+        record.info[_LAST_USED] = time.monotonic()
+
+
+class _LinkState:
+    """Logs connected / lost / reconnected once per change of state, never per query."""
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+        self.state = "new"
+
+    def up(self) -> None:
+        if self.state == "up":
+            return
+        event_name = "reconnected" if self.state == "lost" else "connected"
+        self.state = "up"
+        _log.info(f"{self.component} {event_name}", component=self.component)
+
+    def lost(self, error: BaseException) -> None:
+        if self.state == "lost":
+            return
+        self.state = "lost"
+        _log.warning(
+            f"{self.component} connection lost",
+            component=self.component,
+            error=redact(f"{type(error).__name__}: {error}"),
+        )
+
+
+def install_lifecycle_log(engine: AsyncEngine) -> None:
+    state = _LinkState("postgres")
+
+    @event.listens_for(engine.sync_engine.pool, "connect")
+    def _connected(dbapi_conn: Any, record: Any) -> None:
+        state.up()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _error(context: Any) -> None:
+        if context.is_disconnect:
+            state.lost(context.original_exception)
+
+
+async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:
+    """Container Resource: the engine, disposed (every connection closed) at shutdown."""
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

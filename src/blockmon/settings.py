@@ -1,0 +1,180 @@
+"""The validated shape of blockmon's configuration.
+
+Every section forbids unknown keys and bounds every number, so a typo or an
+out-of-range value stops start-up with one line instead of surfacing later as a hang.
+Defaults are safe: every wait has a finite timeout.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from blockmon.errors import ConfigError
+from blockmon.redaction import register_secrets
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+SSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+_SECRET_HINTS = ("password", "url", "dsn", "token")
+_PROBLEMS = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "int_type": "must be an integer",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "literal_error": "must be one of {expected}",
+    "model_type": "must be a mapping of settings",
+    "dict_type": "must be a mapping of settings",
+    "missing": "is required",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class LogSettings(_Section):
+    level: LogLevel = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+def _url_password(url: SecretStr | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return urlsplit(url.get_secret_value()).password
+    except ValueError:
+        return None
+
+
+class PostgresSettings(_Section):
+    url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr | None = None
+    database: str = Field("blockmon", min_length=1)
+    sslmode: SSLMode = "prefer"
+    application_name: str = Field("blockmon", max_length=63)
+    pool_size: int = Field(10, ge=1, le=1000)
+    max_overflow: int = Field(10, ge=0, le=1000)
+    pool_timeout: float = Field(10.0, gt=0, le=3600)
+    max_lifetime: float = Field(1800.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0, le=600)
+    statement_timeout: float = Field(30.0, gt=0, le=86400)
+    command_timeout: float = Field(35.0, gt=0, le=86400)
+    validation: Literal["bypass", "pre_ping", "none"] = "bypass"
+    validation_window: float = Field(0.5, ge=0, le=3600)
+    echo: bool = False
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> PostgresSettings:
+        register_secrets(
+            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+        )
+        return self
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0, le=1023)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    client_name: str = "blockmon"
+    max_connections: int = Field(50, ge=1, le=100000)
+    pool_timeout: float = Field(5.0, gt=0, le=3600)
+    socket_timeout: float = Field(5.0, gt=0, le=3600)
+    socket_connect_timeout: float = Field(5.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=100)
+    retry_backoff_base: float = Field(0.05, gt=0, le=60)
+    retry_backoff_cap: float = Field(1.0, gt=0, le=600)
+    health_check_interval: float = Field(30.0, ge=0, le=86400)
+    key_prefix: str = "blockmon:"
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> RedisSettings:
+        register_secrets(
+            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+        )
+        return self
+
+
+class MonitoringSettings(_Section):
+    health_interval: float = Field(30.0, gt=0, le=86400)
+    check_timeout: float = Field(5.0, gt=0, le=600)
+
+
+class Settings(_Section):
+    log: LogSettings = LogSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Mapping[str, Any] | None, prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; on failure raise one ConfigError naming the setting."""
+    try:
+        return model.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, model, data or {}, prefix)) from None
+
+
+def describe(
+    exc: ValidationError, model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""
+) -> str:
+    """Turn pydantic's first error into ``section.key: problem, got value``."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join(([prefix] if prefix else []) + loc)
+    kind, ctx = err["type"], err.get("ctx", {})
+    value = _lookup(data, loc)
+    secret = any(h in part.lower() for part in loc for h in _SECRET_HINTS)
+    shown = "" if secret or value is _MISSING else f", got {value!r}"
+    if kind == "extra_forbidden":
+        hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
+        return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    template = _PROBLEMS.get(kind)
+    problem = template.format(**ctx) if template else str(err["msg"]).lower()
+    return f"{path}: {problem}{shown}"
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, loc: list[str]) -> Any:
+    for part in loc:
+        if not isinstance(data, Mapping) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        if not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
