@@ -7,7 +7,7 @@ provider is used, so it also works on its own. Every Resource is async.
 from __future__ import annotations
 
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blockmon.cache import Cache
@@ -52,7 +52,8 @@ class MonitoringContainer(containers.DeclarativeContainer):
     config = providers.Configuration()
     settings = providers.Singleton(validate, MonitoringSettings, config, "monitoring")
     engine: providers.Dependency[AsyncEngine] = providers.Dependency(instance_of=AsyncEngine)
-    redis: providers.Dependency[Redis] = providers.Dependency(instance_of=Redis)
+    # AbstractRedis: the common base of Redis (standalone, sentinel) and RedisCluster.
+    redis: providers.Dependency[AbstractRedis] = providers.Dependency(instance_of=AbstractRedis)
 
 
 class ApplicationContainer(containers.DeclarativeContainer):

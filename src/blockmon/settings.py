@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -19,6 +19,12 @@ from blockmon.redaction import register_secrets
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 SSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+RedisMode = Literal["standalone", "sentinel", "cluster"]
+TargetSessionAttrs = Literal[
+    "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
+]
+# "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
+HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
 
 _SECRET_HINTS = ("password", "url", "dsn", "token")
 _PROBLEMS = {
@@ -40,6 +46,8 @@ _PROBLEMS = {
     "missing": "is required",
     "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters",
+    "string_pattern_mismatch": "must be host:port",
+    "list_type": "must be a list",
 }
 
 
@@ -80,11 +88,23 @@ class PostgresSettings(_Section):
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
     echo: bool = False
+    # Scale-out (docs/topologies.md): several hosts tried in order, read replicas, PgBouncer.
+    hosts: list[HostPort] = []
+    target_session_attrs: TargetSessionAttrs | None = None
+    replicas: list[SecretStr] = []
+    replica_fallback: bool = True
+    replica_retry_after: float = Field(5.0, gt=0, le=3600)
+    replica_lag_warn: float = Field(10.0, gt=0, le=86400)
+    pgbouncer: bool = False
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
         register_secrets(
-            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+            [
+                self.password.get_secret_value() if self.password else None,
+                _url_password(self.url),
+                *(_url_password(r) for r in self.replicas),
+            ]
         )
         return self
 
@@ -107,12 +127,39 @@ class RedisSettings(_Section):
     retry_backoff_cap: float = Field(1.0, gt=0, le=600)
     health_check_interval: float = Field(30.0, ge=0, le=86400)
     key_prefix: str = "blockmon:"
+    # Topology (docs/topologies.md): one server, a Sentinel-managed master, or a cluster.
+    mode: RedisMode = "standalone"
+    sentinels: list[HostPort] = []
+    service_name: str | None = Field(None, min_length=1)
+    sentinel_username: str | None = None
+    sentinel_password: SecretStr | None = None
+    cluster_nodes: list[HostPort] = []
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:
         register_secrets(
-            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+            [
+                self.password.get_secret_value() if self.password else None,
+                self.sentinel_password.get_secret_value() if self.sentinel_password else None,
+                _url_password(self.url),
+            ]
         )
+        return self
+
+    @model_validator(mode="after")
+    def _topology_complete(self) -> RedisSettings:
+        if self.mode != "standalone" and self.url is not None:
+            raise ValueError(
+                f"redis.url: applies to mode standalone only (mode is {self.mode}; "
+                "use redis.sentinels or redis.cluster_nodes, and unset REDIS_URL)"
+            )
+        if self.mode == "sentinel":
+            if not self.sentinels:
+                raise ValueError("redis.sentinels: is required when redis.mode is sentinel")
+            if self.service_name is None:
+                raise ValueError("redis.service_name: is required when redis.mode is sentinel")
+        if self.mode == "cluster" and self.db != 0:
+            raise ValueError(f"redis.db: must be 0 when redis.mode is cluster, got {self.db}")
         return self
 
 
@@ -153,6 +200,8 @@ def describe(
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
         return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators name the setting themselves
     template = _PROBLEMS.get(kind)
     problem = template.format(**ctx) if template else str(err["msg"]).lower()
     return f"{path}: {problem}{shown}"
