@@ -14,6 +14,7 @@ from blockmon.cache import Cache
 from blockmon.log import logging_resource
 from blockmon.postgres import engine_resource
 from blockmon.redis_client import client_resource
+from blockmon.replicas import router_resource
 from blockmon.settings import (
     LogSettings,
     MonitoringSettings,
@@ -27,14 +28,18 @@ from blockmon.transactions import Transactions
 
 
 class PostgresContainer(containers.DeclarativeContainer):
-    """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``."""
+    """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``;
+    ``router`` picks a read replica per operation (docs/topologies.md)."""
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, PostgresSettings, config, "postgres")
     engine = providers.Resource(engine_resource, settings)
     session_factory = providers.Singleton(async_sessionmaker, engine, expire_on_commit=False)
     transactions = providers.Singleton(Transactions, session_factory)
-    statements = providers.Singleton(Statements, engine)
+    statements = providers.Singleton(
+        Statements, engine, autocommit=settings.provided.autocommit_safe
+    )
+    router = providers.Resource(router_resource, settings, engine)
 
 
 class RedisContainer(containers.DeclarativeContainer):

@@ -439,7 +439,11 @@ class PgBouncer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(f"pgbouncer on port {self.port}", self._listening, 20)
+        try:
+            wait_for(f"pgbouncer on port {self.port}", self._listening, 20)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _listening(self) -> bool:

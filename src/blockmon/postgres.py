@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -26,17 +27,22 @@ _LAST_USED = "blockmon_last_used"
 
 
 def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
-    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN)."""
+    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN).
+
+    ``postgres.hosts`` becomes a multi-host URL (``?host=A:5432&host=B:5432``) and
+    ``postgres.target_session_attrs`` says which of them to settle on."""
     raw = url if url is not None else (settings.url.get_secret_value() if settings.url else None)
     if raw is None:
-        return URL.create(
+        built = URL.create(
             "postgresql+asyncpg",
             username=settings.user,
             password=settings.password.get_secret_value() if settings.password else None,
-            host=settings.host,
-            port=settings.port,
+            host=None if settings.hosts else settings.host,
+            port=None if settings.hosts else settings.port,
             database=settings.database,
+            query={"host": tuple(settings.hosts)} if settings.hosts else {},
         )
+        return _with_session_attrs(built, settings)
     try:
         parsed = make_url(raw)
     except (exc.ArgumentError, ValueError):
@@ -46,15 +52,33 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
             f"postgres.url: scheme must be postgresql:// or postgresql+asyncpg://, "
             f"got {parsed.drivername}://"
         )
-    return parsed.set(drivername="postgresql+asyncpg")
+    return _with_session_attrs(parsed.set(drivername="postgresql+asyncpg"), settings)
+
+
+def _with_session_attrs(url: URL, settings: PostgresSettings) -> URL:
+    if settings.target_session_attrs is None or "target_session_attrs" in url.query:
+        return url
+    return url.update_query_dict({"target_session_attrs": settings.target_session_attrs})
+
+
+def pgbouncer_fixes(url: URL) -> tuple[URL, dict[str, Any]]:
+    """What asyncpg needs behind PgBouncer in transaction mode (SQLAlchemy's documented
+    fix): no statement caches, and statement names unique across client connections, as
+    consecutive transactions may run on different server connections."""
+    args = {
+        "statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+    }
+    return url.update_query_dict({"prepared_statement_cache_size": "0"}), args
 
 
 def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
     """asyncpg connect() arguments: timeouts, server settings, TLS."""
-    server_settings = {
-        "application_name": settings.application_name,
-        "statement_timeout": str(int(settings.statement_timeout * 1000)),
-    }
+    server_settings = {"application_name": settings.application_name}
+    if not settings.pgbouncer:
+        # PgBouncer refuses unknown startup parameters, and a session setting would not
+        # follow the client across server connections anyway: set it on the role instead.
+        server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
     args: dict[str, Any] = {
         "timeout": settings.connect_timeout,
         "command_timeout": settings.command_timeout,
@@ -69,11 +93,14 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
     """Build (but do not connect) an AsyncEngine configured from ``settings``."""
     target = engine_url(settings, url=url)
     query = dict(target.query)
-    extra = {}
+    extra: dict[str, Any] = {}
     if "sslmode" in query:
         # asyncpg spells libpq's sslmode as ``ssl``.
         extra["ssl"] = query.pop("sslmode")
         target = target.set(query=query)
+    if settings.pgbouncer:
+        target, fixes = pgbouncer_fixes(target)
+        extra.update(fixes)
     engine = create_async_engine(
         target,
         pool_size=settings.pool_size,

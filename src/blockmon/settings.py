@@ -108,6 +108,11 @@ class PostgresSettings(_Section):
         )
         return self
 
+    @property
+    def autocommit_safe(self) -> bool:
+        """Whether a statement may run outside a transaction (not behind PgBouncer)."""
+        return not self.pgbouncer
+
 
 class RedisSettings(_Section):
     url: SecretStr | None = None
