@@ -351,3 +351,20 @@ def test_bad_scale_out_settings_name_the_setting(data: dict[str, Any], message: 
         create_reader_engines(validate(PostgresSettings, data, "postgres"))
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+def test_config_show_masks_replica_passwords(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blockmon.cli import main
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "postgres:\n  replicas:\n    - 'postgresql://reader:pw-of-replica@db2:5432/app'\n"
+        "    - 'db3:5432'\n"
+    )
+    assert main(["config", "show", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "pw-of-replica" not in out
+    assert "postgresql://reader:***@db2:5432/app" in out and "db3:5432" in out
