@@ -121,11 +121,27 @@ class MonitoringSettings(_Section):
     check_timeout: float = Field(5.0, gt=0, le=600)
 
 
+class MigrationSettings(_Section):
+    """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
+    goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
+    finish; ``lock_timeout``: how long DDL may wait for a table lock."""
+
+    url: SecretStr | None = None
+    lock_wait: float = Field(60.0, gt=0, le=86400)
+    lock_timeout: float = Field(5.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> MigrationSettings:
+        register_secrets([_url_password(self.url)])
+        return self
+
+
 class Settings(_Section):
     log: LogSettings = LogSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    migrations: MigrationSettings = MigrationSettings()
 
 
 M = TypeVar("M", bound=BaseModel)
