@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon.containers import PostgresContainer
-from blockmon.deployments import PgBouncer, PostgresServer, free_port
+from blockmon.deployments import PgBouncer, PostgresServer, free_port, postgres_server
 from blockmon.errors import ConfigError
 from blockmon.postgres import create_engine
 from blockmon.replicas import (
@@ -221,6 +221,37 @@ async def test_multi_host_dsn_skips_a_host_that_is_down(pg_primary: PostgresServ
         assert await server_port(engine) == (pg_primary.port, False)
     finally:
         await engine.dispose()
+
+
+async def test_multi_host_engine_moves_to_the_next_host_when_the_first_dies(
+    pg_primary: PostgresServer,
+) -> None:
+    first = postgres_server()
+    try:
+        settings = validate(
+            PostgresSettings,
+            {"hosts": [f"127.0.0.1:{first.port}", f"127.0.0.1:{pg_primary.port}"]}
+            | {"database": "postgres", "sslmode": "disable", "validation": "pre_ping"},
+        )
+        engine = create_engine(settings)
+        try:
+            assert await server_port(engine) == (first.port, False)
+            first.stop()
+            errors = 0
+            deadline = time.monotonic() + WAIT
+            while True:
+                assert time.monotonic() < deadline, f"never reached the second host ({errors})"
+                try:
+                    port = (await server_port(engine))[0]
+                    break
+                except DBAPIError:
+                    errors += 1
+            assert port == pg_primary.port
+            assert errors <= 1
+        finally:
+            await engine.dispose()
+    finally:
+        first.remove()
 
 
 @pytest.mark.parametrize(
