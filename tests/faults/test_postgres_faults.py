@@ -133,7 +133,7 @@ async def test_restart_under_load_loses_nothing_and_recovers(
             )
         assert all(counts.get(key) == 2 for key in written), "a successful write was lost"
         assert set(counts.values()) <= {2}, "a write was half applied"
-        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert engine.pool.checkedout() == 0
 
 
 @pytest.mark.parametrize("validation", VALIDATIONS)
@@ -168,4 +168,4 @@ async def test_blackhole_fails_within_timeouts_and_heals(
         ok = Recorder()
         await asyncio.gather(*(ok.run("query", n, query) for n in range(20)))
         assert not ok.failed(), ok.error_types()
-        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert engine.pool.checkedout() == 0
