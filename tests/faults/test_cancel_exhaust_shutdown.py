@@ -27,7 +27,7 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], after: float) -> None:
     await asyncio.sleep(after)
     for task in tasks:
         task.cancel()
-    done, pending = await asyncio.wait(tasks, timeout=30)
+    _done, pending = await asyncio.wait(tasks, timeout=30)
     assert not pending, f"{len(pending)} tasks ignored cancellation"
 
 
