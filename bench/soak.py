@@ -24,9 +24,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from faults.clients import pg_config, postgres, redis, redis_config  # noqa: E402
-from faults.proxy import FaultProxy, Mode  # noqa: E402
-from faults.servers import ThrowawayPostgres, ThrowawayRedis  # noqa: E402
+from faults.clients import pg_config, postgres, queue_pool, redis, redis_config
+from faults.proxy import FaultProxy, Mode
+from faults.servers import ThrowawayPostgres, ThrowawayRedis
 
 
 async def main(seconds: float, workers: int, every: float) -> int:
@@ -37,8 +37,8 @@ async def main(seconds: float, workers: int, every: float) -> int:
             postgres(pg_config(pg_proxy.port, pool_size=10, max_overflow=10)) as pgc,
             redis(redis_config(redis_proxy.port)) as rc,
         ):
-            engine = await pgc.engine()
-            cache = await rc.cache()
+            engine = pgc.engine
+            cache = rc.cache
             async with engine.begin() as conn:
                 await conn.execute(text("CREATE TABLE IF NOT EXISTS soak (id bigint, v text)"))
             outcomes: Counter[str] = Counter()
@@ -102,7 +102,7 @@ async def main(seconds: float, workers: int, every: float) -> int:
             while time.monotonic() - t0 < seconds:
                 await asyncio.sleep(5)
                 gc.collect()
-                pool = engine.pool
+                pool = queue_pool(engine)
                 redis_pool = cache.client.connection_pool
                 rss = me.memory_info().rss / 2**20
                 sessions = pg_proxy.connections
@@ -110,7 +110,7 @@ async def main(seconds: float, workers: int, every: float) -> int:
                     time.monotonic() - t0,
                     rss,
                     sessions,
-                    pool.checkedin() + pool.checkedout(),  # type: ignore[attr-defined]
+                    pool.checkedin() + pool.checkedout(),
                     len(redis_pool._available_connections) + len(redis_pool._in_use_connections),
                     me.num_fds(),
                 )

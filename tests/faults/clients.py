@@ -6,10 +6,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from blockmon.cache import Cache
 from blockmon.containers import PostgresContainer, RedisContainer
 from blockmon.lifespan import Lifespan
+from blockmon.transactions import Transactions
 
 # Short but finite: a healthy local round trip takes milliseconds even on a loaded box.
 PG_TIMEOUTS: dict[str, Any] = {
@@ -51,19 +58,42 @@ def redis_config(port: int, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def queue_pool(engine: AsyncEngine) -> QueuePool:
+    """The engine's pool, typed so that checkedin()/checkedout() are known."""
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool
+
+
+@dataclass
+class PostgresHandles:
+    container: PostgresContainer
+    engine: AsyncEngine
+    transactions: Transactions
+
+
+@dataclass
+class RedisHandles:
+    container: RedisContainer
+    client: Redis
+    cache: Cache
+
+
 @asynccontextmanager
-async def postgres(config: dict[str, Any]) -> AsyncIterator[PostgresContainer]:
-    """A started PostgresContainer; its Resources are shut down on exit."""
+async def postgres(config: dict[str, Any]) -> AsyncIterator[PostgresHandles]:
+    """A started PostgresContainer and what it provides; shut down on exit."""
     container = PostgresContainer()
     container.config.from_dict(config)
     async with Lifespan(container):
-        yield container
+        provided: Any = container
+        yield PostgresHandles(container, await provided.engine(), await provided.transactions())
 
 
 @asynccontextmanager
-async def redis(config: dict[str, Any]) -> AsyncIterator[RedisContainer]:
-    """A started RedisContainer; its Resources are shut down on exit."""
+async def redis(config: dict[str, Any]) -> AsyncIterator[RedisHandles]:
+    """A started RedisContainer and what it provides; shut down on exit."""
     container = RedisContainer()
     container.config.from_dict(config)
     async with Lifespan(container):
-        yield container
+        provided: Any = container
+        yield RedisHandles(container, await provided.client(), await provided.cache())

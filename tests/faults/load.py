@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -52,7 +53,9 @@ class Recorder:
 
 
 async def run_workers(
-    workers: int, body: Callable[[int, asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    workers: int,
+    body: Callable[[int, asyncio.Event], Coroutine[Any, Any, None]],
+    stop: asyncio.Event,
 ) -> None:
     """Run ``body(worker_number, stop)`` in ``workers`` tasks until each returns."""
     async with asyncio.TaskGroup() as group:

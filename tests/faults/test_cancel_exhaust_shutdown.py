@@ -12,7 +12,7 @@ from sqlalchemy import exc, text
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from faults.clients import pg_config, postgres, redis, redis_config
+from faults.clients import pg_config, postgres, queue_pool, redis, redis_config
 from faults.load import Recorder
 from faults.proxy import FaultProxy, Mode
 from faults.servers import ThrowawayPostgres, ThrowawayRedis
@@ -36,8 +36,8 @@ async def test_cancelling_hundreds_of_queries_leaves_nothing_checked_out(
 ) -> None:
     config = pg_config(pg_server.port, pool_size=10, max_overflow=10)
     name = config["application_name"]
-    async with postgres(config) as container:
-        engine = await container.engine()
+    async with postgres(config) as handles:
+        engine = handles.engine
 
         async def query(seconds: float) -> None:
             async with engine.connect() as conn:
@@ -45,12 +45,12 @@ async def test_cancelling_hundreds_of_queries_leaves_nothing_checked_out(
 
         await asyncio.gather(*(query(0.01) for _ in range(20)))
         baseline = await server_connections(pg_server.port, name)
-        assert baseline == engine.pool.checkedin()
+        assert baseline == queue_pool(engine).checkedin()
 
         tasks = [asyncio.create_task(query(1.0)) for _ in range(300)]
         await cancel_all(tasks, after=0.3)
 
-        assert engine.pool.checkedout() == 0
+        assert queue_pool(engine).checkedout() == 0
         # Every session the server still holds is one the pool holds (cancelled ones are
         # discarded and reopened on demand): none leaked, the count is back to baseline or below.
         settled = await eventually(
@@ -58,7 +58,11 @@ async def test_cancelling_hundreds_of_queries_leaves_nothing_checked_out(
         )
         assert settled, (await server_connections(pg_server.port, name), engine.pool.status())
         await asyncio.gather(*(query(0.01) for _ in range(20)))  # and the pool still works
-        assert await server_connections(pg_server.port, name) == engine.pool.checkedin() <= baseline
+        assert (
+            await server_connections(pg_server.port, name)
+            == queue_pool(engine).checkedin()
+            <= baseline
+        )
     assert await eventually(lambda: _matches(server_connections(pg_server.port, name), 0), 10)
 
 
@@ -75,12 +79,16 @@ async def test_cancelling_hundreds_of_redis_commands_leaves_nothing_in_use(
 ) -> None:
     config = redis_config(redis_proxy.port, max_connections=20, retries=0)
     name = config["client_name"]
-    async with redis(config) as container:
-        client = await container.client()
+    async with redis(config) as handles:
+        client = handles.client
         pool = client.connection_pool
         await asyncio.gather(*(client.ping() for _ in range(20)))
         redis_proxy.latency = 0.3
-        tasks = [asyncio.create_task(client.get(f"k{n}")) for n in range(300)]
+
+        async def get(key: str) -> object:
+            return await client.get(key)
+
+        tasks = [asyncio.create_task(get(f"k{n}")) for n in range(300)]
         await cancel_all(tasks, after=0.1)
         redis_proxy.latency = 0.0
         assert len(pool._in_use_connections) == 0
@@ -98,8 +106,8 @@ async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
     pg_server: ThrowawayPostgres,
 ) -> None:
     config = pg_config(pg_server.port, pool_size=2, max_overflow=0, pool_timeout=1.0)
-    async with postgres(config) as container:
-        engine = await container.engine()
+    async with postgres(config) as handles:
+        engine = handles.engine
 
         async def hold() -> None:
             async with engine.connect() as conn:
@@ -114,12 +122,12 @@ async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all(isinstance(op.error, exc.TimeoutError) for op in failed)
         assert all("limit of size 2 overflow 0 reached" in str(op.error) for op in failed)
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
-        assert engine.pool.checkedout() == 0
+        assert queue_pool(engine).checkedout() == 0
 
 
 async def test_postgres_latency_within_timeouts_succeeds(pg_proxy: FaultProxy) -> None:
-    async with postgres(pg_config(pg_proxy.port, pool_size=5, max_overflow=5)) as container:
-        engine = await container.engine()
+    async with postgres(pg_config(pg_proxy.port, pool_size=5, max_overflow=5)) as handles:
+        engine = handles.engine
 
         async def query() -> None:
             async with engine.connect() as conn:
@@ -180,8 +188,8 @@ async def test_shutdown_while_blackholed_is_bounded_and_leaks_nothing(
 
 async def test_shutdown_while_healthy_closes_gracefully(pg_server: ThrowawayPostgres) -> None:
     config = pg_config(pg_server.port, pool_size=5, max_overflow=0)
-    async with postgres(config) as container:
-        engine = await container.engine()
+    async with postgres(config) as handles:
+        engine = handles.engine
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     assert await eventually(

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from faults.clients import PG_TIMEOUTS, pg_config, postgres
+from faults.clients import PG_TIMEOUTS, pg_config, postgres, queue_pool
 from faults.load import Recorder, run_workers
 from faults.proxy import FaultProxy, Mode
 from faults.servers import ThrowawayPostgres
@@ -75,9 +75,9 @@ async def test_restart_under_load_loses_nothing_and_recovers(
     pg_server: ThrowawayPostgres, validation: str
 ) -> None:
     config = pg_config(pg_server.port, validation=validation, pool_size=10, max_overflow=10)
-    async with postgres(config) as container:
-        engine = await container.engine()
-        transactions = await container.transactions()
+    async with postgres(config) as handles:
+        engine = handles.engine
+        transactions = handles.transactions
         table = await make_table(engine)
         recorder = Recorder()
         ids = itertools.count()
@@ -128,12 +128,12 @@ async def test_restart_under_load_loses_nothing_and_recovers(
         assert late and all(op.ok for op in late), recorder.error_types()
 
         async with engine.connect() as conn:
-            counts = dict(
+            counts: dict[int, int] = dict(
                 (await conn.execute(text(f"SELECT id, count(*) FROM {table} GROUP BY id"))).all()
             )
         assert all(counts.get(key) == 2 for key in written), "a successful write was lost"
         assert set(counts.values()) <= {2}, "a write was half applied"
-        assert engine.pool.checkedout() == 0
+        assert queue_pool(engine).checkedout() == 0
 
 
 @pytest.mark.parametrize("validation", VALIDATIONS)
@@ -141,8 +141,8 @@ async def test_blackhole_fails_within_timeouts_and_heals(
     pg_proxy: FaultProxy, validation: str
 ) -> None:
     config = pg_config(pg_proxy.port, validation=validation, pool_size=5, max_overflow=5)
-    async with postgres(config) as container:
-        engine = await container.engine()
+    async with postgres(config) as handles:
+        engine = handles.engine
 
         async def query() -> None:
             async with engine.connect() as conn:
@@ -162,10 +162,37 @@ async def test_blackhole_fails_within_timeouts_and_heals(
         healed = time.monotonic()
         after = Recorder()
         while time.monotonic() < healed + 3.0:
-            await after.run("query", 0, query)
+            if (await after.run("query", 0, query)).ok:
+                break
         assert after.ops[-1].ok, after.error_types()
         assert after.ops[-1].started - healed <= 3.0
         ok = Recorder()
         await asyncio.gather(*(ok.run("query", n, query) for n in range(20)))
         assert not ok.failed(), ok.error_types()
-        assert engine.pool.checkedout() == 0
+        assert queue_pool(engine).checkedout() == 0
+
+
+@pytest.mark.parametrize(("validation", "may_fail"), [("bypass", 0), ("pre_ping", 0), ("none", 1)])
+async def test_restart_while_idle_costs_at_most_one_request(
+    pg_server: ThrowawayPostgres, validation: str, may_fail: int
+) -> None:
+    """After an idle restart, validation decides who finds the dead connections: the
+    pool (bypass: idle longer than the window; pre_ping: always) or the first request
+    (none), which then invalidates the pool so that no other request fails."""
+    config = pg_config(pg_server.port, validation=validation, pool_size=5, max_overflow=0)
+    async with postgres(config) as handles:
+        engine = handles.engine
+
+        async def query() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.gather(*(query() for _ in range(5)))
+        await asyncio.to_thread(pg_server.restart)
+        await asyncio.sleep(0.6)  # longer than validation_window: the connections are idle
+        recorder = Recorder()
+        for n in range(10):
+            await recorder.run("query", n, query)
+        failed = recorder.failed()
+        assert len(failed) == may_fail, recorder.error_types()
+        assert all(isinstance(op.error, exc.DBAPIError) for op in failed)

@@ -13,7 +13,6 @@ from functools import partial
 import pytest
 from redis import exceptions
 
-from blockmon.cache import Cache
 from faults.clients import REDIS_TIMEOUTS, redis, redis_config
 from faults.load import Recorder, run_workers
 from faults.proxy import FaultProxy, Mode
@@ -25,16 +24,17 @@ REDIS_DOWN_ERRORS = (exceptions.ConnectionError, exceptions.TimeoutError)
 def op_bound(retries: int) -> float:
     """Longest a cache call may take: pool wait, then (connect + read) per attempt,
     backoff (capped at 1 s) between attempts, plus slack for a loaded machine."""
-    attempt = REDIS_TIMEOUTS["socket_connect_timeout"] + REDIS_TIMEOUTS["socket_timeout"]
-    return REDIS_TIMEOUTS["pool_timeout"] + (retries + 1) * attempt + retries * 1.0 + 5.0
+    attempt: float = REDIS_TIMEOUTS["socket_connect_timeout"] + REDIS_TIMEOUTS["socket_timeout"]
+    pool_wait: float = REDIS_TIMEOUTS["pool_timeout"]
+    return pool_wait + (retries + 1) * attempt + retries * 1.0 + 5.0
 
 
 @pytest.mark.parametrize("retries", [0, 3])
 async def test_restart_under_load_fails_fast_or_retries_then_recovers(
     redis_server: ThrowawayRedis, retries: int
 ) -> None:
-    async with redis(redis_config(redis_server.port, retries=retries)) as container:
-        cache: Cache = await container.cache()
+    async with redis(redis_config(redis_server.port, retries=retries)) as handles:
+        cache = handles.cache
         recorder = Recorder()
 
         async def worker(number: int, stop: asyncio.Event) -> None:
@@ -69,8 +69,8 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
 
 async def test_blackhole_fails_within_timeouts_and_heals(redis_proxy: FaultProxy) -> None:
     retries = 1
-    async with redis(redis_config(redis_proxy.port, retries=retries)) as container:
-        cache: Cache = await container.cache()
+    async with redis(redis_config(redis_proxy.port, retries=retries)) as handles:
+        cache = handles.cache
         await asyncio.gather(*(cache.set(f"k{n}", n) for n in range(10)))
         redis_proxy.mode = Mode.BLACKHOLE
         recorder = Recorder()
@@ -96,8 +96,8 @@ async def test_blackhole_fails_within_timeouts_and_heals(redis_proxy: FaultProxy
 
 
 async def test_latency_within_timeouts_succeeds(redis_proxy: FaultProxy) -> None:
-    async with redis(redis_config(redis_proxy.port)) as container:
-        cache: Cache = await container.cache()
+    async with redis(redis_config(redis_proxy.port)) as handles:
+        cache = handles.cache
         redis_proxy.latency = 0.2
         recorder = Recorder()
         await asyncio.wait_for(
@@ -115,8 +115,8 @@ async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
     redis_server: ThrowawayRedis,
 ) -> None:
     config = redis_config(redis_server.port, max_connections=2, pool_timeout=1.0, retries=3)
-    async with redis(config) as container:
-        client = await container.client()
+    async with redis(config) as handles:
+        client = handles.client
         recorder = Recorder()
         calls = [partial(client.blpop, [f"{config['key_prefix']}nothing"], 1.5) for _ in range(20)]
         await asyncio.wait_for(
@@ -128,3 +128,24 @@ async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all("No connection available" in str(op.error) for op in failed)
         # They waited for the pool timeout (not failed at once), and no longer than it allows.
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
+
+
+async def test_retry_after_a_timeout_can_apply_a_command_twice(redis_proxy: FaultProxy) -> None:
+    """Documents a hazard (docs/resilience.md): redis-py's retry re-sends a command that
+    timed out after it was sent. When the first copy still reaches the server (a partition
+    that heals), a non-idempotent command runs twice. Use retries: 0 for such commands."""
+    config = redis_config(redis_proxy.port, retries=1, socket_timeout=1.0)
+    async with redis(config) as handles:
+        client = handles.client
+        key = f"{config['key_prefix']}counter"
+        await client.ping()
+        redis_proxy.mode = Mode.BLACKHOLE
+
+        async def incr() -> int:
+            return int(await client.incr(key))
+
+        pending = asyncio.create_task(incr())
+        await asyncio.sleep(1.5)  # the first attempt has timed out; the retry is waiting
+        redis_proxy.mode = Mode.PASS
+        assert await asyncio.wait_for(pending, 10) == 2
+        assert await client.get(key) in (b"2", "2")  # one INCR call, applied twice
