@@ -195,3 +195,28 @@ async def test_shutdown_while_healthy_closes_gracefully(pg_server: ThrowawayPost
     assert await eventually(
         lambda: _matches(server_connections(pg_server.port, config["application_name"]), 0), 10
     )
+
+
+async def test_cancelling_queries_on_a_blackholed_network_is_bounded(
+    pg_proxy: FaultProxy,
+) -> None:
+    """asyncpg's cancellation can hang on a dead network (asyncpg #1326): here every
+    cancelled task ends within SQLAlchemy's 2 s graceful close of the discarded
+    connection, and nothing stays checked out."""
+    config = pg_config(pg_proxy.port, pool_size=10, max_overflow=0)
+    async with postgres(config) as handles:
+        engine = handles.engine
+
+        async def query() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.gather(*(query() for _ in range(10)))
+        pg_proxy.mode = Mode.BLACKHOLE
+        tasks = [asyncio.create_task(query()) for _ in range(100)]
+        started = time.monotonic()
+        await cancel_all(tasks, after=0.3)
+        assert time.monotonic() - started <= 0.3 + 2.0 + 5.0
+        assert queue_pool(engine).checkedout() == 0
+        pg_proxy.mode = Mode.PASS
+        await query()
