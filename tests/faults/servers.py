@@ -112,9 +112,11 @@ class ThrowawayPostgres(_Server):
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
+        # fsync=off survives a killed server (the OS still has the pages), not a lost host.
+        # synchronous_commit stays on: off would lose acknowledged commits on a SIGKILL.
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c fsync=off -c full_page_writes=off "
             "-c max_connections=300 -c shared_buffers=32MB"
         )
         self._run(str(PG_BIN / "pg_ctl"), "start", "-D", str(self.data), "-w",

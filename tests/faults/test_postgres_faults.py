@@ -70,10 +70,14 @@ async def make_table(engine: AsyncEngine) -> str:
     return name
 
 
-@pytest.mark.parametrize("validation", VALIDATIONS)
+@pytest.mark.parametrize(
+    ("validation", "crash"), [*((v, False) for v in VALIDATIONS), ("bypass", True)]
+)
 async def test_restart_under_load_loses_nothing_and_recovers(
-    pg_server: ThrowawayPostgres, validation: str
+    pg_server: ThrowawayPostgres, validation: str, crash: bool
 ) -> None:
+    """A clean restart (pg_ctl stop -m fast, then start) or a crash (SIGKILL, then start
+    with crash recovery) while 50 workers write two-row transactions and read them back."""
     config = pg_config(pg_server.port, validation=validation, pool_size=10, max_overflow=10)
     async with postgres(config) as handles:
         engine = handles.engine
@@ -111,7 +115,11 @@ async def test_restart_under_load_loses_nothing_and_recovers(
         stop = asyncio.Event()
         load = asyncio.create_task(run_workers(50, worker, stop))
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(pg_server.restart)
+        if crash:
+            await asyncio.to_thread(pg_server.kill)
+            await asyncio.to_thread(pg_server.start)
+        else:
+            await asyncio.to_thread(pg_server.restart)
         back = time.monotonic()
         await asyncio.sleep(4.0)
         stop.set()
