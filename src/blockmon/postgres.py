@@ -9,7 +9,7 @@ every checkout, as ``pool_pre_ping`` does.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import URL, event, exc, make_url
@@ -86,10 +86,10 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         echo=settings.echo,
         connect_args={**connect_args(settings, target), **extra},
     )
+    link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
-        install_bypass_validation(engine, settings.validation_window)
+        install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
     install_bounded_close(engine, settings.close_timeout)
-    install_lifecycle_log(engine)
     return engine
 
 
@@ -118,8 +118,13 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
     engine.sync_engine.dialect.do_close = do_close  # type: ignore[method-assign,assignment]
 
 
-def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
-    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds."""
+def install_bypass_validation(
+    engine: AsyncEngine,
+    window: float,
+    on_dead: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds.
+    A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it instead."""
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
 
@@ -139,6 +144,8 @@ def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
         try:
             dialect.do_ping(dbapi_conn)
         except Exception as error:
+            if on_dead is not None:
+                on_dead(error)
             # The pool discards this connection and checks out another (up to 3 tries).
             raise exc.DisconnectionError(redact(str(error))) from None
         record.info[_LAST_USED] = time.monotonic()
@@ -169,7 +176,7 @@ class _LinkState:
         )
 
 
-def install_lifecycle_log(engine: AsyncEngine) -> None:
+def install_lifecycle_log(engine: AsyncEngine) -> _LinkState:
     state = _LinkState("postgres")
 
     @event.listens_for(engine.sync_engine.pool, "connect")
@@ -180,6 +187,8 @@ def install_lifecycle_log(engine: AsyncEngine) -> None:
     def _error(context: Any) -> None:
         if context.is_disconnect:
             state.lost(context.original_exception)
+
+    return state
 
 
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:

@@ -31,7 +31,8 @@ class Statements:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
     async def execute(self, statement: Statement, params: Params = None) -> int:
-        """Run a statement (or one per parameter set); return the affected row count."""
+        """Run a statement (or one per parameter set, pipelined); return the affected row
+        count, or -1 for several parameter sets (asyncpg's executemany does not report it)."""
         async with self.engine.connect() as conn:
             result = await conn.execute(_compile(statement), params)
             return int(result.rowcount)
