@@ -113,6 +113,7 @@ class PostgresSettings(_Section):
     connect_timeout: float = Field(5.0, gt=0, le=600)
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
+    close_timeout: float = Field(2.0, gt=0, le=600)
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
     echo: bool = False
