@@ -8,6 +8,7 @@ every checkout, as ``pool_pre_ping`` does.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -212,7 +213,10 @@ def install_lifecycle_log(engine: AsyncEngine) -> _LinkState:
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _error(context: Any) -> None:
-        if context.is_disconnect:
+        # A cancelled task drops its connection too; that is not the server going away.
+        if context.is_disconnect and not isinstance(
+            context.original_exception, asyncio.CancelledError
+        ):
             state.lost(context.original_exception)
 
     return state
