@@ -1,49 +1,128 @@
 """The cheap path for single statements.
 
-SQLAlchemy's default path wraps each statement in BEGIN ... ROLLBACK: three round
-trips. A lone statement is atomic anyway, so this path runs it in AUTOCOMMIT mode
-and pays one. Use `blockmon.transactions` when several statements must commit together.
+SQLAlchemy's default path wraps each statement in BEGIN ... ROLLBACK (three round
+trips) and runs it through its Connection and Result machinery, which costs more CPU
+per statement than the driver itself. For SQL strings this path checks a connection
+out of the engine's own pool (so pool size, timeout, validation and pool metrics all
+hold), runs the statement on the asyncpg connection underneath with asyncpg's
+prepared-statement cache, and pays one round trip: it runs at about the speed of a
+raw asyncpg pool (see docs/performance.md).
+
+- SQL strings take ``:name`` parameters, as in SQLAlchemy's ``text()``; each distinct
+  string is translated to asyncpg's ``$n`` form once. Rows are ``asyncpg.Record``:
+  ``row["name"]``, ``row[0]``, ``dict(row)``. Errors are asyncpg's own
+  (``asyncpg.UniqueViolationError`` ...; ``blockmon.transactions.sqlstate`` reads them).
+  json/jsonb values come back as ``str`` (SQLAlchemy's codec on the connection).
+- SQLAlchemy Executables (Core constructs) keep SQLAlchemy's compiler, type processing
+  and ``Row`` results, in AUTOCOMMIT mode (one round trip, more CPU).
+
+Use `blockmon.transactions` when several statements must commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, text
+from asyncpg import PostgresError
+from sqlalchemy import Dialect, Executable, Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 Statement = str | Executable
-Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Params = Mapping[str, Any] | None
+T = TypeVar("T")
 
 
-def _compile(statement: Statement) -> Executable:
-    return text(statement) if isinstance(statement, str) else statement
+@lru_cache(maxsize=1024)
+def positional(dialect: Dialect, sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with ``:name`` parameters rewritten to ``$n``, and the names in order."""
+    compiled = text(sql).compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
+    if not names:
+        return []
+    if params is None:
+        raise ValueError(f"params: missing value for :{names[0]}")
+    try:
+        return [params[name] for name in names]
+    except KeyError as error:
+        raise ValueError(f"params: missing value for :{error.args[0]}") from None
 
 
 class Statements:
     """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pool = engine.sync_engine.pool
+        self._dialect = engine.sync_engine.dialect
 
     def __repr__(self) -> str:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
+    async def _on_driver(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
+        fairy = await greenlet_spawn(self._pool.connect)
+        try:
+            result = await call(fairy.driver_connection)
+        except PostgresError:
+            fairy.close()  # the server refused the statement; the connection is fine
+            raise
+        except BaseException as error:
+            # Cancelled mid-statement or the connection broke: never hand it out again.
+            fairy.invalidate(error)
+            raise
+        fairy.close()
+        return result
+
     async def execute(self, statement: Statement, params: Params = None) -> int:
-        """Run a statement (or one per parameter set); return the affected row count."""
-        async with self.engine.connect() as conn:
-            result = await conn.execute(_compile(statement), params)
-            return int(result.rowcount)
+        """Run one statement; return the affected row count (0 when it reports none)."""
+        if not isinstance(statement, str):
+            async with self._autocommit.connect() as conn:
+                return int((await conn.execute(statement, params)).rowcount)
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        status: str = await self._on_driver(lambda c: c.execute(sql, *args))
+        last = status.rpartition(" ")[2]
+        return int(last) if last.isdigit() else 0
 
-    async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Row[Any]]:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).all()
+    async def execute_many(self, statement: str, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run one statement per parameter set, atomically (all or none), in one round trip."""
+        sql, names = positional(self._dialect, statement)
+        rows = [_arguments(names, p) for p in params]
+        if rows:
+            await self._on_driver(lambda c: c.executemany(sql, rows))
 
-    async def fetch_one(self, statement: Statement, params: Params = None) -> Row[Any] | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).first()
+    async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Any]:
+        """Every row: asyncpg Records for SQL strings, SQLAlchemy Rows for Executables."""
+        if not isinstance(statement, str):
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement, params)).all()
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        rows: list[Any] = await self._on_driver(lambda c: c.fetch(sql, *args))
+        return rows
+
+    async def fetch_one(self, statement: Statement, params: Params = None) -> Any:
+        """The first row or None: a Record for SQL strings, a Row for Executables."""
+        if not isinstance(statement, str):
+            async with self._autocommit.connect() as conn:
+                row: Row[Any] | None = (await conn.execute(statement, params)).first()
+                return row
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        return await self._on_driver(lambda c: c.fetchrow(sql, *args))
 
     async def scalar(self, statement: Statement, params: Params = None) -> Any:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).scalar()
+        """The first column of the first row, or None."""
+        if not isinstance(statement, str):
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement, params)).scalar()
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        return await self._on_driver(lambda c: c.fetchval(sql, *args))
