@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres import engine_url
+from blockmon.postgres import connect_args, engine_url
 
 POOL = 10
 TASKS = (1, 32)
@@ -137,7 +137,14 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
             dsn, min_size=POOL, max_size=POOL, ssl=scratch.settings.postgres.sslmode
         )
         stack.push_async_callback(pool.close)
-        bare = create_async_engine(url, pool_size=POOL, max_overflow=0)
+        # Bare SQLAlchemy with the same driver settings (connect and command timeouts),
+        # so the ratio isolates blockmon's own layer; docs/performance.md prices the timeouts.
+        bare = create_async_engine(
+            url,
+            pool_size=POOL,
+            max_overflow=0,
+            connect_args=connect_args(scratch.settings.postgres, url),
+        )
         stack.push_async_callback(bare.dispose)
         app = await container(scratch, stack)
         engine = await app.postgres.engine()

@@ -32,7 +32,7 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.3, rounds=3, warmup=0.15)
+QUICK = Timing(window=0.2, rounds=5, warmup=0.1)
 FULL = Timing(window=2.0, rounds=5, warmup=1.0)
 
 

@@ -120,3 +120,33 @@ async def test_pool_limit_and_timeout_hold(blockmon_config):
             with pytest.raises(exc.TimeoutError):
                 await asyncio.wait_for(statements.scalar("SELECT 1"), 10)
         assert await asyncio.wait_for(statements.scalar("SELECT 1"), 10) == 1
+
+
+async def test_callers_beyond_capacity_queue_in_order_and_time_out(blockmon_config):
+    blockmon_config["postgres"].update(pool_size=1, max_overflow=0, pool_timeout=5)
+    container = ApplicationContainer()
+    container.config.from_dict(blockmon_config)
+    async with Lifespan(container):
+        statements = await container.postgres.statements()
+        order = []
+
+        async def call(n):
+            await statements.scalar("SELECT pg_sleep(0.05)")
+            order.append(n)
+
+        tasks = [asyncio.create_task(call(n)) for n in range(6)]
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        assert order == list(range(6))
+
+    blockmon_config["postgres"].update(pool_timeout=0.2)
+    container = ApplicationContainer()
+    container.config.from_dict(blockmon_config)
+    async with Lifespan(container):
+        statements = await container.postgres.statements()
+        slow = asyncio.create_task(statements.scalar("SELECT pg_sleep(2)"))
+        await asyncio.sleep(0.1)
+        with pytest.raises(exc.TimeoutError, match=r"no connection free within 0.2 s"):
+            await asyncio.wait_for(statements.scalar("SELECT 1"), 10)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow

@@ -16,18 +16,24 @@ raw asyncpg pool (see docs/performance.md).
 - SQLAlchemy Executables (Core constructs) keep SQLAlchemy's compiler, type processing
   and ``Row`` results, in AUTOCOMMIT mode (one round trip, more CPU).
 
+Callers beyond the pool's capacity queue first-come first-served on a semaphore (for at
+most the pool's timeout) instead of in the pool's queue, where a caller that just gave a
+connection back takes it again at once and a waiter can be passed over until it times out.
+
 Use `blockmon.transactions` when several statements must commit together.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from asyncpg import PostgresError
-from sqlalchemy import Dialect, Executable, Row, text
+from sqlalchemy import Dialect, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 Statement = str | Executable
@@ -53,6 +59,15 @@ def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
         raise ValueError(f"params: missing value for :{error.args[0]}") from None
 
 
+def _gate(pool: Pool) -> tuple[asyncio.Semaphore, float] | None:
+    """A FIFO semaphore as wide as a QueuePool's capacity, and the pool's timeout;
+    None for pools without a bound."""
+    if not isinstance(pool, QueuePool):
+        return None
+    overflow = pool._max_overflow  # no public accessor; -1 means unbounded
+    return None if overflow < 0 else (asyncio.Semaphore(pool.size() + overflow), pool.timeout())
+
+
 class Statements:
     """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
 
@@ -61,12 +76,32 @@ class Statements:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool = engine.sync_engine.pool
         self._dialect = engine.sync_engine.dialect
+        self._gate = _gate(self._pool)
 
     def __repr__(self) -> str:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
     async def _on_driver(self, call: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
+        if self._gate is None:
+            return await self._checked_out(call)
+        gate, timeout = self._gate
+        if gate.locked():
+            try:
+                async with asyncio.timeout(timeout):
+                    await gate.acquire()
+            except TimeoutError:
+                raise exc.TimeoutError(
+                    f"{self._pool.status()}: no connection free within {timeout} s"
+                ) from None
+        else:
+            await gate.acquire()  # a permit is free: returns without suspending
+        try:
+            return await self._checked_out(call)
+        finally:
+            gate.release()
+
+    async def _checked_out(self, call: Callable[[Any], Awaitable[T]]) -> T:
         fairy = await greenlet_spawn(self._pool.connect)
         try:
             result = await call(fairy.driver_connection)
