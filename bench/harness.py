@@ -9,6 +9,8 @@ them stay meaningful even when the absolute figures move.
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +27,7 @@ class Timing:
     window: float
     rounds: int
     warmup: float
+    profiled_calls: int  # sequential calls profiled per variant for the call count
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Outcome:
     case: Case
     rates: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)  # client CPU seconds per item
+    calls: dict[str, float] = field(default_factory=dict)  # Python function calls per item
     errors: dict[str, int] = field(default_factory=dict)
     first_error: dict[str, str] = field(default_factory=dict)
 
@@ -111,6 +115,21 @@ async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
     return Window(done * per_op / elapsed, cpu / items, errors, first)
 
 
+async def python_calls(op: Op, count: int, per_op: int) -> float:
+    """Python function calls per item over ``count`` sequential calls: unlike time, this
+    does not move with the machine's load, so it shows what a layer adds even when
+    throughput is too noisy to."""
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        for _ in range(count):
+            await op()
+    finally:
+        profile.disable()
+    total: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+    return total / (count * per_op)
+
+
 async def interleave(case: Case, timing: Timing) -> Outcome:
     outcome = Outcome(case)
     for variant in case.variants:
@@ -128,6 +147,10 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
             outcome.errors[variant.name] += measured.errors
             if measured.first_error and variant.name not in outcome.first_error:
                 outcome.first_error[variant.name] = measured.first_error
+    for variant in case.variants:
+        outcome.calls[variant.name] = await python_calls(
+            variant.op, timing.profiled_calls, variant.per_op
+        )
     return outcome
 
 

@@ -32,8 +32,8 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.2, rounds=5, warmup=0.1)
-FULL = Timing(window=2.0, rounds=5, warmup=1.0)
+QUICK = Timing(window=0.2, rounds=5, warmup=0.1, profiled_calls=30)
+FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=300)
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,8 +93,8 @@ def spread(rates: list[float]) -> float:
 
 def table(outcomes: list[Outcome], rows: list[Row]) -> str:
     lines = [
-        "| case | variant | median | ratio | spread | client CPU/item | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| case | variant | median | ratio | spread | client CPU/item | Python calls/item | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for outcome in outcomes:
         base = outcome.case.variants[0].name
@@ -103,7 +103,8 @@ def table(outcomes: list[Outcome], rows: list[Row]) -> str:
             lines.append(
                 f"| {outcome.case.title} | {name} | {fmt(outcome.median(name))} {outcome.case.unit} "
                 f"| {outcome.ratio(name, base):.2f} | ±{spread(outcome.rates[name]):.0%} "
-                f"| {outcome.cpu_per_item(name) * 1e6:.0f} µs | {outcome.errors[name]} |"
+                f"| {outcome.cpu_per_item(name) * 1e6:.0f} µs | {outcome.calls[name]:,.0f} "
+                f"| {outcome.errors[name]} |"
             )
     lines += ["", "| group | measure | value | note |", "|---|---|---:|---|"]
     for row in rows:
@@ -117,7 +118,12 @@ Group = Callable[[Scratch], AbstractAsyncContextManager[list[Case]]]
 
 async def bench(args: argparse.Namespace) -> int:
     timing = QUICK if args.quick else FULL
-    timing = Timing(args.window or timing.window, args.rounds or timing.rounds, timing.warmup)
+    timing = Timing(
+        args.window or timing.window,
+        args.rounds or timing.rounds,
+        timing.warmup,
+        timing.profiled_calls,
+    )
     wanted: Callable[[str], bool] = lambda key: not args.only or args.only in key  # noqa: E731
     notes: list[str] = []
     groups: list[tuple[str, Group]] = [
