@@ -32,7 +32,7 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.2, rounds=5, warmup=0.1, profiled_calls=30)
+QUICK = Timing(window=0.18, rounds=5, warmup=0.08, profiled_calls=20)
 FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=300)
 
 
