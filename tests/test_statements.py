@@ -1,14 +1,91 @@
-"""The single-statement fast path: results, parameters, errors, and that it runs on
-the engine's own pool (limits, timeouts, events) without leaking connections."""
+"""The single-statement path pays one round trip: asyncpg's query logger sees the
+statement alone, where SQLAlchemy's default path also sends BEGIN and ROLLBACK. And it
+runs on the engine's own pool (limits, timeouts, events) without leaking connections."""
+
+from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, exc, literal, select
+import pytest_asyncio
+from sqlalchemy import event, exc, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.postgres import create_engine
+from blockmon.settings import PostgresSettings
+from blockmon.statements import Record, Statements
+
+
+@pytest_asyncio.fixture
+async def one_connection_engine(blockmon_config: dict[str, Any]) -> AsyncIterator[AsyncEngine]:
+    """One pooled connection, no validation pings: every query it sends is ours."""
+    settings = PostgresSettings.model_validate(
+        {**blockmon_config["postgres"], "pool_size": 1, "max_overflow": 0, "validation": "none"}
+    )
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _log_queries(engine: AsyncEngine) -> list[str]:
+    """Warm the single connection up, then record what goes over it: asyncpg's query
+    logger sees BEGIN / COMMIT / ROLLBACK; prepared statements it does not see, so
+    SQLAlchemy's ``before_cursor_execute`` records those."""
+    sent: list[str] = []
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        raw.driver_connection.add_query_logger(
+            lambda record: sent.append(record.query.strip().rstrip(";").upper())
+        )
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(f"STATEMENT {statement.split()[0].upper()}")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", executed)
+    sent.clear()  # the ROLLBACK that ended the warm-up
+    return sent
+
+
+async def test_default_path_pays_three_round_trips(one_connection_engine: AsyncEngine) -> None:
+    sent = await _log_queries(one_connection_engine)
+    async with one_connection_engine.connect() as conn:
+        await conn.execute(text("SELECT 41"))
+    # the adapter sends BEGIN lazily, after the cursor event fired
+    assert sorted(sent) == ["BEGIN", "ROLLBACK", "STATEMENT SELECT"]
+
+
+async def test_statements_pay_one_round_trip(one_connection_engine: AsyncEngine) -> None:
+    statements = Statements(one_connection_engine)
+    sent = await _log_queries(one_connection_engine)
+    assert await statements.scalar("SELECT :x + 1", {"x": 41}) == 42
+    await asyncio.sleep(0)  # asyncpg calls its query loggers with call_soon
+    # SQL strings run on the driver connection, so asyncpg's logger sees the statement
+    assert sent == ["SELECT $1 + 1"]
+    sent.clear()
+    await statements.execute("CREATE TEMP TABLE IF NOT EXISTS t1 (x int)")
+    assert await statements.execute("INSERT INTO t1 VALUES (:x)", {"x": 1}) == 1
+    assert await statements.execute("INSERT INTO t1 VALUES (:x)", [{"x": 2}, {"x": 3}]) == -1
+    rows = await statements.fetch_all("SELECT x FROM t1 ORDER BY x")
+    assert [r.x for r in rows] == [1, 2, 3]
+    row = await statements.fetch_one("SELECT count(*) AS n FROM t1")
+    assert row is not None and row.n == 3
+    # asyncpg's executemany shows in its query logger as the INSERT itself
+    assert not {"BEGIN", "COMMIT", "ROLLBACK"} & set(sent), sent
+
+
+async def test_statements_autocommit_each_statement(one_connection_engine: AsyncEngine) -> None:
+    """No transaction is left open: a write is visible at once from another connection."""
+    statements = Statements(one_connection_engine)
+    await statements.execute("CREATE TEMP TABLE IF NOT EXISTS t2 (x int)")
+    await statements.execute("INSERT INTO t2 VALUES (7)")
+    assert await statements.scalar("SELECT x FROM t2") == 7
 
 
 @pytest.fixture
@@ -30,8 +107,12 @@ async def test_rows_are_records_with_named_parameters(statements):
         == 2
     )
     row = await statements.fetch_one("SELECT id, name FROM st_items WHERE id = :id", {"id": 1})
+    assert isinstance(row, Record)
     assert isinstance(row, asyncpg.Record)
-    assert (row["id"], row[1], dict(row)) == (1, "a", {"id": 1, "name": "a"})
+    assert (row["id"], row[1], row.name, dict(row)) == (1, "a", "a", {"id": 1, "name": "a"})
+    assert dict(**row._mapping) == {"id": 1, "name": "a"}
+    with pytest.raises(AttributeError, match="nope"):
+        _ = row.nope
     rows = await statements.fetch_all("SELECT id FROM st_items ORDER BY id")
     assert [r["id"] for r in rows] == [1, 2]
     assert await statements.scalar("SELECT count(*) FROM st_items WHERE name = :n", {"n": "a"}) == 2
@@ -52,18 +133,14 @@ async def test_missing_parameter_names_it(statements):
         await statements.fetch_one("SELECT * FROM st_items WHERE id = :id")
 
 
-async def test_execute_many_is_atomic(statements):
-    await statements.execute_many(
-        "INSERT INTO st_items VALUES (:id, :name)", [{"id": i, "name": "x"} for i in range(5)]
-    )
+async def test_parameter_sets_run_atomically(statements):
+    sql = "INSERT INTO st_items VALUES (:id, :name)"
+    assert await statements.execute(sql, [{"id": i, "name": "x"} for i in range(5)]) == -1
     assert await statements.scalar("SELECT count(*) FROM st_items") == 5
     with pytest.raises(asyncpg.UniqueViolationError):
-        await statements.execute_many(
-            "INSERT INTO st_items VALUES (:id, :name)",
-            [{"id": 10, "name": "y"}, {"id": 0, "name": "y"}],
-        )
+        await statements.execute(sql, [{"id": 10, "name": "y"}, {"id": 0, "name": "y"}])
     assert await statements.scalar("SELECT count(*) FROM st_items WHERE id = 10") == 0
-    await statements.execute_many("INSERT INTO st_items VALUES (:id, :name)", [])
+    assert await statements.execute(sql, []) == -1
 
 
 async def test_executables_keep_sqlalchemy_rows(statements):

@@ -9,7 +9,7 @@ every checkout, as ``pool_pre_ping`` does.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import URL, event, exc, make_url
@@ -85,14 +85,19 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         echo=settings.echo,
         connect_args={**connect_args(settings, target), **extra},
     )
+    link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
-        install_bypass_validation(engine, settings.validation_window)
-    install_lifecycle_log(engine)
+        install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
     return engine
 
 
-def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
-    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds."""
+def install_bypass_validation(
+    engine: AsyncEngine,
+    window: float,
+    on_dead: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds.
+    A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it instead."""
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
 
@@ -112,6 +117,8 @@ def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
         try:
             dialect.do_ping(dbapi_conn)
         except Exception as error:
+            if on_dead is not None:
+                on_dead(error)
             # The pool discards this connection and checks out another (up to 3 tries).
             raise exc.DisconnectionError(redact(str(error))) from None
         record.info[_LAST_USED] = time.monotonic()
@@ -142,7 +149,7 @@ class _LinkState:
         )
 
 
-def install_lifecycle_log(engine: AsyncEngine) -> None:
+def install_lifecycle_log(engine: AsyncEngine) -> _LinkState:
     state = _LinkState("postgres")
 
     @event.listens_for(engine.sync_engine.pool, "connect")
@@ -153,6 +160,8 @@ def install_lifecycle_log(engine: AsyncEngine) -> None:
     def _error(context: Any) -> None:
         if context.is_disconnect:
             state.lost(context.original_exception)
+
+    return state
 
 
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:

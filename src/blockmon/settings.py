@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from blockmon.errors import ConfigError
 from blockmon.redaction import register_secrets
@@ -61,6 +70,25 @@ def _url_password(url: SecretStr | None) -> str | None:
         return None
 
 
+def _check_url(url: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a password)."""
+    if url is None:
+        return None
+    names = [f"{s}://" for s in schemes]
+    wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+    try:
+        parts = urlsplit(url.get_secret_value())
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise PydanticCustomError(
+            "blockmon_url", f"not a valid URL (expected {wanted}...)"
+        ) from None
+    if parts.scheme.lower() not in schemes:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise PydanticCustomError("blockmon_url", f"scheme must be {wanted}, got {got}")
+    return url
+
+
 class PostgresSettings(_Section):
     url: SecretStr | None = None
     host: str = "127.0.0.1"
@@ -80,6 +108,11 @@ class PostgresSettings(_Section):
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("postgresql", "postgres", "postgresql+asyncpg"))
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
@@ -108,6 +141,11 @@ class RedisSettings(_Section):
     health_check_interval: float = Field(30.0, ge=0, le=86400)
     key_prefix: str = "blockmon:"
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("redis", "rediss", "unix"))
+
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:
         register_secrets(
@@ -121,11 +159,27 @@ class MonitoringSettings(_Section):
     check_timeout: float = Field(5.0, gt=0, le=600)
 
 
+class MigrationSettings(_Section):
+    """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
+    goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
+    finish; ``lock_timeout``: how long DDL may wait for a table lock."""
+
+    url: SecretStr | None = None
+    lock_wait: float = Field(60.0, gt=0, le=86400)
+    lock_timeout: float = Field(5.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> MigrationSettings:
+        register_secrets([_url_password(self.url)])
+        return self
+
+
 class Settings(_Section):
     log: LogSettings = LogSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    migrations: MigrationSettings = MigrationSettings()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -146,7 +200,8 @@ def describe(
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
     path = ".".join(([prefix] if prefix else []) + loc)
-    kind, ctx = err["type"], err.get("ctx", {})
+    kind = err["type"]
+    ctx = {k: _plain(v) for k, v in err.get("ctx", {}).items()}
     value = _lookup(data, loc)
     secret = any(h in part.lower() for part in loc for h in _SECRET_HINTS)
     shown = "" if secret or value is _MISSING else f", got {value!r}"
@@ -154,8 +209,14 @@ def describe(
         hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
         return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     template = _PROBLEMS.get(kind)
-    problem = template.format(**ctx) if template else str(err["msg"]).lower()
+    msg = str(err["msg"])
+    problem = template.format(**ctx) if template else msg[:1].lower() + msg[1:]
     return f"{path}: {problem}{shown}"
+
+
+def _plain(value: Any) -> Any:
+    """``0`` rather than ``0.0`` in a bound: the file says ``connect_timeout: 0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 _MISSING = object()

@@ -9,8 +9,9 @@ prepared-statement cache, and pays one round trip: it runs at about the speed of
 raw asyncpg pool (see docs/performance.md).
 
 - SQL strings take ``:name`` parameters, as in SQLAlchemy's ``text()``; each distinct
-  string is translated to asyncpg's ``$n`` form once. Rows are ``asyncpg.Record``:
-  ``row["name"]``, ``row[0]``, ``dict(row)``. Errors are asyncpg's own
+  string is translated to asyncpg's ``$n`` form once. Rows are `Record`, an
+  ``asyncpg.Record`` that also reads like SQLAlchemy's Row: ``row.name``,
+  ``row["name"]``, ``row[0]``, ``dict(row)``, ``row._mapping``. Errors are asyncpg's own
   (``asyncpg.UniqueViolationError`` ...; ``blockmon.transactions.sqlstate`` reads them).
   json/jsonb values come back as ``str`` (SQLAlchemy's codec on the connection).
 - SQLAlchemy Executables (Core constructs) keep SQLAlchemy's compiler, type processing
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import asyncpg
 from asyncpg import PostgresError
 from sqlalchemy import Dialect, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +40,25 @@ from sqlalchemy.util import greenlet_spawn
 
 Statement = str | Executable
 Params = Mapping[str, Any] | None
+ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
+
+
+class Record(asyncpg.Record):  # type: ignore[misc]
+    """A row of the fast path: an asyncpg Record that also reads like SQLAlchemy's Row."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> Record:
+        """The row as a mapping of column names to values (it is one already)."""
+        return self
 
 
 @lru_cache(maxsize=1024)
@@ -115,43 +135,43 @@ class Statements:
         fairy.close()
         return result
 
-    async def execute(self, statement: Statement, params: Params = None) -> int:
-        """Run one statement; return the affected row count (0 when it reports none)."""
+    async def execute(self, statement: Statement, params: ManyParams = None) -> int:
+        """Run a statement; return the affected row count (0 when it reports none). With a
+        sequence of parameter sets, run it once per set, atomically and pipelined, and
+        return -1 (asyncpg's executemany does not report counts)."""
         if not isinstance(statement, str):
             async with self._autocommit.connect() as conn:
                 return int((await conn.execute(statement, params)).rowcount)
         sql, names = positional(self._dialect, statement)
+        if params is not None and not isinstance(params, Mapping):
+            rows = [_arguments(names, p) for p in params]
+            if rows:
+                await self._on_driver(lambda c: c.executemany(sql, rows))
+            return -1
         args = _arguments(names, params)
         status: str = await self._on_driver(lambda c: c.execute(sql, *args))
         last = status.rpartition(" ")[2]
         return int(last) if last.isdigit() else 0
 
-    async def execute_many(self, statement: str, params: Sequence[Mapping[str, Any]]) -> None:
-        """Run one statement per parameter set, atomically (all or none), in one round trip."""
-        sql, names = positional(self._dialect, statement)
-        rows = [_arguments(names, p) for p in params]
-        if rows:
-            await self._on_driver(lambda c: c.executemany(sql, rows))
-
     async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Any]:
-        """Every row: asyncpg Records for SQL strings, SQLAlchemy Rows for Executables."""
+        """Every row: `Record`s for SQL strings, SQLAlchemy Rows for Executables."""
         if not isinstance(statement, str):
             async with self._autocommit.connect() as conn:
                 return (await conn.execute(statement, params)).all()
         sql, names = positional(self._dialect, statement)
         args = _arguments(names, params)
-        rows: list[Any] = await self._on_driver(lambda c: c.fetch(sql, *args))
+        rows: list[Any] = await self._on_driver(lambda c: c.fetch(sql, *args, record_class=Record))
         return rows
 
     async def fetch_one(self, statement: Statement, params: Params = None) -> Any:
-        """The first row or None: a Record for SQL strings, a Row for Executables."""
+        """The first row or None: a `Record` for SQL strings, a Row for Executables."""
         if not isinstance(statement, str):
             async with self._autocommit.connect() as conn:
                 row: Row[Any] | None = (await conn.execute(statement, params)).first()
                 return row
         sql, names = positional(self._dialect, statement)
         args = _arguments(names, params)
-        return await self._on_driver(lambda c: c.fetchrow(sql, *args))
+        return await self._on_driver(lambda c: c.fetchrow(sql, *args, record_class=Record))
 
     async def scalar(self, statement: Statement, params: Params = None) -> Any:
         """The first column of the first row, or None."""

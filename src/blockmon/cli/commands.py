@@ -6,11 +6,12 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from blockmon.cli import config_cmd, up_cmd
+from blockmon.cli import config_cmd, db_cmd, up_cmd
 
 Register = Callable[[Any, argparse.ArgumentParser], None]
 
 REGISTRY: list[Register] = [
     up_cmd.register,
     config_cmd.register,
+    db_cmd.register,
 ]

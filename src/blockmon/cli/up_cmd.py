@@ -1,5 +1,5 @@
 """``blockmon up``: the main job. Finds (or starts) PostgreSQL and Redis, makes sure
-the database exists, and reports the health of both."""
+the database exists, brings the schema to head, and reports the health of both."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ async def _up(settings: Settings, *, embedded: bool) -> int:
     from blockmon.containers import ApplicationContainer
     from blockmon.embedded import EmbeddedServers
     from blockmon.lifespan import Lifespan
+    from blockmon.migrate import upgrade
     from blockmon.servers import ensure_database, resolve_servers
 
     servers = EmbeddedServers()
@@ -54,6 +55,8 @@ async def _up(settings: Settings, *, embedded: bool) -> int:
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
         async with Lifespan(container):
+            status = await upgrade(container)
+            say(f"schema: at head ({status.current})")
             return await _report(container)
     finally:
         servers.stop()
