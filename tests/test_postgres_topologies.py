@@ -342,6 +342,23 @@ async def test_pgbouncer_setting_gives_zero_prepared_statement_errors(pgbouncer:
         assert errors == []
 
 
+async def test_statements_behind_pgbouncer_commit_their_writes(pgbouncer: PgBouncer) -> None:
+    """Without AUTOCOMMIT, each statement still commits (its own short transaction)."""
+    table = f"bouncer_{secrets.token_hex(4)}"
+    async with started(bouncer_config(pgbouncer, pgbouncer=True)) as container:
+        statements = await container.statements()
+        await statements.execute(f"CREATE TABLE {table} (n int)")
+        try:
+            assert await statements.execute(f"INSERT INTO {table} VALUES (:n)", {"n": 7}) == 1
+            assert await statements.execute(text(f"INSERT INTO {table} VALUES (8)")) == 1
+            engine = await container.engine()
+            async with engine.connect() as conn:  # another connection sees both rows
+                rows = (await conn.execute(text(f"SELECT n FROM {table} ORDER BY n"))).all()
+            assert [r.n for r in rows] == [7, 8]
+        finally:
+            await statements.execute(f"DROP TABLE {table}")
+
+
 async def test_without_the_setting_pgbouncer_breaks_prepared_statements(
     pgbouncer: PgBouncer,
 ) -> None:

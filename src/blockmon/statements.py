@@ -1,54 +1,196 @@
 """The cheap path for single statements.
 
-SQLAlchemy's default path wraps each statement in BEGIN ... ROLLBACK: three round
-trips. A lone statement is atomic anyway, so this path runs it in AUTOCOMMIT mode
-and pays one. Use `blockmon.transactions` when several statements must commit together.
+SQLAlchemy's default path wraps each statement in BEGIN ... ROLLBACK (three round
+trips) and runs it through its Connection and Result machinery, which costs more CPU
+per statement than the driver itself. For SQL strings this path checks a connection
+out of the engine's own pool (so pool size, timeout, validation and pool metrics all
+hold), runs the statement on the asyncpg connection underneath with asyncpg's
+prepared-statement cache, and pays one round trip: it runs at about the speed of a
+raw asyncpg pool (see docs/performance.md).
+
+- SQL strings take ``:name`` parameters, as in SQLAlchemy's ``text()``; each distinct
+  string is translated to asyncpg's ``$n`` form once. Rows are `Record`, an
+  ``asyncpg.Record`` that also reads like SQLAlchemy's Row: ``row.name``,
+  ``row["name"]``, ``row[0]``, ``dict(row)``, ``row._mapping``. Errors are asyncpg's own
+  (``asyncpg.UniqueViolationError`` ...; ``blockmon.transactions.sqlstate`` reads them).
+  json/jsonb values come back as ``str`` (SQLAlchemy's codec on the connection).
+- SQLAlchemy Executables (Core constructs) keep SQLAlchemy's compiler, type processing
+  and ``Row`` results, in AUTOCOMMIT mode (one round trip, more CPU).
+
+Callers beyond the pool's capacity queue first-come first-served on a semaphore (for at
+most the pool's timeout) instead of in the pool's queue, where a caller that just gave a
+connection back takes it again at once and a waiter can be passed over until it times out.
+
+Behind PgBouncer in transaction mode (``postgres.pgbouncer: true``) a statement
+prepared outside a transaction may run on another server connection, so there each
+statement runs in its own short transaction (``autocommit=False``): three round trips,
+still committed.
+
+Use `blockmon.transactions` when several statements must commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, text
+import asyncpg
+from asyncpg import PostgresError
+from sqlalchemy import Dialect, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 Statement = str | Executable
-Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Params = Mapping[str, Any] | None
+ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+T = TypeVar("T")
 
 
-def _compile(statement: Statement) -> Executable:
-    return text(statement) if isinstance(statement, str) else statement
+class Record(asyncpg.Record):  # type: ignore[misc]
+    """A row of the fast path: an asyncpg Record that also reads like SQLAlchemy's Row."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> Record:
+        """The row as a mapping of column names to values (it is one already)."""
+        return self
+
+
+@lru_cache(maxsize=1024)
+def positional(dialect: Dialect, sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with ``:name`` parameters rewritten to ``$n``, and the names in order."""
+    compiled = text(sql).compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
+    if not names:
+        return []
+    if params is None:
+        raise ValueError(f"params: missing value for :{names[0]}")
+    try:
+        return [params[name] for name in names]
+    except KeyError as error:
+        raise ValueError(f"params: missing value for :{error.args[0]}") from None
+
+
+def _gate(pool: Pool) -> tuple[asyncio.Semaphore, float] | None:
+    """A FIFO semaphore as wide as a QueuePool's capacity, and the pool's timeout;
+    None for pools without a bound."""
+    if not isinstance(pool, QueuePool):
+        return None
+    overflow = pool._max_overflow  # no public accessor; -1 means unbounded
+    return None if overflow < 0 else (asyncio.Semaphore(pool.size() + overflow), pool.timeout())
 
 
 class Statements:
     """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
 
     def __init__(self, engine: AsyncEngine, *, autocommit: bool = True) -> None:
-        # Behind PgBouncer in transaction mode a statement prepared outside a transaction
-        # may be executed on another server connection: there, pass autocommit=False.
-        self.engine = (
+        self.engine = engine
+        self._in_transaction = not autocommit
+        self._core = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
         )
+        self._pool = engine.sync_engine.pool
+        self._dialect = engine.sync_engine.dialect
+        self._gate = _gate(self._pool)
 
     def __repr__(self) -> str:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
-    async def execute(self, statement: Statement, params: Params = None) -> int:
-        """Run a statement (or one per parameter set, pipelined); return the affected row
-        count, or -1 for several parameter sets (asyncpg's executemany does not report it)."""
-        async with self.engine.connect() as conn:
-            result = await conn.execute(_compile(statement), params)
-            return int(result.rowcount)
+    async def _on_driver(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
+        if self._gate is None:
+            return await self._checked_out(call)
+        gate, timeout = self._gate
+        if gate.locked():
+            try:
+                async with asyncio.timeout(timeout):
+                    await gate.acquire()
+            except TimeoutError:
+                raise exc.TimeoutError(
+                    f"{self._pool.status()}: no connection free within {timeout} s"
+                ) from None
+        else:
+            await gate.acquire()  # a permit is free: returns without suspending
+        try:
+            return await self._checked_out(call)
+        finally:
+            gate.release()
 
-    async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Row[Any]]:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).all()
+    async def _checked_out(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        fairy = await greenlet_spawn(self._pool.connect)
+        driver: Any = fairy.driver_connection
+        try:
+            if self._in_transaction:
+                async with driver.transaction():
+                    result = await call(driver)
+            else:
+                result = await call(driver)
+        except PostgresError:
+            fairy.close()  # the server refused the statement; the connection is fine
+            raise
+        except BaseException as error:
+            # Cancelled mid-statement or the connection broke: never hand it out again.
+            fairy.invalidate(error)
+            raise
+        fairy.close()
+        return result
 
-    async def fetch_one(self, statement: Statement, params: Params = None) -> Row[Any] | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).first()
+    async def execute(self, statement: Statement, params: ManyParams = None) -> int:
+        """Run a statement; return the affected row count (0 when it reports none). With a
+        sequence of parameter sets, run it once per set, atomically and pipelined, and
+        return -1 (asyncpg's executemany does not report counts)."""
+        if not isinstance(statement, str):
+            async with self._core.begin() as conn:
+                return int((await conn.execute(statement, params)).rowcount)
+        sql, names = positional(self._dialect, statement)
+        if params is not None and not isinstance(params, Mapping):
+            rows = [_arguments(names, p) for p in params]
+            if rows:
+                await self._on_driver(lambda c: c.executemany(sql, rows))
+            return -1
+        args = _arguments(names, params)
+        status: str = await self._on_driver(lambda c: c.execute(sql, *args))
+        last = status.rpartition(" ")[2]
+        return int(last) if last.isdigit() else 0
+
+    async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Any]:
+        """Every row: `Record`s for SQL strings, SQLAlchemy Rows for Executables."""
+        if not isinstance(statement, str):
+            async with self._core.begin() as conn:
+                return (await conn.execute(statement, params)).all()
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        rows: list[Any] = await self._on_driver(lambda c: c.fetch(sql, *args, record_class=Record))
+        return rows
+
+    async def fetch_one(self, statement: Statement, params: Params = None) -> Any:
+        """The first row or None: a `Record` for SQL strings, a Row for Executables."""
+        if not isinstance(statement, str):
+            async with self._core.begin() as conn:
+                row: Row[Any] | None = (await conn.execute(statement, params)).first()
+                return row
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        return await self._on_driver(lambda c: c.fetchrow(sql, *args, record_class=Record))
 
     async def scalar(self, statement: Statement, params: Params = None) -> Any:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(_compile(statement), params)).scalar()
+        """The first column of the first row, or None."""
+        if not isinstance(statement, str):
+            async with self._core.begin() as conn:
+                return (await conn.execute(statement, params)).scalar()
+        sql, names = positional(self._dialect, statement)
+        args = _arguments(names, params)
+        return await self._on_driver(lambda c: c.fetchval(sql, *args))

@@ -25,14 +25,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    import asyncio
-
     from blockmon.config_file import load_settings
     from blockmon.log import configure_logging
+    from blockmon.loop import run
 
     settings = load_settings(args.config)
     configure_logging(settings.log)
-    return asyncio.run(_up(settings, embedded=not args.no_embedded))
+    return run(_up(settings, embedded=not args.no_embedded))
 
 
 def say(message: str) -> None:

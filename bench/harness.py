@@ -1,0 +1,160 @@
+"""Measuring: closed-loop throughput windows, interleaved across variants, and medians.
+
+Each case has variants (A, B, C, ...) measured on the same data; a case runs
+``rounds`` rounds of A B C, A B C, ... after one warm-up window per variant, so
+background load on a shared machine hits every variant alike and the ratios between
+them stay meaningful even when the absolute figures move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Op = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a window lasts and how many rounds a case runs."""
+
+    window: float
+    rounds: int
+    warmup: float
+    profiled_calls: int  # sequential calls profiled per variant for the call count
+
+
+@dataclass
+class Variant:
+    name: str
+    op: Op
+    tasks: int | None = None  # None: the case's task count
+    per_op: int = 1  # items per call (keys per pipeline batch)
+
+
+@dataclass
+class Case:
+    key: str  # stable id used by the targets
+    title: str
+    tasks: int
+    variants: list[Variant]
+    unit: str = "ops/s"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # client CPU seconds per item
+    calls: dict[str, float] = field(default_factory=dict)  # Python function calls per item
+    errors: dict[str, int] = field(default_factory=dict)
+    first_error: dict[str, str] = field(default_factory=dict)
+
+    def median(self, variant: str) -> float:
+        return statistics.median(self.rates[variant])
+
+    def ratio(self, num: str, den: str) -> float:
+        """Median of the per-round ratios: each round's variants ran back to back under
+        the same background load, so pairing them cancels most of its drift."""
+        pairs = zip(self.rates[num], self.rates[den], strict=True)
+        return statistics.median(n / d for n, d in pairs)
+
+    def cpu_per_item(self, variant: str) -> float:
+        return statistics.median(self.cpu[variant])
+
+
+@dataclass
+class Row:
+    """One printed line that is not a throughput (latency, wall time, ceiling, n/a)."""
+
+    group: str
+    name: str
+    value: float | None
+    unit: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    rate: float  # items per second
+    cpu: float  # this process's CPU seconds per item
+    errors: int
+    first_error: str
+
+
+async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
+    """Run ``tasks`` callers of ``op`` back to back for ``seconds``."""
+    done = 0
+    errors = 0
+    first = ""
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal done, errors, first
+        clock = time.perf_counter
+        while clock() < deadline:
+            try:
+                await op()
+            except Exception as error:
+                errors += 1
+                if not first:
+                    first = f"{type(error).__name__}: {error}"[:200]
+            else:
+                done += 1
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(caller() for _ in range(tasks)))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    items = max(1, done * per_op)
+    return Window(done * per_op / elapsed, cpu / items, errors, first)
+
+
+async def python_calls(op: Op, count: int, per_op: int) -> float:
+    """Python function calls per item over ``count`` sequential calls: unlike time, this
+    does not move with the machine's load, so it shows what a layer adds even when
+    throughput is too noisy to."""
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        for _ in range(count):
+            await op()
+    finally:
+        profile.disable()
+    total: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+    return total / (count * per_op)
+
+
+async def interleave(case: Case, timing: Timing) -> Outcome:
+    outcome = Outcome(case)
+    for variant in case.variants:
+        await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)
+        outcome.rates[variant.name] = []
+        outcome.cpu[variant.name] = []
+        outcome.errors[variant.name] = 0
+    for _ in range(timing.rounds):
+        for variant in case.variants:
+            measured = await window(
+                variant.op, variant.tasks or case.tasks, timing.window, variant.per_op
+            )
+            outcome.rates[variant.name].append(measured.rate)
+            outcome.cpu[variant.name].append(measured.cpu)
+            outcome.errors[variant.name] += measured.errors
+            if measured.first_error and variant.name not in outcome.first_error:
+                outcome.first_error[variant.name] = measured.first_error
+    for variant in case.variants:
+        outcome.calls[variant.name] = await python_calls(
+            variant.op, timing.profiled_calls, variant.per_op
+        )
+    return outcome
+
+
+def latencies(samples: list[float]) -> tuple[float, float]:
+    """(p50, p99) of ``samples`` in seconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

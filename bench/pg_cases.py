@@ -1,0 +1,209 @@
+"""PostgreSQL cases: the same four workloads through four stacks, plus connection
+validation and pool overload. Every pool has 10 connections and no overflow, so the
+stacks compete on the same terms (and the shared server keeps connections to spare)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from harness import Case, Variant
+from scratch import ITEMS, Scratch
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from blockmon.containers import ApplicationContainer
+from blockmon.lifespan import Lifespan
+from blockmon.postgres import connect_args, engine_url
+
+POOL = 10
+TASKS = (1, 32)
+
+PK_DOLLAR = "SELECT id, name, value FROM bench_items WHERE id = $1"
+PK = "SELECT id, name, value FROM bench_items WHERE id = :id"
+INSERT_DOLLAR = "INSERT INTO bench_log (item_id, note) VALUES ($1, $2)"
+INSERT = "INSERT INTO bench_log (item_id, note) VALUES (:id, :note)"
+# Five statements; two rows updated in ascending id order, so concurrent units never deadlock.
+TX_DOLLAR = [
+    "SELECT value FROM bench_items WHERE id = $1",
+    "UPDATE bench_items SET value = value + 1 WHERE id = $1",
+    "INSERT INTO bench_log (item_id, note) VALUES ($1, 'tx')",
+    "SELECT name FROM bench_items WHERE id = $1",
+    "UPDATE bench_items SET value = value - 1 WHERE id = $1",
+]
+TX = [text(s.replace("$1", ":id")) for s in TX_DOLLAR]
+SELECT_1, PK_TEXT, INSERT_TEXT = text("SELECT 1"), text(PK), text(INSERT)
+
+
+def key() -> int:
+    return random.randint(1, ITEMS)
+
+
+def two_keys() -> tuple[int, int]:
+    a, b = random.sample(range(1, ITEMS + 1), 2)
+    return (a, b) if a < b else (b, a)
+
+
+async def container(scratch: Scratch, stack: AsyncExitStack, **postgres: Any) -> Any:
+    """A blockmon ApplicationContainer as an application would run it, started."""
+    app = ApplicationContainer()
+    app.config.from_dict(scratch.config(pool_size=POOL, max_overflow=0, **postgres))
+    await stack.enter_async_context(Lifespan(app))
+    return app
+
+
+def sqlalchemy_ops(engine: AsyncEngine) -> dict[str, Any]:
+    """The plain SQLAlchemy way: engine.connect() for reads, engine.begin() for writes."""
+
+    async def select_1() -> Any:
+        async with engine.connect() as conn:
+            return (await conn.execute(SELECT_1)).scalar()
+
+    async def pk() -> Any:
+        async with engine.connect() as conn:
+            return (await conn.execute(PK_TEXT, {"id": key()})).first()
+
+    async def insert() -> Any:
+        async with engine.begin() as conn:
+            await conn.execute(INSERT_TEXT, {"id": key(), "note": "bench"})
+
+    async def tx() -> Any:
+        a, b = two_keys()
+        async with engine.begin() as conn:
+            for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
+                await conn.execute(stmt, {"id": k})
+
+    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx}
+
+
+def asyncpg_ops(pool: asyncpg.Pool) -> dict[str, Any]:
+    async def select_1() -> Any:
+        return await pool.fetchval("SELECT 1")
+
+    async def pk() -> Any:
+        return await pool.fetchrow(PK_DOLLAR, key())
+
+    async def insert() -> Any:
+        return await pool.execute(INSERT_DOLLAR, key(), "bench")
+
+    async def tx() -> Any:
+        a, b = two_keys()
+        async with pool.acquire() as conn, conn.transaction():
+            for stmt, k in zip(TX_DOLLAR, (a, a, a, b, b), strict=True):
+                await conn.execute(stmt, k)
+
+    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx}
+
+
+def blockmon_fast_ops(statements: Any, transactions: Any) -> dict[str, Any]:
+    """blockmon's own API: Statements for single statements, Transactions for the unit."""
+
+    async def select_1() -> Any:
+        return await statements.scalar("SELECT 1")
+
+    async def pk() -> Any:
+        return await statements.fetch_one(PK, {"id": key()})
+
+    async def insert() -> Any:
+        return await statements.execute(INSERT, {"id": key(), "note": "bench"})
+
+    async def tx() -> Any:
+        a, b = two_keys()
+        async with transactions.begin() as session:
+            for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
+                await session.execute(stmt, {"id": k})
+
+    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx}
+
+
+WORKLOADS = {
+    "select_1": "SELECT 1",
+    "pk": "primary-key SELECT",
+    "insert": "single-row INSERT",
+    "tx": "5-statement transaction",
+}
+
+
+@asynccontextmanager
+async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
+    """The four-way comparison on every workload at 1 and 32 tasks."""
+    async with AsyncExitStack() as stack:
+        url = engine_url(scratch.settings.postgres)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=POOL, max_size=POOL, ssl=scratch.settings.postgres.sslmode
+        )
+        stack.push_async_callback(pool.close)
+        # Bare SQLAlchemy with the same driver settings (connect and command timeouts),
+        # so the ratio isolates blockmon's own layer; docs/performance.md prices the timeouts.
+        bare = create_async_engine(
+            url,
+            pool_size=POOL,
+            max_overflow=0,
+            connect_args=connect_args(scratch.settings.postgres, url),
+        )
+        stack.push_async_callback(bare.dispose)
+        app = await container(scratch, stack)
+        engine = await app.postgres.engine()
+        statements = await app.postgres.statements()
+        transactions = await app.postgres.transactions()
+        raw, plain = asyncpg_ops(pool), sqlalchemy_ops(bare)
+        instrumented, fast = sqlalchemy_ops(engine), blockmon_fast_ops(statements, transactions)
+        cases = []
+        for tasks in TASKS:
+            for work, title in WORKLOADS.items():
+                last = "blockmon transactions" if work == "tx" else "blockmon statements"
+                cases.append(
+                    Case(
+                        f"pg.{work}.{tasks}",
+                        f"{title}, {tasks} task{'s' * (tasks > 1)}",
+                        tasks,
+                        [
+                            Variant("asyncpg pool", raw[work]),
+                            Variant("SQLAlchemy", plain[work]),
+                            Variant("blockmon", instrumented[work]),
+                            Variant(last, fast[work]),
+                        ],
+                    )
+                )
+        yield cases
+
+
+@asynccontextmanager
+async def validation(scratch: Scratch) -> AsyncIterator[list[Case]]:
+    """What checkout validation costs: bypass (the default) and pre_ping against none."""
+    async with AsyncExitStack() as stack:
+        variants: dict[str, Any] = {}
+        for mode in ("none", "bypass", "pre_ping"):
+            app = await container(scratch, stack, validation=mode)
+            statements = await app.postgres.statements()
+            variants[mode] = blockmon_fast_ops(statements, None)["pk"]
+        yield [
+            Case(
+                f"validation.pk.{tasks}",
+                f"validation, PK SELECT via statements, {tasks} task{'s' * (tasks > 1)}",
+                tasks,
+                [Variant(f"validation={mode}", op) for mode, op in variants.items()],
+            )
+            for tasks in TASKS
+        ]
+
+
+@asynccontextmanager
+async def overload(scratch: Scratch) -> AsyncIterator[list[Case]]:
+    """1000 callers queueing for 10 connections against 32 callers."""
+    async with AsyncExitStack() as stack:
+        app = await container(scratch, stack)
+        statements = await app.postgres.statements()
+        op = blockmon_fast_ops(statements, None)["pk"]
+        yield [
+            Case(
+                "overload.pk",
+                "pool overload, PK SELECT via statements, pool of 10",
+                32,
+                [Variant("32 callers", op, tasks=32), Variant("1000 callers", op, tasks=1000)],
+            )
+        ]

@@ -1,0 +1,110 @@
+"""Redis cases: GET and SET of 100-byte values, one by one and in pipelines of 100,
+through raw redis.asyncio (hiredis) and blockmon's client and cache."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from harness import Case, Variant
+from redis.asyncio import Redis
+from scratch import REDIS_KEYS, VALUE, Scratch
+
+from blockmon.containers import ApplicationContainer
+from blockmon.lifespan import Lifespan
+
+TASKS = (1, 32)
+BATCH = 100
+NAMES = [f"k{i}" for i in range(REDIS_KEYS)]
+
+
+async def parser_name(client: Redis) -> str:
+    """The reply parser a client's connections use (hiredis or the pure-Python one)."""
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    try:
+        return type(conn._parser).__name__
+    finally:
+        await pool.release(conn)
+
+
+def client_ops(client: Redis, prefix: str) -> dict[str, Any]:
+    async def get() -> Any:
+        return await client.get(prefix + random.choice(NAMES))
+
+    async def set_() -> Any:
+        return await client.set(prefix + random.choice(NAMES), VALUE)
+
+    async def get_batch() -> Any:
+        async with client.pipeline(transaction=False) as pipe:
+            for name in random.sample(NAMES, BATCH):
+                pipe.get(prefix + name)
+            return await pipe.execute()
+
+    async def set_batch() -> Any:
+        async with client.pipeline(transaction=False) as pipe:
+            for name in random.sample(NAMES, BATCH):
+                pipe.set(prefix + name, VALUE)
+            return await pipe.execute()
+
+    return {"get": get, "set": set_, "get_batch": get_batch, "set_batch": set_batch}
+
+
+def cache_ops(cache: Any) -> dict[str, Any]:
+    async def get() -> Any:
+        return await cache.get(random.choice(NAMES))
+
+    async def set_() -> Any:
+        return await cache.set(random.choice(NAMES), VALUE)
+
+    async def get_batch() -> Any:
+        return await cache.get_many(random.sample(NAMES, BATCH))
+
+    async def set_batch() -> Any:
+        return await cache.set_many(dict.fromkeys(random.sample(NAMES, BATCH), VALUE))
+
+    return {"get": get, "set": set_, "get_batch": get_batch, "set_batch": set_batch}
+
+
+WORKLOADS = {"get": "GET 100 B", "set": "SET 100 B"}
+STACKS = ("redis.asyncio", "blockmon client", "blockmon cache")
+PIPELINED = {name: f"{name} x{BATCH}" for name in STACKS}  # variant names of the batches
+
+
+@asynccontextmanager
+async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]]:
+    async with AsyncExitStack() as stack:
+        redis = scratch.settings.redis
+        raw = Redis(host=redis.host, port=redis.port, db=redis.db)
+        stack.push_async_callback(raw.aclose)
+        app = ApplicationContainer()
+        app.config.from_dict(scratch.config())
+        await stack.enter_async_context(Lifespan(app))
+        client = await app.redis.client()
+        cache = await app.redis.cache()
+        await cache.set_many(dict.fromkeys(NAMES, VALUE))
+        notes.append(
+            f"redis parsers: raw {await parser_name(raw)}, blockmon {await parser_name(client)}"
+        )
+        ops = {
+            "redis.asyncio": client_ops(raw, scratch.prefix),
+            "blockmon client": client_ops(client, scratch.prefix),
+            "blockmon cache": cache_ops(cache),
+        }
+        yield [
+            Case(
+                f"redis.{work}.{tasks}",
+                f"{title}, {tasks} task{'s' * (tasks > 1)}",
+                tasks,
+                [Variant(name, ops[name][work]) for name in STACKS]
+                + [
+                    Variant(PIPELINED[name], ops[name][f"{work}_batch"], per_op=BATCH)
+                    for name in STACKS
+                ],
+                unit="keys/s",
+            )
+            for tasks in TASKS
+            for work, title in WORKLOADS.items()
+        ]

@@ -1,0 +1,24 @@
+"""blockmon.loop.run: uvloop when installed (the [speed] extra), asyncio otherwise."""
+
+import asyncio
+import sys
+
+import uvloop
+
+from blockmon.loop import run
+
+
+async def _loop_type() -> type:
+    await asyncio.sleep(0)
+    return type(asyncio.get_running_loop())
+
+
+def test_runs_on_uvloop_when_installed():
+    assert run(_loop_type()) is uvloop.Loop
+
+
+def test_falls_back_to_asyncio_without_uvloop(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    loop_type = run(_loop_type())
+    assert loop_type is not uvloop.Loop
+    assert issubclass(loop_type, asyncio.BaseEventLoop)
