@@ -1,0 +1,37 @@
+"""The Redis check: one INFO round trip giving version, role, memory and clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from blockmon.health.model import Observation
+
+_SECTIONS = ("server", "replication", "memory", "clients")
+
+
+def redis_check(
+    client: Redis, on_memory: Callable[[int], None] | None = None
+) -> Callable[[], Awaitable[list[Observation]]]:
+    """An async check function; ``on_memory`` receives ``used_memory`` in bytes."""
+
+    async def check() -> list[Observation]:
+        try:
+            info = await client.info(*_SECTIONS)
+        except RedisConnectionError:
+            # Drop idle sockets now rather than one failed command at a time later.
+            await client.connection_pool.disconnect(inuse_connections=False)
+            raise
+        memory = int(info.get("used_memory", 0))
+        if on_memory is not None:
+            on_memory(memory)
+        return [
+            Observation("version", info.get("redis_version")),
+            Observation("role", info.get("role")),
+            Observation("memory", memory, "bytes"),
+            Observation("clients", int(info.get("connected_clients", 0)), "clients"),
+        ]
+
+    return check

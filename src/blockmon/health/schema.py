@@ -1,0 +1,39 @@
+"""Is the database schema at the migrations' head? Kept to one probe function so the
+migrations module can replace it (``MonitoringContainer.schema_probe``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from blockmon.health.model import Observation, Status
+
+SchemaProbe = Callable[[AsyncConnection], Awaitable[Observation | None]]
+Heads = Callable[[], Collection[str]]
+
+_EXISTS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+_CURRENT = text("SELECT version_num FROM alembic_version")
+
+
+def alembic_schema_probe(heads: Heads | None = None) -> SchemaProbe:
+    """Report the applied Alembic revision(s); with ``heads``, warn when they differ.
+    A database without an ``alembic_version`` table reports no observation."""
+
+    async def probe(conn: AsyncConnection) -> Observation | None:
+        if not (await conn.execute(_EXISTS)).scalar():
+            return None
+        current = sorted(str(v) for v in (await conn.execute(_CURRENT)).scalars())
+        value = ",".join(current) or None
+        if heads is None:
+            return Observation("schema", value)
+        expected = sorted(heads())
+        if current == expected:
+            return Observation("schema", value)
+        want = ",".join(expected) or "(none)"
+        return Observation(
+            "schema", value, status=Status.WARN, output=f"schema at {value}, head is {want}"
+        )
+
+    return probe
