@@ -33,7 +33,10 @@ async def test_livez_readyz_health_follow_the_ietf_draft(blockmon_config):
                 assert "time" in entry and "observedValue" in entry
             assert checks["postgres:responseTime"][0]["observedUnit"] == "ms"
             assert set(checks["postgres:connections"][0]["observedValue"]) == {
-                "used", "idle", "max", "waiting"
+                "used",
+                "idle",
+                "max",
+                "waiting",
             }
             assert checks["redis:memory"][0]["observedValue"] > 0
             assert checks["redis:role"][0]["observedValue"] in {"master", "slave", "replica"}

@@ -28,6 +28,11 @@ def postgres_check(
     pinger = engine.execution_options(isolation_level="AUTOCOMMIT", blockmon_operation=OPERATION)
 
     async def check() -> list[Observation]:
+        state = pool_state()
+        if state.max and state.used >= state.max:
+            # Another caller in the queue would tell nothing about the server and, under
+            # load, would turn a busy pool into a failed readiness probe.
+            return [_version(engine), pool_observation(state, saturation_warn)]
         try:
             async with pinger.connect() as conn:
                 if schema_probe is None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.metrics import MetricWrapperBase
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -60,6 +59,5 @@ async def metrics_resource(
             registry.unregister(collector)
         if registry is REGISTRY:  # let the next container register again
             for owner in (postgres, client_metrics, health):
-                for value in vars(owner).values():
-                    if isinstance(value, MetricWrapperBase):
-                        registry.unregister(value)
+                for family in owner.families:
+                    registry.unregister(family)

@@ -22,6 +22,8 @@ class HealthMetrics:
             registry=registry,
         )
 
+        self.families = (self.status, self.duration)
+
     def observe(self, result: CheckResult) -> None:
         for status in Status:
             self.status.labels(component=result.component, status=str(status)).set(

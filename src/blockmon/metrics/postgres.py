@@ -153,6 +153,16 @@ class PostgresMetrics:
             ["kind"],
             registry=registry,
         )
+        self.families = (
+            self.queries,
+            self.duration,
+            self.errors,
+            self.acquire,
+            self.usage,
+            self.creation,
+            self.acquire_timeouts,
+            self.invalidations,
+        )
         self._registry = registry
         self._hard = self.invalidations.labels(kind="hard")
         self._soft = self.invalidations.labels(kind="soft")

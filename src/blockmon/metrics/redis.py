@@ -92,6 +92,7 @@ class RedisMetrics:
             "used_memory reported by INFO at the last health check",
             registry=registry,
         )
+        self.families = (self.commands, self.duration, self.errors, self.memory)
         self.link = _Link()
         self._registry = registry
         self._children: dict[Any, _Children] = {}
