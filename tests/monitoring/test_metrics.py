@@ -74,7 +74,7 @@ async def test_every_family_is_exposed_and_values_move(blockmon_config):
             with pytest.raises(exc.ProgrammingError):
                 await conn.execute(text("SELECT * FROM no_such_table"))
         await redis.set(cache.key("m"), "1")
-        with pytest.raises(Exception, match="wrong number|unknown"):
+        with pytest.raises(Exception, match=r"wrong number|unknown"):
             await redis.execute_command("GET")
         await cache.get("m")
         await cache.get("missing")
@@ -183,12 +183,16 @@ async def _use(engine) -> None:
 
 
 async def test_two_containers_in_one_process(blockmon_config):
-    async with running(blockmon_config) as first, running(blockmon_config) as second:
-        async with http(first) as one, http(second) as two:
-            engine = await first.postgres.engine()
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            a, b = await scrape(one), await scrape(two)
+    async with (
+        running(blockmon_config) as first,
+        running(blockmon_config) as second,
+        http(first) as one,
+        http(second) as two,
+    ):
+        engine = await first.postgres.engine()
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        a, b = await scrape(one), await scrape(two)
     assert value(a, "postgres_queries_total", operation="select", status="success") == 1
     assert value(b, "postgres_queries_total", operation="select", status="success") == 0
 
