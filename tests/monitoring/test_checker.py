@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from blockmon.errors import ConfigError
 from blockmon.health import HealthChecker, Observation, Status
 from blockmon.health.model import Report
-from blockmon.errors import ConfigError
 from blockmon.log import configure_logging
 from blockmon.settings import LogSettings, MonitoringSettings, validate
 from tests.monitoring.support import http, running
