@@ -83,10 +83,6 @@ class HealthChecker:
     def unregister(self, name: str) -> None:
         self._checks.pop(name, None)
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._checks)
-
     def runs(self, name: str) -> int:
         """How many times the check actually ran (cache hits and joins excluded)."""
         return self._checks[name].runs
