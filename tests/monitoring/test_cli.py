@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,7 +70,8 @@ def test_serve_port_in_use_is_one_line(blockmon_config, tmp_path, capsys):
     assert err.startswith(f"blockmon: error: monitoring: cannot listen on 127.0.0.1:{port}")
 
 
-def test_serve_runs_uvicorn_until_sigint(blockmon_config, tmp_path):
+@pytest.mark.parametrize("command", [["serve"], ["up", "--no-embedded", "--serve"]])
+def test_serve_runs_uvicorn_until_sigint(blockmon_config, tmp_path, command):
     port = free_port()
     config = merged(
         blockmon_config,
@@ -78,15 +80,19 @@ def test_serve_runs_uvicorn_until_sigint(blockmon_config, tmp_path):
     )
     path = write_config(tmp_path, config)
     process = subprocess.Popen(
-        [sys.executable, "-m", "blockmon", "serve", "-c", path, "--port", str(port)],
+        [sys.executable, "-m", "blockmon", *command, "-c", path, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        line = process.stdout.readline()  # printed once the socket listens
-        assert f"http://127.0.0.1:{port}/readyz" in line, line
+        lines = []
+        while (line := process.stdout.readline()) and len(lines) < 10:
+            lines.append(line)
+            if "monitoring on" in line:  # printed once the socket listens
+                break
+        assert f"http://127.0.0.1:{port}/readyz" in line, lines
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.get("/livez").json() == {"status": "pass"}

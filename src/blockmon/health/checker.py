@@ -180,7 +180,12 @@ class HealthChecker:
         ):
             _log_change(previous, result)
         for listener in self.listeners:
-            listener(result)
+            try:
+                listener(result)
+            except Exception as error:  # a metrics bug must not turn into a failed probe
+                _log.error(
+                    "health listener error", error=redact(f"{type(error).__name__}: {error}")
+                )
 
     def _reap(self, task: asyncio.Task[Any]) -> None:
         self._orphans.discard(task)
@@ -212,7 +217,7 @@ class HealthChecker:
             await asyncio.sleep(self.interval)
             try:
                 await self.report(max_age=0)
-            except Exception as error:  # a listener bug must not stop the loop
+            except Exception as error:  # nothing may stop the loop
                 _log.error("health loop error", error=redact(f"{type(error).__name__}: {error}"))
 
 

@@ -217,9 +217,10 @@ class PostgresMetrics:
     def _after(
         self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
-        if context is None:
+        started = getattr(context, _T0, None)
+        if started is None:  # no context, or hooked between before and after
             return
-        elapsed = time.perf_counter() - getattr(context, _T0)
+        elapsed = time.perf_counter() - started
         children = self._children(context, statement)
         children.success.inc()
         children.duration.observe(elapsed)
