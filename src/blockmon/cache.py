@@ -9,7 +9,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from blockmon.redis_topology import RedisClient
 
 T = TypeVar("T")
 Value = bytes | str | int | float
@@ -24,9 +24,13 @@ def _px(ttl: float | None) -> int | None:
 
 
 class Cache:
-    """Keys are namespaced with ``prefix``; ``ttl`` is in seconds, None means no expiry."""
+    """Keys are namespaced with ``prefix``; ``ttl`` is in seconds, None means no expiry.
 
-    def __init__(self, client: Redis, prefix: str = "") -> None:
+    Works in every ``redis.mode``: in a cluster, multi-key DELETE/EXISTS are split per
+    slot by redis-py and pipelines are sent to each key's node, so keys need no hash tags.
+    """
+
+    def __init__(self, client: RedisClient, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
         self._inflight: dict[str, asyncio.Future[Any]] = {}

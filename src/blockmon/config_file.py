@@ -29,12 +29,15 @@ _ENV_OVERRIDES = {
 }
 
 
-def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+def config_path(
+    explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """The file to read: the explicit one, else ``$BLOCKMON_CONFIG``, else ./config.yml if present."""
+    env = os.environ if environ is None else environ
     if explicit:
         return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
     default = Path(DEFAULT_FILE)
     return default if default.is_file() else None
 
@@ -44,8 +47,10 @@ def load_mapping(
 ) -> dict[str, Any]:
     """The raw settings mapping, interpolated and with environment overrides applied."""
     env = os.environ if environ is None else environ
-    chosen = config_path(path)
-    data: dict[str, Any] = {} if chosen is None else _read_yaml(chosen)
+    chosen = config_path(path, env)
+    # Name the variable when the path came from it: the user may not remember setting it.
+    label = f"{chosen} (from {CONFIG_ENV})" if chosen and not path and env.get(CONFIG_ENV) else None
+    data: dict[str, Any] = {} if chosen is None else _read_yaml(chosen, label or str(chosen))
     data = _interpolate(data, env, [])
     for var, (section, key) in _ENV_OVERRIDES.items():
         value = env.get(var)
@@ -63,15 +68,15 @@ def load_settings(
     return validate(Settings, load_mapping(path, environ))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{label}: config file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
+        raise ConfigError(f"{label}: is a directory, not a config file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        raise ConfigError(f"{label}: cannot read config file: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

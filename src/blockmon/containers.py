@@ -7,17 +7,18 @@ provider is used, so it also works on its own. Every Resource is async.
 from __future__ import annotations
 
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blockmon.cache import Cache
 from blockmon.health.resource import health_resource
-from blockmon.health.schema import alembic_schema_probe
+from blockmon.health.schema import alembic_schema_probe, packaged_heads
 from blockmon.http import create_app
 from blockmon.log import logging_resource
 from blockmon.metrics import create_registry, metrics_resource
 from blockmon.postgres import engine_resource
 from blockmon.redis_client import client_resource
+from blockmon.replicas import router_resource
 from blockmon.settings import (
     LogSettings,
     MonitoringSettings,
@@ -31,14 +32,18 @@ from blockmon.transactions import Transactions
 
 
 class PostgresContainer(containers.DeclarativeContainer):
-    """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``."""
+    """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``;
+    ``router`` picks a read replica per operation (docs/topologies.md)."""
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, PostgresSettings, config, "postgres")
     engine = providers.Resource(engine_resource, settings)
     session_factory = providers.Singleton(async_sessionmaker, engine, expire_on_commit=False)
     transactions = providers.Singleton(Transactions, session_factory)
-    statements = providers.Singleton(Statements, engine)
+    statements = providers.Singleton(
+        Statements, engine, autocommit=settings.provided.autocommit_safe
+    )
+    router = providers.Resource(router_resource, settings, engine)
 
 
 class RedisContainer(containers.DeclarativeContainer):
@@ -55,15 +60,16 @@ class MonitoringContainer(containers.DeclarativeContainer):
 
     ``registry`` (a CollectorRegistry of its own), ``metrics`` (instrumentation Resource),
     ``health`` (HealthChecker Resource with its periodic loop) and ``app`` (the Starlette
-    monitoring app). ``schema_probe`` may be overridden by the migrations module.
+    monitoring app). ``schema_probe`` compares the schema with blockmon's migrations' heads.
     """
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, MonitoringSettings, config, "monitoring")
     engine: providers.Dependency[AsyncEngine] = providers.Dependency(instance_of=AsyncEngine)
-    redis: providers.Dependency[Redis] = providers.Dependency(instance_of=Redis)
+    # AbstractRedis: the common base of Redis (standalone, sentinel) and RedisCluster.
+    redis: providers.Dependency[AbstractRedis] = providers.Dependency(instance_of=AbstractRedis)
     cache: providers.Dependency[Cache | None] = providers.Dependency(default=providers.Object(None))
-    schema_probe = providers.Singleton(alembic_schema_probe)
+    schema_probe = providers.Singleton(alembic_schema_probe, packaged_heads)
     registry = providers.Singleton(create_registry, settings)
     metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache)
     health = providers.Resource(health_resource, settings, engine, redis, metrics, schema_probe)

@@ -18,6 +18,8 @@ from blockmon.redaction import redact_value
 from blockmon.settings import LogSettings
 
 _HANDLER_NAME = "blockmon"
+# Loggers that say nothing an operator needs at INFO (alembic announces each plugin on import).
+_CHATTY = ("alembic.runtime.plugins",)
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -66,6 +68,8 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 async def logging_resource(settings: LogSettings) -> AsyncIterator[None]:

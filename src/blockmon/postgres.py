@@ -8,12 +8,15 @@ every checkout, as ``pool_pre_ping`` does.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
 
 from blockmon.errors import ConfigError
 from blockmon.log import get_logger
@@ -26,17 +29,22 @@ _LAST_USED = "blockmon_last_used"
 
 
 def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
-    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN)."""
+    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN).
+
+    ``postgres.hosts`` becomes a multi-host URL (``?host=A:5432&host=B:5432``) and
+    ``postgres.target_session_attrs`` says which of them to settle on."""
     raw = url if url is not None else (settings.url.get_secret_value() if settings.url else None)
     if raw is None:
-        return URL.create(
+        built = URL.create(
             "postgresql+asyncpg",
             username=settings.user,
             password=settings.password.get_secret_value() if settings.password else None,
-            host=settings.host,
-            port=settings.port,
+            host=None if settings.hosts else settings.host,
+            port=None if settings.hosts else settings.port,
             database=settings.database,
+            query={"host": tuple(settings.hosts)} if settings.hosts else {},
         )
+        return _with_session_attrs(built, settings)
     try:
         parsed = make_url(raw)
     except (exc.ArgumentError, ValueError):
@@ -46,15 +54,33 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
             f"postgres.url: scheme must be postgresql:// or postgresql+asyncpg://, "
             f"got {parsed.drivername}://"
         )
-    return parsed.set(drivername="postgresql+asyncpg")
+    return _with_session_attrs(parsed.set(drivername="postgresql+asyncpg"), settings)
+
+
+def _with_session_attrs(url: URL, settings: PostgresSettings) -> URL:
+    if settings.target_session_attrs is None or "target_session_attrs" in url.query:
+        return url
+    return url.update_query_dict({"target_session_attrs": settings.target_session_attrs})
+
+
+def pgbouncer_fixes(url: URL) -> tuple[URL, dict[str, Any]]:
+    """What asyncpg needs behind PgBouncer in transaction mode (SQLAlchemy's documented
+    fix): no statement caches, and statement names unique across client connections, as
+    consecutive transactions may run on different server connections."""
+    args = {
+        "statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+    }
+    return url.update_query_dict({"prepared_statement_cache_size": "0"}), args
 
 
 def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
     """asyncpg connect() arguments: timeouts, server settings, TLS."""
-    server_settings = {
-        "application_name": settings.application_name,
-        "statement_timeout": str(int(settings.statement_timeout * 1000)),
-    }
+    server_settings = {"application_name": settings.application_name}
+    if not settings.pgbouncer:
+        # PgBouncer refuses unknown startup parameters, and a session setting would not
+        # follow the client across server connections anyway: set it on the role instead.
+        server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
     args: dict[str, Any] = {
         "timeout": settings.connect_timeout,
         "command_timeout": settings.command_timeout,
@@ -69,11 +95,14 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
     """Build (but do not connect) an AsyncEngine configured from ``settings``."""
     target = engine_url(settings, url=url)
     query = dict(target.query)
-    extra = {}
+    extra: dict[str, Any] = {}
     if "sslmode" in query:
         # asyncpg spells libpq's sslmode as ``ssl``.
         extra["ssl"] = query.pop("sslmode")
         target = target.set(query=query)
+    if settings.pgbouncer:
+        target, fixes = pgbouncer_fixes(target)
+        extra.update(fixes)
     engine = create_async_engine(
         target,
         pool_size=settings.pool_size,
@@ -85,14 +114,45 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         echo=settings.echo,
         connect_args={**connect_args(settings, target), **extra},
     )
+    link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
-        install_bypass_validation(engine, settings.validation_window)
-    install_lifecycle_log(engine)
+        install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
+    install_bounded_close(engine, settings.close_timeout)
     return engine
 
 
-def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
-    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds."""
+def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
+    """Close pooled connections gracefully for at most ``timeout`` seconds each, and abort
+    the rest at once after one such close timed out.
+
+    asyncpg's own close waits up to ``command_timeout`` for the server, and the pool
+    closes connections one after another, so disposing a pool of N connections on a dead
+    (blackholed) network took N x command_timeout. Now it takes about ``timeout``.
+    """
+    dead_until = 0.0
+
+    def do_close(dbapi_conn: Any) -> None:
+        nonlocal dead_until
+        driver = dbapi_conn.driver_connection
+        if time.monotonic() < dead_until:
+            driver.terminate()
+            return
+        try:
+            await_(driver.close(timeout=timeout))
+        except (TimeoutError, OSError):
+            # asyncpg has aborted the socket; treat the network as dead for a while.
+            dead_until = time.monotonic() + timeout
+
+    engine.sync_engine.dialect.do_close = do_close  # type: ignore[method-assign,assignment]
+
+
+def install_bypass_validation(
+    engine: AsyncEngine,
+    window: float,
+    on_dead: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds.
+    A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it instead."""
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
 
@@ -112,6 +172,8 @@ def install_bypass_validation(engine: AsyncEngine, window: float) -> None:
         try:
             dialect.do_ping(dbapi_conn)
         except Exception as error:
+            if on_dead is not None:
+                on_dead(error)
             # The pool discards this connection and checks out another (up to 3 tries).
             raise exc.DisconnectionError(redact(str(error))) from None
         record.info[_LAST_USED] = time.monotonic()
@@ -142,7 +204,7 @@ class _LinkState:
         )
 
 
-def install_lifecycle_log(engine: AsyncEngine) -> None:
+def install_lifecycle_log(engine: AsyncEngine) -> _LinkState:
     state = _LinkState("postgres")
 
     @event.listens_for(engine.sync_engine.pool, "connect")
@@ -151,8 +213,13 @@ def install_lifecycle_log(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _error(context: Any) -> None:
-        if context.is_disconnect:
+        # A cancelled task drops its connection too; that is not the server going away.
+        if context.is_disconnect and not isinstance(
+            context.original_exception, asyncio.CancelledError
+        ):
             state.lost(context.original_exception)
+
+    return state
 
 
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:

@@ -1,5 +1,8 @@
 """The Redis client: a blocking pool (callers wait, bounded, instead of failing at once),
-asyncio retries with exponential backoff, and finite timeouts everywhere."""
+asyncio retries with exponential backoff, and finite timeouts everywhere.
+
+``redis.mode`` picks the topology: standalone (this module), sentinel or cluster
+(`blockmon.redis_topology`); the client's type is `RedisClient` either way."""
 
 from __future__ import annotations
 
@@ -12,6 +15,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from blockmon.errors import ConfigError
+from blockmon.redis_topology import (
+    RedisClient,
+    close_client,
+    create_cluster_client,
+    create_sentinel_client,
+)
 from blockmon.settings import RedisSettings
 
 _SCHEMES = {"redis", "rediss", "unix"}
@@ -60,15 +69,19 @@ def create_pool(settings: RedisSettings) -> BlockingConnectionPool:
     )
 
 
-def create_client(settings: RedisSettings) -> Redis:
-    """Build (but do not connect) a client that owns its pool."""
+def create_client(settings: RedisSettings) -> RedisClient:
+    """Build (but do not connect) a client for ``settings.mode`` that owns its pool."""
+    if settings.mode == "sentinel":
+        return create_sentinel_client(settings, pool_kwargs(settings))
+    if settings.mode == "cluster":
+        return create_cluster_client(settings, pool_kwargs(settings))
     return Redis.from_pool(create_pool(settings))
 
 
-async def client_resource(settings: RedisSettings) -> AsyncIterator[Redis]:
+async def client_resource(settings: RedisSettings) -> AsyncIterator[RedisClient]:
     """Container Resource: the client, closed with its pool at shutdown."""
     client = create_client(settings)
     try:
         yield client
     finally:
-        await client.aclose()
+        await close_client(client)

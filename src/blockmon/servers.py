@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import asyncpg
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from blockmon.embedded import EmbeddedServers
 from blockmon.errors import BlockmonError
 from blockmon.postgres import engine_url
 from blockmon.redaction import redact
-from blockmon.redis_client import create_pool
+from blockmon.redis_client import create_client
+from blockmon.redis_topology import close_client
 from blockmon.settings import PostgresSettings, RedisSettings, Settings
 
 
@@ -62,13 +62,13 @@ async def redis_problem(settings: RedisSettings, timeout: float = 3.0) -> str | 
     fast = settings.model_copy(
         update={"socket_timeout": timeout, "socket_connect_timeout": timeout, "retries": 0}
     )
-    client = Redis.from_pool(create_pool(fast))
+    client = create_client(fast)
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as error:
         return redact(f"{type(error).__name__}: {error}".rstrip(": "))
     finally:
-        await client.aclose()
+        await close_client(client)
     return None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -29,6 +29,12 @@ from blockmon.redaction import register_secrets
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 SSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+RedisMode = Literal["standalone", "sentinel", "cluster"]
+TargetSessionAttrs = Literal[
+    "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
+]
+# "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
+HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
 
 _SECRET_HINTS = ("password", "url", "dsn", "token")
 _PROBLEMS = {
@@ -50,6 +56,8 @@ _PROBLEMS = {
     "missing": "is required",
     "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters",
+    "string_pattern_mismatch": "must be host:port",
+    "list_type": "must be a list",
 }
 
 
@@ -71,6 +79,25 @@ def _url_password(url: SecretStr | None) -> str | None:
         return None
 
 
+def _check_url(url: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a password)."""
+    if url is None:
+        return None
+    names = [f"{s}://" for s in schemes]
+    wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+    try:
+        parts = urlsplit(url.get_secret_value())
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise PydanticCustomError(
+            "blockmon_url", f"not a valid URL (expected {wanted}...)"
+        ) from None
+    if parts.scheme.lower() not in schemes:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise PydanticCustomError("blockmon_url", f"scheme must be {wanted}, got {got}")
+    return url
+
+
 class PostgresSettings(_Section):
     url: SecretStr | None = None
     host: str = "127.0.0.1"
@@ -87,16 +114,39 @@ class PostgresSettings(_Section):
     connect_timeout: float = Field(5.0, gt=0, le=600)
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
+    close_timeout: float = Field(2.0, gt=0, le=600)
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
     echo: bool = False
+    # Scale-out (docs/topologies.md): several hosts tried in order, read replicas, PgBouncer.
+    hosts: list[HostPort] = []
+    target_session_attrs: TargetSessionAttrs | None = None
+    replicas: list[SecretStr] = []
+    replica_fallback: bool = True
+    replica_retry_after: float = Field(5.0, gt=0, le=3600)
+    replica_lag_warn: float = Field(10.0, gt=0, le=86400)
+    pgbouncer: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("postgresql", "postgres", "postgresql+asyncpg"))
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
         register_secrets(
-            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+            [
+                self.password.get_secret_value() if self.password else None,
+                _url_password(self.url),
+                *(_url_password(r) for r in self.replicas),
+            ]
         )
         return self
+
+    @property
+    def autocommit_safe(self) -> bool:
+        """Whether a statement may run outside a transaction (not behind PgBouncer)."""
+        return not self.pgbouncer
 
 
 class RedisSettings(_Section):
@@ -117,12 +167,44 @@ class RedisSettings(_Section):
     retry_backoff_cap: float = Field(1.0, gt=0, le=600)
     health_check_interval: float = Field(30.0, ge=0, le=86400)
     key_prefix: str = "blockmon:"
+    # Topology (docs/topologies.md): one server, a Sentinel-managed master, or a cluster.
+    mode: RedisMode = "standalone"
+    sentinels: list[HostPort] = []
+    service_name: str | None = Field(None, min_length=1)
+    sentinel_username: str | None = None
+    sentinel_password: SecretStr | None = None
+    cluster_nodes: list[HostPort] = []
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("redis", "rediss", "unix"))
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:
         register_secrets(
-            [self.password.get_secret_value() if self.password else None, _url_password(self.url)]
+            [
+                self.password.get_secret_value() if self.password else None,
+                self.sentinel_password.get_secret_value() if self.sentinel_password else None,
+                _url_password(self.url),
+            ]
         )
+        return self
+
+    @model_validator(mode="after")
+    def _topology_complete(self) -> RedisSettings:
+        if self.mode != "standalone" and self.url is not None:
+            raise ValueError(
+                f"redis.url: applies to mode standalone only (mode is {self.mode}; "
+                "use redis.sentinels or redis.cluster_nodes, and unset REDIS_URL)"
+            )
+        if self.mode == "sentinel":
+            if not self.sentinels:
+                raise ValueError("redis.sentinels: is required when redis.mode is sentinel")
+            if self.service_name is None:
+                raise ValueError("redis.service_name: is required when redis.mode is sentinel")
+        if self.mode == "cluster" and self.db != 0:
+            raise ValueError(f"redis.db: must be 0 when redis.mode is cluster, got {self.db}")
         return self
 
 
@@ -151,11 +233,27 @@ class MonitoringSettings(_Section):
         return token
 
 
+class MigrationSettings(_Section):
+    """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
+    goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
+    finish; ``lock_timeout``: how long DDL may wait for a table lock."""
+
+    url: SecretStr | None = None
+    lock_wait: float = Field(60.0, gt=0, le=86400)
+    lock_timeout: float = Field(5.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> MigrationSettings:
+        register_secrets([_url_password(self.url)])
+        return self
+
+
 class Settings(_Section):
     log: LogSettings = LogSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    migrations: MigrationSettings = MigrationSettings()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -176,16 +274,25 @@ def describe(
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
     path = ".".join(([prefix] if prefix else []) + loc)
-    kind, ctx = err["type"], err.get("ctx", {})
+    kind = err["type"]
+    ctx = {k: _plain(v) for k, v in err.get("ctx", {}).items()}
     value = _lookup(data, loc)
     secret = any(h in part.lower() for part in loc for h in _SECRET_HINTS)
     shown = "" if secret or value is _MISSING else f", got {value!r}"
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
         return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators name the setting themselves
     template = _PROBLEMS.get(kind)
-    problem = template.format(**ctx) if template else str(err["msg"]).lower()
+    msg = str(err["msg"])
+    problem = template.format(**ctx) if template else msg[:1].lower() + msg[1:]
     return f"{path}: {problem}{shown}"
+
+
+def _plain(value: Any) -> Any:
+    """``0`` rather than ``0.0`` in a bound: the file says ``connect_timeout: 0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 _MISSING = object()

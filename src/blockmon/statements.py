@@ -24,14 +24,19 @@ def _compile(statement: Statement) -> Executable:
 class Statements:
     """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, engine: AsyncEngine, *, autocommit: bool = True) -> None:
+        # Behind PgBouncer in transaction mode a statement prepared outside a transaction
+        # may be executed on another server connection: there, pass autocommit=False.
+        self.engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+        )
 
     def __repr__(self) -> str:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
     async def execute(self, statement: Statement, params: Params = None) -> int:
-        """Run a statement (or one per parameter set); return the affected row count."""
+        """Run a statement (or one per parameter set, pipelined); return the affected row
+        count, or -1 for several parameter sets (asyncpg's executemany does not report it)."""
         async with self.engine.connect() as conn:
             result = await conn.execute(_compile(statement), params)
             return int(result.rowcount)

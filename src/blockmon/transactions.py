@@ -43,11 +43,11 @@ class Transactions:
     @asynccontextmanager
     async def begin(self, isolation_level: str | None = None) -> AsyncIterator[AsyncSession]:
         """``async with tx.begin() as session:`` commits on success, rolls back on error."""
-        async with self.session_factory() as session:
+        async with self.session_factory() as session, session.begin():
             if isolation_level is not None:
+                # Inside begin(): connection() here takes the options before any statement.
                 await session.connection(execution_options={"isolation_level": isolation_level})
-            async with session.begin():
-                yield session
+            yield session
 
     async def run(
         self,

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from blockmon.cli import config_cmd, health_cmd, serve_cmd, up_cmd
+from blockmon.cli import config_cmd, db_cmd, health_cmd, serve_cmd, up_cmd
 
 Register = Callable[[Any, argparse.ArgumentParser], None]
 
@@ -15,4 +15,5 @@ REGISTRY: list[Register] = [
     config_cmd.register,
     health_cmd.register,
     serve_cmd.register,
+    db_cmd.register,
 ]

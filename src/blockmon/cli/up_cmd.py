@@ -1,5 +1,5 @@
 """``blockmon up``: the main job. Finds (or starts) PostgreSQL and Redis, makes sure
-the database exists, and reports the health of both."""
+the database exists, brings the schema to head, and reports the health of both."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ async def _up(
     from blockmon.embedded import EmbeddedServers
     from blockmon.http_server import bind, serve
     from blockmon.lifespan import Lifespan
+    from blockmon.migrate import upgrade
     from blockmon.servers import ensure_database, resolve_servers
 
     servers = EmbeddedServers()
@@ -73,6 +74,8 @@ async def _up(
         container.config.from_dict(settings.model_dump())
         sock = bind(*serve_at) if serve_at else None
         async with Lifespan(container):
+            status = await upgrade(container)
+            say(f"schema: at head ({status.current})")
             code = await _report(container)
             if sock is not None:
                 await serve(await container.monitoring.app(), sock, on_ready=serve_cmd.say_urls)

@@ -1,10 +1,10 @@
-"""The Redis check: one INFO round trip giving version, role, memory and clients."""
+"""The AbstractRedis check: one INFO round trip giving version, role, memory and clients."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from blockmon.health.model import Observation
@@ -13,16 +13,19 @@ _SECTIONS = ("server", "replication", "memory", "clients")
 
 
 def redis_check(
-    client: Redis, on_memory: Callable[[int], None] | None = None
+    client: AbstractRedis, on_memory: Callable[[int], None] | None = None
 ) -> Callable[[], Awaitable[list[Observation]]]:
     """An async check function; ``on_memory`` receives ``used_memory`` in bytes."""
 
     async def check() -> list[Observation]:
         try:
-            info = await client.info(*_SECTIONS)
+            info = await client.info(*_SECTIONS)  # type: ignore[attr-defined]
         except RedisConnectionError:
-            # Drop idle sockets now rather than one failed command at a time later.
-            await client.connection_pool.disconnect(inuse_connections=False)
+            # Drop idle sockets now rather than one failed command at a time later
+            # (a cluster client has a pool per node and heals itself).
+            pool = getattr(client, "connection_pool", None)
+            if pool is not None:
+                await pool.disconnect(inuse_connections=False)
             raise
         memory = int(info.get("used_memory", 0))
         if on_memory is not None:

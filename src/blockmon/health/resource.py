@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.health.checker import HealthChecker
@@ -18,7 +18,7 @@ from blockmon.settings import MonitoringSettings
 def build_checker(
     settings: MonitoringSettings,
     engine: AsyncEngine,
-    redis: Redis,
+    redis: AbstractRedis,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
 ) -> HealthChecker:
@@ -53,7 +53,7 @@ def build_checker(
 async def health_resource(
     settings: MonitoringSettings,
     engine: AsyncEngine,
-    redis: Redis,
+    redis: AbstractRedis,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
 ) -> AsyncIterator[HealthChecker]:

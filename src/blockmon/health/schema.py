@@ -1,8 +1,10 @@
 """Is the database schema at the migrations' head? Kept to one probe function so the
-migrations module can replace it (``MonitoringContainer.schema_probe``)."""
+application can replace it (``MonitoringContainer.schema_probe``), e.g. to compare
+with its own migrations' heads instead of blockmon's packaged ones."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Collection
 
 from sqlalchemy import text
@@ -15,6 +17,20 @@ Heads = Callable[[], Collection[str]]
 
 _EXISTS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
 _CURRENT = text("SELECT version_num FROM alembic_version")
+
+
+def packaged_heads() -> Collection[str]:
+    """The heads of blockmon's packaged migrations (read from disk once)."""
+    return _packaged_heads()
+
+
+@functools.cache
+def _packaged_heads() -> tuple[str, ...]:
+    from alembic.script import ScriptDirectory
+
+    from blockmon.migrate import alembic_config
+
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def alembic_schema_probe(heads: Heads | None = None) -> SchemaProbe:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.cache import Cache
@@ -38,7 +38,7 @@ async def metrics_resource(
     settings: MonitoringSettings,
     registry: CollectorRegistry,
     engine: AsyncEngine,
-    redis: Redis,
+    redis: AbstractRedis,
     cache: Cache | None = None,
 ) -> AsyncIterator[Metrics]:
     """Container Resource: instrument the engine and client; undo it all at shutdown."""

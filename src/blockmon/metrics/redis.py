@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.client import AbstractRedis
 
 from blockmon.log import get_logger
 from blockmon.metrics import buckets
@@ -68,7 +68,7 @@ def _error_type(error: BaseException) -> str:
 
 
 class RedisMetrics:
-    """Every Redis metric, registered in ``registry``; `install` hooks one client."""
+    """Every AbstractRedis metric, registered in ``registry``; `install` hooks one client."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.commands = Counter(
@@ -85,7 +85,7 @@ class RedisMetrics:
             registry=registry,
         )
         self.errors = Counter(
-            "redis_errors_total", "Redis errors, by type", ["type"], registry=registry
+            "redis_errors_total", "AbstractRedis errors, by type", ["type"], registry=registry
         )
         self.memory = Gauge(
             "redis_memory_usage_bytes",
@@ -100,15 +100,17 @@ class RedisMetrics:
             kind: self.errors.labels(type=kind)
             for kind in ("timeout", "connection", "response", "other")
         }
-        self._client: Redis | None = None
+        self._client: AbstractRedis | None = None
         self._saved: dict[str, Any] = {}
         self._collector: _PoolCollector | None = None
 
-    def install(self, client: Redis) -> None:
+    def install(self, client: AbstractRedis) -> None:
+        """Wrap ``execute_command`` and ``pipeline`` on this instance (Redis, sentinel or
+        cluster clients all have both)."""
         self._client = client
-        self._saved = {"execute_command": client.execute_command, "pipeline": client.pipeline}
-        client.execute_command = self._wrap_execute(client.execute_command)  # type: ignore[method-assign]
-        client.pipeline = self._wrap_pipeline(client.pipeline)  # type: ignore[method-assign]
+        self._saved = {name: getattr(client, name) for name in ("execute_command", "pipeline")}
+        setattr(client, "execute_command", self._wrap_execute(self._saved["execute_command"]))  # noqa: B010
+        setattr(client, "pipeline", self._wrap_pipeline(self._saved["pipeline"]))  # noqa: B010
         self._collector = _PoolCollector(client)
         self._registry.register(self._collector)
 
@@ -191,7 +193,7 @@ class RedisMetrics:
 class _PoolCollector(Collector):
     """redis_connections_{active,idle}, read from the pool when scraped."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: AbstractRedis) -> None:
         self.client = client
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
@@ -199,7 +201,7 @@ class _PoolCollector(Collector):
         yield GaugeMetricFamily("redis_connections_idle", "Open connections idle in the pool")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool = self.client.connection_pool
+        pool = getattr(self.client, "connection_pool", None)  # None on a cluster client
         # Private but stable since redis-py 5.0 (no public per-state count exists).
         in_use = len(getattr(pool, "_in_use_connections", ()))
         available = getattr(pool, "_available_connections", ())

@@ -1,0 +1,1 @@
+"""An alert-rule service: rules live in PostgreSQL and are cached in Redis."""

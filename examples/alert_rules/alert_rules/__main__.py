@@ -1,0 +1,3 @@
+from alert_rules.main import run
+
+run()

@@ -1,0 +1,218 @@
+"""What Alembic's env.py runs, for the repository's ``migrations/`` and the packaged
+``blockmon/migrations/`` alike.
+
+Three ways in:
+- a connection in ``config.attributes["connection"]``: `blockmon.migrate` (and so
+  ``blockmon db``) already holds the migration lock and runs inside its event loop;
+- offline (``--sql``): SQL is written out, nothing connects;
+- standalone (the ``alembic`` command): settings come from config.yml and the
+  environment, the engine from a blockmon container of which only logging and the
+  PostgreSQL engine are started, and writers take the migration lock first.
+
+Logging is blockmon's structlog pipeline; ``fileConfig`` is never called, so the
+application's loggers are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData
+from sqlalchemy.exc import DBAPIError
+
+from blockmon.errors import BlockmonError
+from blockmon.log import get_logger
+from blockmon.migrate import (
+    CONNECTION_KEY,
+    METADATA_KEY,
+    SETTINGS_KEY,
+    database_only,
+    migration_mapping,
+)
+from blockmon.migration_lock import advisory_lock
+from blockmon.redaction import redact
+from blockmon.settings import MigrationSettings, Settings
+
+_READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
+_log = get_logger("blockmon.migrate")
+
+
+class RevisionFailed(BlockmonError):
+    """A revision raised; its transaction was rolled back, earlier revisions stay."""
+
+
+def run(context: Any) -> None:
+    """The body of env.py; ``context`` is ``alembic.context``."""
+    if context.is_offline_mode():
+        _run_offline(context)
+        return
+    connection = context.config.attributes.get(CONNECTION_KEY)
+    if connection is not None:
+        settings = context.config.attributes.get(SETTINGS_KEY) or MigrationSettings()
+        run_on_connection(context, connection, settings)
+        return
+    try:
+        _run_standalone(context)
+    except BlockmonError as error:
+        raise CommandError(str(error)) from None
+
+
+def run_on_connection(context: Any, connection: Connection, settings: MigrationSettings) -> None:
+    """Run the command on ``connection``: one transaction per revision, DDL under
+    ``lock_timeout``; a failure names the revision and its cause."""
+    _set_lock_timeout(connection, f"{round(settings.lock_timeout * 1000)}ms")
+    tracker = _StepTracker()
+    options = _options(context)
+    try:
+        context.configure(connection=connection, **options)
+        planned = context.get_context().opts.get("fn")
+        if planned is not None:
+            context.configure(
+                connection=connection,
+                fn=tracker.wrap(planned),
+                on_version_apply=tracker.applied,
+                **options,
+            )
+        with context.begin_transaction():
+            context.run_migrations()
+    except DBAPIError as error:
+        raise RevisionFailed(tracker.describe_failure(error)) from None
+    finally:
+        _reset_lock_timeout(connection)
+
+
+def _options(context: Any) -> dict[str, Any]:
+    from blockmon import schema
+
+    metadata: MetaData = context.config.attributes.get(METADATA_KEY, schema.metadata)
+    return {
+        "target_metadata": metadata,
+        "transaction_per_migration": True,
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_name": _only_known_tables(metadata),
+    }
+
+
+def _only_known_tables(metadata: MetaData) -> Callable[[str | None, str, Any], bool]:
+    """Compare blockmon's tables only: an application's own tables in the same
+    database are not drift."""
+
+    def include(name: str | None, kind: str, parent: Any) -> bool:
+        return kind != "table" or name in metadata.tables
+
+    return include
+
+
+def _set_lock_timeout(connection: Connection, value: str) -> None:
+    # Committed at once: a transaction left open here would make Alembic treat it as
+    # external and roll every revision back with it.
+    connection.exec_driver_sql(f"SET lock_timeout = '{value}'")
+    connection.commit()
+
+
+def _reset_lock_timeout(connection: Connection) -> None:
+    if connection.invalidated or connection.closed:
+        return
+    try:
+        connection.rollback()
+        connection.exec_driver_sql("RESET lock_timeout")
+        connection.commit()
+    except DBAPIError as error:
+        _log.warning("lock_timeout not reset", error=type(error).__name__)
+        connection.invalidate()
+
+
+class _StepTracker:
+    """Knows which revision was running when one failed, and where the database stays."""
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+        self.done = 0
+        self.heads: tuple[str, ...] = ()
+
+    def wrap(self, planned: Callable[..., Iterable[Any]]) -> Callable[..., list[Any]]:
+        def steps(heads: Any, context: Any) -> list[Any]:
+            self.heads = tuple(heads)
+            self.steps = list(planned(heads, context))
+            return self.steps
+
+        return steps
+
+    def applied(self, *, heads: Iterable[str], **_: Any) -> None:
+        self.done += 1
+        self.heads = tuple(heads)
+
+    def describe_failure(self, error: DBAPIError) -> str:
+        orig = error.orig if error.orig is not None else error
+        cause = f"{type(orig).__name__}: {redact(' '.join(str(orig).split()))}"
+        stays = ",".join(sorted(self.heads)) or "base"
+        if self.done >= len(self.steps):
+            return f"migration failed (the database stays at {stays}): {cause}"
+        script = getattr(self.steps[self.done], "revision", None)
+        name = getattr(script, "revision", None) or str(self.steps[self.done])
+        doc = getattr(script, "doc", None)
+        label = f"revision {name}" + (f" ({doc})" if doc else "")
+        return f"{label} failed and was rolled back (the database stays at {stays}): {cause}"
+
+
+def _run_offline(context: Any) -> None:
+    settings = _load_settings(context).migrations
+    context.configure(
+        dialect_name="postgresql",
+        literal_binds=True,
+        **{k: v for k, v in _options(context).items() if k != "include_name"},
+    )
+    with context.begin_transaction():
+        context.execute(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")
+        context.run_migrations()
+
+
+def _run_standalone(context: Any) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise BlockmonError(
+            "alembic was called inside a running event loop: "
+            "use `await blockmon.migrate.upgrade(container)` there"
+        )
+    settings = _load_settings(context)
+    asyncio.run(_standalone(context, settings))
+
+
+async def _standalone(context: Any, settings: Settings) -> None:
+    from blockmon.containers import ApplicationContainer
+
+    container = ApplicationContainer()
+    container.config.from_dict(migration_mapping(settings))
+    async with database_only(container) as engine:
+        lock: AbstractAsyncContextManager[Any] = (
+            advisory_lock(engine, settings.migrations.lock_wait)
+            if _writes(context)
+            else nullcontext()
+        )
+        async with lock, engine.connect() as conn:
+            await conn.run_sync(
+                lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations)
+            )
+
+
+def _load_settings(context: Any) -> Settings:
+    from blockmon.config_file import load_mapping
+    from blockmon.settings import validate
+
+    path = context.get_x_argument(as_dictionary=True).get("config")
+    return validate(Settings, load_mapping(path))
+
+
+def _writes(context: Any) -> bool:
+    """Whether the alembic command may change the schema (and so needs the lock)."""
+    cmd = getattr(context.config.cmd_opts, "cmd", None)
+    name = getattr(cmd[0], "__name__", None) if cmd else None
+    return name not in _READ_ONLY_COMMANDS

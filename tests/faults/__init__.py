@@ -1,0 +1,1 @@
+"""Fault-injection tools: throwaway servers, a TCP fault proxy, and leak guards."""

@@ -1,0 +1,229 @@
+"""Sentinel passwords never reach a log line (DEBUG, libraries included), an error a
+user sees, or a repr: on a good run and on runs that fail against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from dependency_injector import providers
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, ConnectionError
+from servers import free_port
+from sqlalchemy import text
+from support import unique
+
+from blockmon.containers import ApplicationContainer
+from blockmon.lifespan import Lifespan
+from blockmon.log import configure_logging, get_logger
+from blockmon.postgres import engine_url
+from blockmon.settings import LogSettings, Settings
+
+PG_SECRET = "Pg-s3ntinel-41d7"
+QUERY_SECRET = "Qs-s3ntinel-8e2b"
+REDIS_SECRET = "Rd-s3ntinel-c09a"
+WRONG_SECRET = "Wr-s3ntinel-77f0"
+SENTINELS = (PG_SECRET, QUERY_SECRET, REDIS_SECRET, WRONG_SECRET)
+
+
+def assert_clean(text: str) -> None:
+    for sentinel in SENTINELS:
+        assert sentinel not in text, f"{sentinel} leaked: {text[:2000]}"
+
+
+async def _debug_logging(stream: io.StringIO) -> AsyncIterator[None]:
+    """Stands in for the container's logging Resource (async, as every Resource must be)."""
+    configure_logging(LogSettings(level="debug", format="json"), stream=stream)
+    yield
+
+
+def _capture(container: ApplicationContainer, stream: io.StringIO) -> None:
+    container.logging.override(providers.Resource(_debug_logging, stream))
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything blockmon's pipeline renders at DEBUG, SQLAlchemy echo included."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    stream = io.StringIO()
+    configure_logging(LogSettings(level="debug", format="json"), stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+
+
+@pytest_asyncio.fixture
+async def acl_user(blockmon_redis: Redis, blockmon_settings: Settings) -> AsyncIterator[str]:
+    """A Redis ACL user whose password is the sentinel; deleted afterwards."""
+    name = unique("bm_acl")
+    prefix = blockmon_settings.redis.key_prefix
+    await blockmon_redis.acl_setuser(
+        name,
+        enabled=True,
+        passwords=[f"+{REDIS_SECRET}"],
+        keys=[f"{prefix}*"],
+        commands=["+@all"],
+    )
+    try:
+        yield name
+    finally:
+        await blockmon_redis.acl_deluser(name)
+
+
+def _config(blockmon_config: dict[str, Any], acl_user: str, **redis: Any) -> dict[str, Any]:
+    pg = blockmon_config["postgres"]
+    settings = Settings.model_validate(blockmon_config)
+    assert settings.postgres.url is None or "@/" not in settings.postgres.url.get_secret_value()
+    blockmon_config["postgres"] = {
+        **pg,
+        "url": None,
+        "password": PG_SECRET,  # trust auth accepts any password
+        "echo": True,
+    }
+    blockmon_config["redis"] = {
+        **blockmon_config["redis"],
+        "url": None,
+        "username": acl_user,
+        "password": REDIS_SECRET,
+        **redis,
+    }
+    return blockmon_config
+
+
+async def test_no_secret_in_logs_or_reprs_of_a_good_run(
+    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+) -> None:
+    config = _config(blockmon_config, acl_user)
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    _capture(container, log_output)
+    async with Lifespan(container):
+        engine = await container.postgres.engine()
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT :p"), {"p": "bound value"})
+        cache = await container.redis.cache()
+        await cache.set("k", "v", ttl=30)
+        client = await container.redis.client()
+        reprs = [
+            repr(container.settings()),
+            str(container.settings()),
+            repr(container.postgres.settings()),
+            repr(container.redis.settings()),
+            repr(container),
+            repr(engine),
+            repr(engine.url),
+            repr(await container.postgres.statements()),
+            repr(cache),
+            repr(client),
+            repr(client.connection_pool),
+            repr(await container.postgres.session_factory()),
+        ]
+    logged = log_output.getvalue()
+    assert "SELECT" in logged  # echo was on: the test saw DEBUG output
+    assert_clean(logged)
+    assert_clean("\n".join(reprs))
+
+
+async def test_no_secret_when_connections_fail(
+    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+) -> None:
+    closed = free_port()
+    config = _config(blockmon_config, acl_user, password=WRONG_SECRET, retries=0)
+    config["postgres"].update(
+        url=f"postgresql://postgres:{PG_SECRET}@127.0.0.1:{closed}/db", connect_timeout=5
+    )
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    _capture(container, log_output)
+    log = get_logger("test.secrets")
+    shown: list[str] = []
+    async with Lifespan(container):
+        engine = await container.postgres.engine()
+        with pytest.raises(OSError) as pg_error:
+            async with engine.connect():
+                pass
+        client = await container.redis.client()
+        with pytest.raises(AuthenticationError) as redis_error:
+            await client.ping()
+        for caught in (pg_error.value, redis_error.value):
+            log.error("operation failed", exc_info=caught)
+            logging.getLogger("stdlib.user").exception("failed", exc_info=caught)
+            shown.append(f"{caught!r} {caught}")
+        # a query-string password (redis-py reads ?password=) on a closed port
+        query_url = f"redis://{acl_user}@127.0.0.1:{closed}/0?password={QUERY_SECRET}"
+        qcontainer = ApplicationContainer()
+        qcontainer.config.from_dict({**config, "redis": {**config["redis"], "url": query_url}})
+        _capture(qcontainer, log_output)
+        async with Lifespan(qcontainer):
+            qclient = await qcontainer.redis.client()
+            shown.append(repr(qclient))
+            with pytest.raises(ConnectionError) as closed_error:
+                await qclient.ping()
+            log.error("redis failed", exc_info=closed_error.value)
+            shown.append(repr(qcontainer.redis.settings()))
+    logged = log_output.getvalue()
+    assert "Traceback" in logged or "exception" in logged  # the errors were logged
+    assert_clean(logged)
+    # What redaction cannot promise: exception objects from drivers are raw. blockmon
+    # shows users only redacted strings; check that path (the CLI's) here.
+    from blockmon.redaction import redact
+
+    assert_clean("\n".join(redact(s) for s in shown))
+
+
+async def test_cli_failures_show_no_secret(
+    blockmon_settings: Settings, acl_user: str, tmp_path: Path
+) -> None:
+    closed = free_port()
+    pg_ok = (
+        engine_url(blockmon_settings.postgres)
+        .set(drivername="postgresql", password=PG_SECRET)
+        .render_as_string(hide_password=False)
+    )
+    redis = blockmon_settings.redis
+    (tmp_path / "empty.yml").write_text("{}\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATABASE"))},
+        "BLOCKMON_CONFIG": str(tmp_path / "empty.yml"),
+    }
+    runs = [
+        {"DATABASE_URL": f"postgresql://postgres:{PG_SECRET}@127.0.0.1:{closed}/x"},
+        {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/x?password={QUERY_SECRET}"},
+        {
+            "DATABASE_URL": pg_ok,
+            "REDIS_URL": f"redis://{acl_user}:{WRONG_SECRET}@{redis.host}:{redis.port}/0",
+        },
+        {
+            "DATABASE_URL": pg_ok,
+            "REDIS_URL": f"redis://127.0.0.1:{closed}/0?password={QUERY_SECRET}",
+        },
+    ]
+    blockmon = str(Path(sys.executable).with_name("blockmon"))
+    for extra in runs:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [blockmon, "up", "--no-embedded", "--log-level", "debug"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra},
+            cwd=tmp_path,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "not reachable" in done.stderr
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("blockmon: error:")]
+        assert len(errors) == 1 and done.stderr.endswith(errors[0] + "\n"), done.stderr
+        assert "Traceback" not in done.stderr
+        assert_clean(done.stdout + done.stderr)
