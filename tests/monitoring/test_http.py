@@ -32,6 +32,7 @@ async def test_livez_readyz_health_follow_the_ietf_draft(blockmon_config):
                 assert entry["status"] == "pass" and entry["componentType"] == "datastore"
                 assert "time" in entry and "observedValue" in entry
             assert checks["postgres:responseTime"][0]["observedUnit"] == "ms"
+            assert checks["postgres:schema"][0]["status"] == "pass"  # at the packaged head
             assert set(checks["postgres:connections"][0]["observedValue"]) == {
                 "used",
                 "idle",

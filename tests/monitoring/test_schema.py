@@ -13,6 +13,7 @@ async def test_schema_probe_reports_revision_and_warns_off_head(blockmon_fresh_d
     try:
         async with engine.connect() as conn:
             assert await alembic_schema_probe()(conn) is None  # no migrations table
+            empty = await alembic_schema_probe(lambda: ["abc123"])(conn)
             await conn.execute(text("CREATE TABLE alembic_version (version_num varchar(32))"))
             await conn.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
             at_head = await alembic_schema_probe(lambda: ["abc123"])(conn)
@@ -25,3 +26,5 @@ async def test_schema_probe_reports_revision_and_warns_off_head(blockmon_fresh_d
     assert behind is not None and behind.status == Status.WARN
     assert behind.output == "schema at abc123, head is def456"
     assert unknown is not None and unknown.value == "abc123"
+    assert empty is not None and empty.status == Status.WARN
+    assert empty.output == "schema at (none), head is abc123"

@@ -9,6 +9,8 @@ from blockmon.health.model import CheckResult, Observation, Report
 
 def _value(obs: Observation) -> str:
     value: Any = obs.value
+    if value is None:
+        return "(none)"
     if isinstance(value, dict):
         return " ".join(f"{k} {v}" for k, v in value.items())
     if obs.unit == "bytes" and isinstance(value, int):

@@ -34,13 +34,16 @@ def _packaged_heads() -> tuple[str, ...]:
 
 
 def alembic_schema_probe(heads: Heads | None = None) -> SchemaProbe:
-    """Report the applied Alembic revision(s); with ``heads``, warn when they differ.
-    A database without an ``alembic_version`` table reports no observation."""
+    """Report the applied Alembic revision(s); with ``heads``, warn when they differ
+    (also when nothing was migrated). Without ``heads``, a database without an
+    ``alembic_version`` table reports no observation."""
 
     async def probe(conn: AsyncConnection) -> Observation | None:
-        if not (await conn.execute(_EXISTS)).scalar():
+        current: list[str] = []
+        if (await conn.execute(_EXISTS)).scalar():
+            current = sorted(str(v) for v in (await conn.execute(_CURRENT)).scalars())
+        elif heads is None:
             return None
-        current = sorted(str(v) for v in (await conn.execute(_CURRENT)).scalars())
         value = ",".join(current) or None
         if heads is None:
             return Observation("schema", value)
@@ -49,7 +52,10 @@ def alembic_schema_probe(heads: Heads | None = None) -> SchemaProbe:
             return Observation("schema", value)
         want = ",".join(expected) or "(none)"
         return Observation(
-            "schema", value, status=Status.WARN, output=f"schema at {value}, head is {want}"
+            "schema",
+            value,
+            status=Status.WARN,
+            output=f"schema at {value or '(none)'}, head is {want}",
         )
 
     return probe
