@@ -9,8 +9,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from blockmon.health.model import Observation
 
-_SECTIONS = ("server", "replication", "memory", "clients")
-
 
 def redis_check(
     client: AbstractRedis, on_memory: Callable[[int], None] | None = None
@@ -19,7 +17,8 @@ def redis_check(
 
     async def check() -> list[Observation]:
         try:
-            info = await client.info(*_SECTIONS)  # type: ignore[attr-defined]
+            # Plain INFO: one round trip; several sections at once need Redis 7.
+            info = await client.info()  # type: ignore[attr-defined]
         except RedisConnectionError:
             # Drop idle sockets now rather than one failed command at a time later
             # (a cluster client has a pool per node and heals itself).

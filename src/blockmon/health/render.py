@@ -18,9 +18,19 @@ def _value(obs: Observation) -> str:
     return f"{value}" if obs.unit in (None, "connections", "clients") else f"{value} {obs.unit}"
 
 
+_PRODUCTS = {"postgres": "PostgreSQL", "redis": "Redis"}
+
+
+def _part(component: str, obs: Observation) -> str:
+    if obs.measurement == "version" and component in _PRODUCTS:
+        return f"{_PRODUCTS[component]} {_value(obs)}"
+    return f"{obs.measurement} {_value(obs)}"
+
+
 def summary(result: CheckResult) -> str:
-    """One line of observations, then why the status is not pass."""
-    parts = [f"{o.measurement} {_value(o)}" for o in result.observations]
+    """One line of observations ("PostgreSQL 16.4; connections ..."), then why the
+    status is not pass."""
+    parts = [_part(result.component, o) for o in result.observations]
     if result.reason:
         parts.append(result.reason)
     return "; ".join(parts)
