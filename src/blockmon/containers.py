@@ -73,7 +73,7 @@ class MonitoringContainer(containers.DeclarativeContainer):
     registry = providers.Singleton(create_registry, settings)
     metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache)
     health = providers.Resource(health_resource, settings, engine, redis, metrics, schema_probe)
-    app = providers.Singleton(create_app, health, registry, settings)
+    app = providers.Factory(create_app, health, registry, settings)
 
 
 class ApplicationContainer(containers.DeclarativeContainer):

@@ -204,3 +204,15 @@ async def test_global_registry_is_opt_in_and_released_at_shutdown(blockmon_confi
             assert container.monitoring.registry() is REGISTRY
             assert REGISTRY.get_sample_value("postgres_connections_max") == 20
     assert REGISTRY.get_sample_value("postgres_connections_max") is None
+
+
+async def test_a_container_can_start_twice(blockmon_config):
+    from blockmon.containers import ApplicationContainer
+    from blockmon.lifespan import Lifespan
+
+    container = ApplicationContainer()
+    container.config.from_dict(blockmon_config)
+    for _ in range(2):
+        async with Lifespan(container), http(container) as client:
+            samples = await scrape(client)
+            assert value(samples, "postgres_connections_max") == 20

@@ -57,7 +57,8 @@ async def metrics_resource(
         client_metrics.uninstall()
         if collector is not None:
             registry.unregister(collector)
-        if registry is REGISTRY:  # let the next container register again
-            for owner in (postgres, client_metrics, health):
-                for family in owner.families:
-                    registry.unregister(family)
+        # The registry may outlive this start (a Singleton, or the global one): leave it
+        # empty so that the next start registers again.
+        for owner in (postgres, client_metrics, health):
+            for family in owner.families:
+                registry.unregister(family)
