@@ -34,6 +34,8 @@ class Cache:
         self.client = client
         self.prefix = prefix
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.hits = 0  # read by the metrics collector at scrape time
+        self.misses = 0
 
     def __repr__(self) -> str:
         return f"Cache(prefix={self.prefix!r})"
@@ -46,6 +48,10 @@ class Cache:
 
     async def get(self, key: str) -> bytes | None:
         value = await self.client.get(self.key(key))
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
         return value if value is None or isinstance(value, bytes) else value.encode()
 
     async def delete(self, *keys: str) -> int:
@@ -80,6 +86,9 @@ class Cache:
             for name in names:
                 pipe.get(self.key(name))
             values = await pipe.execute()
+        found = sum(v is not None for v in values)
+        self.hits += found
+        self.misses += len(values) - found
         return dict(zip(names, values, strict=True))
 
     async def set_many(self, items: Mapping[str, Value], ttl: float | None = None) -> None:

@@ -11,7 +11,11 @@ from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blockmon.cache import Cache
+from blockmon.health.resource import health_resource
+from blockmon.health.schema import alembic_schema_probe, packaged_heads
+from blockmon.http import create_app
 from blockmon.log import logging_resource
+from blockmon.metrics import create_registry, metrics_resource
 from blockmon.postgres import engine_resource
 from blockmon.redis_client import client_resource
 from blockmon.replicas import router_resource
@@ -52,13 +56,24 @@ class RedisContainer(containers.DeclarativeContainer):
 
 
 class MonitoringContainer(containers.DeclarativeContainer):
-    """Health checks and metrics over the engine and the Redis client."""
+    """Health checks and metrics over the engine and the Redis client.
+
+    ``registry`` (a CollectorRegistry of its own), ``metrics`` (instrumentation Resource),
+    ``health`` (HealthChecker Resource with its periodic loop) and ``app`` (the Starlette
+    monitoring app). ``schema_probe`` compares the schema with blockmon's migrations' heads.
+    """
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, MonitoringSettings, config, "monitoring")
     engine: providers.Dependency[AsyncEngine] = providers.Dependency(instance_of=AsyncEngine)
     # AbstractRedis: the common base of Redis (standalone, sentinel) and RedisCluster.
     redis: providers.Dependency[AbstractRedis] = providers.Dependency(instance_of=AbstractRedis)
+    cache: providers.Dependency[Cache | None] = providers.Dependency(default=providers.Object(None))
+    schema_probe = providers.Singleton(alembic_schema_probe, packaged_heads)
+    registry = providers.Singleton(create_registry, settings)
+    metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache)
+    health = providers.Resource(health_resource, settings, engine, redis, metrics, schema_probe)
+    app = providers.Factory(create_app, health, registry, settings)
 
 
 class ApplicationContainer(containers.DeclarativeContainer):
@@ -76,4 +91,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
         config=config.monitoring,
         engine=postgres.engine,
         redis=redis.client,
+        cache=redis.cache,
     )

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -210,6 +211,26 @@ class RedisSettings(_Section):
 class MonitoringSettings(_Section):
     health_interval: float = Field(30.0, gt=0, le=86400)
     check_timeout: float = Field(5.0, gt=0, le=600)
+    cache_ttl: float = Field(1.0, ge=0, le=3600)
+    postgres_critical: bool = True
+    redis_critical: bool = True
+    pool_saturation_warn: float = Field(0.9, gt=0, le=1)
+    slow_response_warn: float = Field(1.0, gt=0, le=600)
+    slow_query_threshold: float = Field(1.0, ge=0, le=86400)
+    http_host: str = Field("127.0.0.1", min_length=1)
+    http_port: int = Field(9464, ge=1, le=65535)
+    details: Literal["never", "always", "token"] = "never"
+    details_token: SecretStr | None = Field(None, validate_default=True)
+    use_global_registry: bool = False
+
+    @field_validator("details_token")
+    @classmethod
+    def _token_when_needed(cls, token: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("details") == "token" and not (token and token.get_secret_value()):
+            raise PydanticCustomError("token_required", "is required when details is 'token'")
+        if token is not None:
+            register_secrets([token.get_secret_value()])
+        return token
 
 
 class MigrationSettings(_Section):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from blockmon.cli import serve_cmd
+
 if TYPE_CHECKING:
     from blockmon.settings import Settings
 
@@ -21,6 +23,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail instead of starting embedded servers when none is reachable",
     )
+    up.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep serving health and metrics over HTTP until Ctrl-C",
+    )
+    serve_cmd.add_server_options(up)
     up.set_defaults(handler=run_up)
 
 
@@ -31,16 +39,25 @@ def run_up(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(settings.log)
-    return run(_up(settings, embedded=not args.no_embedded))
+    serve_at = None
+    if args.serve:
+        serve_at = (
+            args.host or settings.monitoring.http_host,
+            args.port or settings.monitoring.http_port,
+        )
+    return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at))
 
 
 def say(message: str) -> None:
     print(f"blockmon: {message}", flush=True)
 
 
-async def _up(settings: Settings, *, embedded: bool) -> int:
+async def _up(
+    settings: Settings, *, embedded: bool, serve_at: tuple[str, int] | None = None
+) -> int:
     from blockmon.containers import ApplicationContainer
     from blockmon.embedded import EmbeddedServers
+    from blockmon.http_server import bind, serve
     from blockmon.lifespan import Lifespan
     from blockmon.migrate import upgrade
     from blockmon.servers import ensure_database, resolve_servers
@@ -54,22 +71,25 @@ async def _up(settings: Settings, *, embedded: bool) -> int:
             say(f"created database {settings.postgres.database!r}")
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
+        sock = bind(*serve_at) if serve_at else None
         async with Lifespan(container):
             status = await upgrade(container)
             say(f"schema: at head ({status.current})")
-            return await _report(container)
+            code = await _report(container)
+            if sock is not None:
+                await serve(await container.monitoring.app(), sock, on_ready=serve_cmd.say_urls)
+            return code
     finally:
         servers.stop()
 
 
 async def _report(container: Any) -> int:
-    from sqlalchemy import text
+    """One line per component from the health checker; 1 if the report fails."""
+    from blockmon.health.model import Status
+    from blockmon.health.render import summary
 
-    engine = await container.postgres.engine()
-    client = await container.redis.client()
-    async with engine.connect() as conn:
-        version = (await conn.execute(text("SHOW server_version"))).scalar()
-    info = await client.info("server")
-    say(f"postgres: pass (PostgreSQL {version})")
-    say(f"redis: pass (Redis {info.get('redis_version')})")
-    return 0
+    checker = await container.monitoring.health()
+    report = await checker.report(max_age=0)
+    for result in report.results:
+        say(f"{result.component}: {result.status} ({summary(result)})")
+    return 1 if report.status == Status.FAIL else 0

@@ -1,0 +1,49 @@
+"""``blockmon health``: every check once, as a table or IETF health+json.
+Exit 0 on pass or warn, 1 on fail, 2 on a configuration error."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blockmon.settings import Settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    health = sub.add_parser(
+        "health", help="check PostgreSQL, Redis and the schema once and report", parents=[common]
+    )
+    health.add_argument("--json", action="store_true", help="print application/health+json")
+    health.set_defaults(handler=run_health)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from blockmon.config_file import load_settings
+    from blockmon.log import configure_logging
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log)
+    return asyncio.run(_health(settings, as_json=args.json))
+
+
+async def _health(settings: Settings, *, as_json: bool) -> int:
+    import json
+
+    from blockmon.containers import ApplicationContainer
+    from blockmon.health.model import Status
+    from blockmon.health.render import table
+    from blockmon.lifespan import Lifespan
+
+    container = ApplicationContainer()
+    container.config.from_dict(settings.model_dump())
+    async with Lifespan(container):
+        checker = await container.monitoring.health()
+        report = await checker.report(max_age=0)
+    if as_json:
+        print(json.dumps(report.body(details=True), indent=2))
+    else:
+        print(table(report))
+    return 1 if report.status == Status.FAIL else 0

@@ -1,0 +1,61 @@
+"""``blockmon serve``: the monitoring HTTP server (/livez /readyz /health /metrics)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {port}")
+    return port
+
+
+def add_server_options(parser: Any) -> None:
+    parser.add_argument("--host", help="address to listen on (default: monitoring.http_host)")
+    parser.add_argument(
+        "--port", type=port_number, help="port to listen on (default: monitoring.http_port)"
+    )
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve health and metrics over HTTP until Ctrl-C", parents=[common]
+    )
+    add_server_options(serve)
+    serve.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from blockmon.config_file import load_settings
+    from blockmon.log import configure_logging
+    from blockmon.loop import run
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log)
+    host = args.host or settings.monitoring.http_host
+    port = args.port or settings.monitoring.http_port
+    return run(serve_container(settings.model_dump(), host, port))
+
+
+def say_urls(urls: list[str]) -> None:
+    print("blockmon: monitoring on " + " ".join(urls), flush=True)
+
+
+async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
+    """Start a container, serve its monitoring app until Ctrl-C, shut it down."""
+    from blockmon.containers import ApplicationContainer
+    from blockmon.http_server import bind, serve
+    from blockmon.lifespan import Lifespan
+
+    sock = bind(host, port)
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    async with Lifespan(container):
+        await serve(await container.monitoring.app(), sock, on_ready=say_urls)
+    return 0

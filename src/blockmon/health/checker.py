@@ -1,0 +1,241 @@
+"""The health checker: named checks run concurrently, each bounded by its own timeout.
+
+On-demand checks are single-flight and cached for ``cache_ttl`` seconds, so a storm of
+probes costs at most one run of each check per period. No lock is held while a check
+waits on the network: callers share one task per check. A periodic loop keeps the
+results (and the metrics fed from them) fresh, and each change of state is logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blockmon.health.model import CheckResult, Observation, Report, Status, now, worst
+from blockmon.log import get_logger
+from blockmon.redaction import redact
+
+_log = get_logger("blockmon.health")
+_NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}$")
+
+CheckOutcome = None | bool | Status | Sequence[Observation]
+CheckFunction = Callable[[], Awaitable[CheckOutcome] | CheckOutcome]
+Listener = Callable[[CheckResult], None]
+
+
+@dataclass
+class _Check:
+    name: str
+    function: CheckFunction
+    critical: bool
+    component_type: str
+    timeout: float
+    is_async: bool
+    runs: int = 0
+    last: CheckResult | None = None
+    last_at: float = float("-inf")
+    inflight: asyncio.Task[CheckResult] | None = None
+
+
+@dataclass
+class HealthChecker:
+    """Register checks with `register`; ask with `check`, `report` or `readiness`."""
+
+    timeout: float = 5.0
+    cache_ttl: float = 1.0
+    interval: float = 30.0
+    slow_response_warn: float | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    _checks: dict[str, _Check] = field(default_factory=dict)
+    _orphans: set[asyncio.Task[Any]] = field(default_factory=set)
+    _loop_task: asyncio.Task[None] | None = None
+
+    def register(
+        self,
+        name: str,
+        function: CheckFunction,
+        *,
+        critical: bool = True,
+        component_type: str = "component",
+        timeout: float | None = None,
+    ) -> None:
+        """Add a check. ``function`` (sync or async) returns None or True (pass), False
+        (fail), a Status, or Observations (the worst of their statuses); raising fails it.
+        A sync function runs in a worker thread so it cannot block the event loop."""
+        if not _NAME.match(name):
+            raise ValueError(f"check name: must match {_NAME.pattern}, got {name!r}")
+        if name in self._checks:
+            raise ValueError(f"check name: {name!r} is already registered")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout: must be > 0 seconds, got {timeout!r}")
+        is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            getattr(function, "__call__", None)  # noqa: B004 - async callable objects
+        )
+        self._checks[name] = _Check(
+            name, function, critical, component_type, timeout or self.timeout, is_async
+        )
+
+    def unregister(self, name: str) -> None:
+        self._checks.pop(name, None)
+
+    def runs(self, name: str) -> int:
+        """How many times the check actually ran (cache hits and joins excluded)."""
+        return self._checks[name].runs
+
+    def last(self, name: str) -> CheckResult | None:
+        return self._checks[name].last
+
+    async def check(self, name: str, *, max_age: float | None = None) -> CheckResult:
+        """The result of ``name``: cached if younger than ``max_age`` (default cache_ttl),
+        else the run in flight, else a new run."""
+        check = self._checks[name]
+        age = self.cache_ttl if max_age is None else max_age
+        if check.last is not None and time.monotonic() - check.last_at < age:
+            return check.last
+        if check.inflight is None:
+            task = asyncio.create_task(self._run(check), name=f"health:{name}")
+            task.add_done_callback(lambda done: _clear(check, done))
+            check.inflight = task
+        return await asyncio.shield(check.inflight)
+
+    async def report(self, *, critical_only: bool = False, max_age: float | None = None) -> Report:
+        """Run (or reuse) the selected checks concurrently."""
+        names = [n for n, c in self._checks.items() if c.critical or not critical_only]
+        results = await asyncio.gather(*(self.check(n, max_age=max_age) for n in names))
+        return Report(tuple(results))
+
+    async def readiness(self) -> Report:
+        """The critical checks only, as readiness probes want."""
+        return await self.report(critical_only=True)
+
+    async def _run(self, check: _Check) -> CheckResult:
+        started, checked_at = time.perf_counter(), now()
+        inner = asyncio.ensure_future(self._invoke(check))
+        try:
+            await asyncio.wait({inner}, timeout=check.timeout)
+        finally:
+            if not inner.done():
+                inner.cancel()
+                # A cancelled driver call can be slow to unwind (e.g. a blackholed
+                # socket): keep a reference, but do not wait for it.
+                self._orphans.add(inner)
+                inner.add_done_callback(self._reap)
+        elapsed = time.perf_counter() - started
+        status, observations, output = self._interpret(inner, check.timeout)
+        if status == Status.PASS and self.slow_response_warn and elapsed > self.slow_response_warn:
+            status = Status.WARN
+            output = (
+                f"slow response: {elapsed * 1000:.0f} ms > {self.slow_response_warn * 1000:.0f} ms"
+            )
+        result = CheckResult(
+            component=check.name,
+            component_type=check.component_type,
+            critical=check.critical,
+            status=status,
+            response_time=elapsed,
+            checked_at=checked_at,
+            output=output,
+            observations=tuple(observations),
+        )
+        self._record(check, result)
+        return result
+
+    @staticmethod
+    async def _invoke(check: _Check) -> CheckOutcome:
+        outcome = check.function() if check.is_async else await asyncio.to_thread(check.function)
+        if inspect.isawaitable(outcome):
+            return await outcome
+        return outcome
+
+    @staticmethod
+    def _interpret(
+        task: asyncio.Future[CheckOutcome], timeout: float
+    ) -> tuple[Status, Sequence[Observation], str | None]:
+        if not task.done() or task.cancelled():
+            return Status.FAIL, (), f"timed out after {timeout:g} s"
+        error = task.exception()
+        if error is not None:
+            return Status.FAIL, (), redact(f"{type(error).__name__}: {error}".rstrip(": "))
+        outcome = task.result()
+        if outcome is None or outcome is True:
+            return Status.PASS, (), None
+        if outcome is False:
+            return Status.FAIL, (), "check returned False"
+        if isinstance(outcome, Status):
+            return outcome, (), None
+        observations = list(outcome)
+        return worst([o.status for o in observations]), observations, None
+
+    def _record(self, check: _Check, result: CheckResult) -> None:
+        previous = check.last
+        check.runs += 1
+        check.last, check.last_at = result, time.monotonic()
+        if (previous is None and result.status != Status.PASS) or (
+            previous is not None and previous.status != result.status
+        ):
+            _log_change(previous, result)
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception as error:  # a metrics bug must not turn into a failed probe
+                _log.error(
+                    "health listener error", error=redact(f"{type(error).__name__}: {error}")
+                )
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" noise
+
+    async def start(self) -> None:
+        """Start the periodic loop (first run after one interval)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._periodic(), name="health:loop")
+
+    async def stop(self) -> None:
+        """Stop the loop and every run in flight; waits at most a second for them."""
+        tasks: list[asyncio.Task[Any]] = [t for t in self._tasks() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        self._loop_task = None
+
+    def _tasks(self) -> Iterable[asyncio.Task[Any]]:
+        if self._loop_task is not None:
+            yield self._loop_task
+        yield from (c.inflight for c in self._checks.values() if c.inflight is not None)
+        yield from list(self._orphans)
+
+    async def _periodic(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.report(max_age=0)
+            except Exception as error:  # nothing may stop the loop
+                _log.error("health loop error", error=redact(f"{type(error).__name__}: {error}"))
+
+
+def _log_change(previous: CheckResult | None, result: CheckResult) -> None:
+    before = str(previous.status) if previous else "unknown"
+    fields = {
+        "component": result.component,
+        "status": str(result.status),
+        "previous": before,
+        "reason": result.reason,
+        "critical": result.critical,
+    }
+    emit = _log.info if result.status == Status.PASS else _log.warning
+    emit(f"health: {result.component} {before} -> {result.status}", **fields)
+
+
+def _clear(check: _Check, task: asyncio.Task[CheckResult]) -> None:
+    if check.inflight is task:
+        check.inflight = None
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,123 @@
+"""What a health check reports, and how reports become IETF health+json bodies.
+
+Statuses follow draft-inadarei-api-health-check: pass, warn, fail. Each check names a
+component; its measurements become ``component:measurement`` entries.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MEDIA_TYPE = "application/health+json"
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The most severe of ``statuses`` (pass when there are none)."""
+    return max(statuses, key=lambda s: s.rank, default=Status.PASS)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured value of a component (``observedValue`` / ``observedUnit``)."""
+
+    measurement: str
+    value: Any
+    unit: str | None = None
+    status: Status = Status.PASS
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one run of one check. ``output`` (why not pass) is already redacted."""
+
+    component: str
+    component_type: str
+    critical: bool
+    status: Status
+    response_time: float
+    checked_at: datetime
+    output: str | None = None
+    observations: tuple[Observation, ...] = ()
+
+    @property
+    def reason(self) -> str | None:
+        """Why the status is not pass: the output, or the outputs of warning observations."""
+        if self.output:
+            return self.output
+        outputs = [o.output for o in self.observations if o.output and o.status != Status.PASS]
+        return "; ".join(outputs) or None
+
+    def entries(self) -> dict[str, list[dict[str, Any]]]:
+        """This result as IETF ``checks`` entries keyed ``component:measurement``."""
+        time = self.checked_at.isoformat().replace("+00:00", "Z")
+        head: dict[str, Any] = {
+            "componentType": self.component_type,
+            "observedValue": round(self.response_time * 1000, 3),
+            "observedUnit": "ms",
+            "status": str(self.status),
+            "time": time,
+        }
+        if self.status != Status.PASS and self.reason:
+            head["output"] = self.reason
+        out = {f"{self.component}:responseTime": [head]}
+        for obs in self.observations:
+            entry: dict[str, Any] = {
+                "componentType": self.component_type,
+                "observedValue": obs.value,
+                "status": str(obs.status),
+                "time": time,
+            }
+            if obs.unit:
+                entry["observedUnit"] = obs.unit
+            if obs.output and obs.status != Status.PASS:
+                entry["output"] = obs.output
+            out[f"{self.component}:{obs.measurement}"] = [entry]
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Results of a set of checks; a failing non-critical check only warns."""
+
+    results: tuple[CheckResult, ...] = field(default_factory=tuple)
+
+    @property
+    def status(self) -> Status:
+        return worst([_effective(r) for r in self.results])
+
+    def body(self, *, details: bool) -> dict[str, Any]:
+        """The health+json body; without details, only the overall status."""
+        body: dict[str, Any] = {"status": str(self.status)}
+        if details:
+            checks: dict[str, list[dict[str, Any]]] = {}
+            for result in self.results:
+                checks.update(result.entries())
+            body["checks"] = checks
+        return body
+
+
+def _effective(result: CheckResult) -> Status:
+    if result.status == Status.FAIL and not result.critical:
+        return Status.WARN
+    return result.status
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,161 @@
+"""The PostgreSQL pool seen from outside: current waiters, acquire time and timeouts,
+an "exhausted" log once per episode, and gauges read at scrape time.
+
+SQLAlchemy has no public count of waiters, so `PoolWatch` wraps the pool's public
+``connect()`` and counts the callers that found no free connection and no room to open
+one. `Engine.dispose()` replaces the pool, so the wrapper follows it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool, QueuePool
+
+from blockmon.log import get_logger
+
+_log = get_logger("blockmon.postgres")
+
+
+@dataclass(frozen=True)
+class PoolState:
+    used: int
+    idle: int
+    max: int
+    min: int
+    waiting: int
+
+
+def _max_overflow(pool: Pool) -> int:
+    return int(getattr(pool, "_max_overflow", 0))  # private in SQLAlchemy, stable since 1.x
+
+
+class PoolWatch:
+    """Installs on an engine; `state()` is cheap and safe to call from anywhere."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        acquire: Histogram | None = None,
+        timeouts: Counter | None = None,
+        errors: Any = None,
+    ) -> None:
+        self.engine = engine.sync_engine
+        self.waiting = 0
+        self.exhausted = False
+        self._acquire = acquire
+        self._timeouts = timeouts
+        self._errors = errors  # the postgres_errors_total Counter, labelled by type
+        self._wrapped: dict[int, Any] = {}
+
+    def install(self) -> None:
+        self._wrap(self.engine.pool)
+        event.listen(self.engine, "engine_disposed", self._on_dispose)
+        event.listen(self.engine.pool, "checkin", self._on_checkin)
+
+    def uninstall(self) -> None:
+        for target, name, fn in (
+            (self.engine, "engine_disposed", self._on_dispose),
+            (self.engine.pool, "checkin", self._on_checkin),
+        ):
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+        pool = self.engine.pool
+        original = self._wrapped.pop(id(pool), None)
+        if original is not None:
+            pool.connect = original  # type: ignore[method-assign]
+
+    def state(self) -> PoolState:
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return PoolState(0, 0, 0, 0, self.waiting)
+        size = pool.size()
+        return PoolState(
+            used=pool.checkedout(),
+            idle=pool.checkedin(),
+            max=size + _max_overflow(pool),
+            min=size,
+            waiting=self.waiting,
+        )
+
+    def _on_dispose(self, engine: Any) -> None:
+        self._wrap(engine.pool)
+
+    def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
+        if self.exhausted and self.waiting == 0:
+            self.exhausted = False
+            _log.info("postgres pool has free connections again", component="postgres")
+
+    def _wrap(self, pool: Pool) -> None:
+        if not isinstance(pool, QueuePool) or id(pool) in self._wrapped:
+            return
+        original = pool.connect
+        self._wrapped = {id(pool): original}  # the old pool is gone
+        max_overflow = _max_overflow(pool)
+        acquire, timeouts, errors = self._acquire, self._timeouts, self._errors
+        timeout_errors = errors.labels(type="pool_timeout") if errors is not None else None
+        watch = self
+
+        def connect() -> Any:
+            started = time.perf_counter()
+            waits = pool.checkedin() == 0 and pool.overflow() >= max_overflow
+            if waits:
+                watch.waiting += 1
+                if not watch.exhausted:
+                    watch.exhausted = True
+                    _log.warning(
+                        "postgres pool exhausted: callers wait for a connection",
+                        component="postgres",
+                        max=pool.size() + max_overflow,
+                        in_use=pool.checkedout(),
+                        waiting=watch.waiting,
+                    )
+            try:
+                connection = original()
+            except exc.TimeoutError:
+                if timeouts is not None and timeout_errors is not None:
+                    timeouts.inc()
+                    timeout_errors.inc()
+                raise
+            finally:
+                if waits:
+                    watch.waiting -= 1
+            if acquire is not None:
+                acquire.observe(time.perf_counter() - started)
+            return connection
+
+        pool.connect = connect  # type: ignore[method-assign]
+
+
+class PoolCollector(Collector):
+    """postgres_connections_{active,idle,waiting,max,min}, read when scraped."""
+
+    def __init__(self, watch: PoolWatch) -> None:
+        self.watch = watch
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(self.watch.state())
+
+    @staticmethod
+    def _families(state: PoolState | None) -> Iterator[GaugeMetricFamily]:
+        specs = (
+            ("postgres_connections_active", "Connections checked out of the pool", "used"),
+            ("postgres_connections_idle", "Open connections idle in the pool", "idle"),
+            ("postgres_connections_waiting", "Callers waiting now for a connection", "waiting"),
+            ("postgres_connections_max", "Most connections the pool may open", "max"),
+            ("postgres_connections_min", "Connections the pool keeps (pool_size)", "min"),
+        )
+        for name, doc, attr in specs:
+            value = None if state is None else getattr(state, attr)
+            yield GaugeMetricFamily(name, doc, value=value)

@@ -1,0 +1,325 @@
+"""Query, error and connection-lifetime metrics for an AsyncEngine, from SQLAlchemy events.
+
+The hot path is two event calls per statement: a timestamp, then one dict lookup that
+yields pre-bound counter and histogram children. The ``operation`` label is the SQL verb,
+or the name given with ``execution_options(blockmon_operation="load_rules")``; both
+are capped, so label cardinality stays bounded whatever runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockmon.log import get_logger
+from blockmon.metrics import buckets
+from blockmon.metrics.pool import PoolCollector, PoolWatch
+
+OPERATION_OPTION = "blockmon_operation"
+OTHER = "other"
+MAX_NAMED_OPERATIONS = 100
+MAX_CACHED_STATEMENTS = 4096
+_VERBS = frozenset(
+    [
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "merge",
+        "with",
+        "begin",
+        "commit",
+        "rollback",
+        "savepoint",
+        "release",
+        "create",
+        "alter",
+        "drop",
+        "truncate",
+        "copy",
+        "set",
+        "show",
+        "explain",
+        "analyze",
+        "vacuum",
+        "lock",
+        "grant",
+        "revoke",
+        "call",
+        "do",
+        "listen",
+        "notify",
+        "unlisten",
+        "prepare",
+        "execute",
+        "deallocate",
+        "discard",
+        "reset",
+        "refresh",
+        "comment",
+        "values",
+        "fetch",
+        "declare",
+        "close",
+    ]
+)
+_FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*\(?\s*([A-Za-z]+)", re.S)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
+_T0 = "_blockmon_t0"
+_CONNECT_T0 = "blockmon_connect_t0"
+_CHECKOUT_T0 = "blockmon_checkout_t0"
+_ERROR_TYPES = {
+    "IntegrityError": "integrity",
+    "ProgrammingError": "programming",
+    "DataError": "data",
+    "OperationalError": "operational",
+    "InternalError": "internal",
+    "NotSupportedError": "not_supported",
+    "InterfaceError": "interface",
+}
+_TIMEOUTS = frozenset({"QueryCanceledError", "TimeoutError", "CancelledError"})
+
+_log = get_logger("blockmon.postgres.slow")
+
+
+def verb(statement: str) -> str:
+    """The lower-case SQL verb of ``statement``, or "other"."""
+    match = _FIRST_WORD.match(statement)
+    word = match.group(1).lower() if match else ""
+    return word if word in _VERBS else OTHER
+
+
+@dataclass(frozen=True)
+class _Children:
+    operation: str
+    success: Any
+    error: Any
+    duration: Any
+
+
+class PostgresMetrics:
+    """Every PostgreSQL metric, registered in ``registry``; `install` hooks an engine."""
+
+    def __init__(self, registry: CollectorRegistry, *, slow_query_threshold: float = 0) -> None:
+        self.slow_query_threshold = slow_query_threshold
+        self.queries = Counter(
+            "postgres_queries_total",
+            "Statements run, by operation and status (success or error)",
+            ["operation", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "postgres_query_duration_seconds",
+            "Statement duration, by operation",
+            ["operation"],
+            buckets=buckets.QUERY,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "postgres_errors_total", "Database errors, by type", ["type"], registry=registry
+        )
+        self.acquire = Histogram(
+            "postgres_connection_acquire_seconds",
+            "Time to get a connection from the pool (including validation and opening)",
+            buckets=buckets.POOL,
+            registry=registry,
+        )
+        self.usage = Histogram(
+            "postgres_connection_usage_seconds",
+            "Time a connection stays checked out",
+            buckets=buckets.POOL,
+            registry=registry,
+        )
+        self.creation = Histogram(
+            "postgres_connection_creation_seconds",
+            "Time to open a new connection",
+            buckets=buckets.POOL,
+            registry=registry,
+        )
+        self.acquire_timeouts = Counter(
+            "postgres_connection_acquire_timeouts",
+            "Callers that gave up waiting for a connection (pool_timeout)",
+            registry=registry,
+        )
+        self.invalidations = Counter(
+            "postgres_connection_invalidations",
+            "Connections invalidated: hard (closed now) or soft (replaced at next checkout)",
+            ["kind"],
+            registry=registry,
+        )
+        self.families = (
+            self.queries,
+            self.duration,
+            self.errors,
+            self.acquire,
+            self.usage,
+            self.creation,
+            self.acquire_timeouts,
+            self.invalidations,
+        )
+        self._registry = registry
+        self._hard = self.invalidations.labels(kind="hard")
+        self._soft = self.invalidations.labels(kind="soft")
+        self._by_key: dict[str, _Children] = {}
+        self._by_operation: dict[str, _Children] = {}
+        self._error_children: dict[str, Any] = {}
+        self._listeners: list[tuple[Any, str, Any]] = []
+        self.watch: PoolWatch | None = None
+        self._collector: PoolCollector | None = None
+
+    def install(self, engine: AsyncEngine) -> PoolWatch:
+        """Hook ``engine``; returns the pool watch (current waiters, pool state)."""
+        sync = engine.sync_engine
+        self._listen(sync, "before_cursor_execute", self._before)
+        self._listen(sync, "after_cursor_execute", self._after)
+        self._listen(sync, "handle_error", self._on_error)
+        self._listen(sync, "do_connect", self._before_connect)
+        self._listen(sync.pool, "connect", self._connected)
+        self._listen(sync.pool, "checkout", self._checkout)
+        self._listen(sync.pool, "checkin", self._checkin)
+        self._listen(sync.pool, "invalidate", self._invalidated)
+        self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
+        self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
+        self.watch.install()
+        self._collector = PoolCollector(self.watch)
+        self._registry.register(self._collector)
+        return self.watch
+
+    def uninstall(self) -> None:
+        for target, name, fn in self._listeners:
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+        self._listeners.clear()
+        if self.watch is not None:
+            self.watch.uninstall()
+        if self._collector is not None:
+            self._registry.unregister(self._collector)
+            self._collector = None
+
+    def _listen(self, target: Any, name: str, fn: Any) -> None:
+        event.listen(target, name, fn)
+        self._listeners.append((target, name, fn))
+
+    # -- statements (hot path) ----------------------------------------------------------
+
+    def _before(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if context is not None:
+            setattr(context, _T0, time.perf_counter())
+
+    def _after(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        started = getattr(context, _T0, None)
+        if started is None:  # no context, or hooked between before and after
+            return
+        elapsed = time.perf_counter() - started
+        children = self._children(context, statement)
+        children.success.inc()
+        children.duration.observe(elapsed)
+        if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
+            self._slow(statement, elapsed, children.operation)
+
+    def _children(self, context: Any, statement: str) -> _Children:
+        name = context.execution_options.get(OPERATION_OPTION)
+        key = statement if name is None else name
+        children = (self._by_key if name is None else self._by_operation).get(key)
+        if children is None:
+            children = self._bind(key, named=name is not None)
+        return children
+
+    def _bind(self, key: str, *, named: bool) -> _Children:
+        """Slow path: a statement or operation name seen for the first time."""
+        if named:
+            fits = _NAME.match(key) and len(self._by_operation) < MAX_NAMED_OPERATIONS
+            operation = key if fits else OTHER
+        else:
+            operation = verb(key)
+        children = self._by_operation.get(operation)
+        if children is None:
+            children = _Children(
+                operation,
+                self.queries.labels(operation=operation, status="success"),
+                self.queries.labels(operation=operation, status="error"),
+                self.duration.labels(operation=operation),
+            )
+            self._by_operation[operation] = children
+        if named:
+            self._by_operation.setdefault(key, children)
+        elif len(self._by_key) < MAX_CACHED_STATEMENTS:
+            self._by_key[key] = children
+        return children
+
+    def _slow(self, statement: str, elapsed: float, operation: str) -> None:
+        _log.warning(
+            "slow query",
+            operation=operation,
+            duration_ms=round(elapsed * 1000, 1),
+            threshold_ms=round(self.slow_query_threshold * 1000, 1),
+            sql=" ".join(statement.split())[:2000],
+        )
+
+    def _on_error(self, context: Any) -> None:
+        kind = _error_type(context)
+        child = self._error_children.get(kind)
+        if child is None:
+            child = self._error_children[kind] = self.errors.labels(type=kind)
+        child.inc()
+        execution = context.execution_context
+        if execution is not None and context.statement is not None:
+            children = self._children(execution, context.statement)
+            children.error.inc()
+            started = getattr(execution, _T0, None)
+            if started is not None:
+                children.duration.observe(time.perf_counter() - started)
+
+    # -- connections ----------------------------------------------------------------
+
+    def _before_connect(self, dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+        record.info[_CONNECT_T0] = time.perf_counter()
+
+    def _connected(self, dbapi_conn: Any, record: Any) -> None:
+        started = record.info.pop(_CONNECT_T0, None)
+        if started is not None:
+            self.creation.observe(time.perf_counter() - started)
+
+    def _checkout(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        record.info[_CHECKOUT_T0] = time.perf_counter()
+
+    def _checkin(self, dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            started = record.info.pop(_CHECKOUT_T0, None)
+            if started is not None:
+                self.usage.observe(time.perf_counter() - started)
+
+    def _invalidated(self, dbapi_conn: Any, record: Any, error: Any) -> None:
+        self._hard.inc()
+
+    def _soft_invalidated(self, dbapi_conn: Any, record: Any, error: Any) -> None:
+        self._soft.inc()
+
+
+def _error_type(context: Any) -> str:
+    if context.is_disconnect:
+        return "connection"
+    original = context.original_exception
+    cause = getattr(original, "__cause__", None)
+    if (
+        isinstance(original, TimeoutError)
+        or {type(original).__name__, type(cause).__name__} & _TIMEOUTS
+    ):
+        return "timeout"
+    wrapped = context.sqlalchemy_exception
+    if isinstance(wrapped, exc.DBAPIError):
+        for cls in type(wrapped).__mro__:
+            kind = _ERROR_TYPES.get(cls.__name__)
+            if kind is not None:
+                return kind
+    return OTHER
