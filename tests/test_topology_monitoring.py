@@ -7,13 +7,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from blockmon.deployments import ClusterDeployment, PostgresServer, SentinelDeployment
+from blockmon.errors import ConfigError
 from blockmon.health import CheckResult, HealthChecker, Status
 from blockmon.health.render import summary
 from blockmon.redis_topology import REDIS_ERRORS
 from blockmon.replicas import Router
+from blockmon.settings import MonitoringSettings, validate
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import scrape, value
 from tests.test_postgres_topologies import pg_config, table, wait_replicated  # noqa: F401
@@ -220,3 +223,10 @@ async def test_pool_metrics_per_replica_engine_are_present_and_move(
         )
         assert value(after, "postgres_connection_acquire_seconds_count") == writer_acquired
         assert value(after, "postgres_queries_total", operation="select", status="success") >= 2
+
+
+def test_a_bad_replicas_critical_names_the_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate(MonitoringSettings, {"replicas_critical": "sometimes"}, "monitoring")
+    assert str(caught.value).startswith("monitoring.replicas_critical: ")
+    assert "\n" not in str(caught.value)
