@@ -214,6 +214,7 @@ class MonitoringSettings(_Section):
     cache_ttl: float = Field(1.0, ge=0, le=3600)
     postgres_critical: bool = True
     redis_critical: bool = True
+    replicas_critical: bool = False  # read-replica checks (docs/topologies.md)
     pool_saturation_warn: float = Field(0.9, gt=0, le=1)
     slow_response_warn: float = Field(1.0, gt=0, le=600)
     slow_query_threshold: float = Field(1.0, ge=0, le=86400)
