@@ -242,6 +242,11 @@ class MigrationSettings(_Section):
     lock_wait: float = Field(60.0, gt=0, le=86400)
     lock_timeout: float = Field(5.0, gt=0, le=3600)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("postgresql", "postgres", "postgresql+asyncpg"))
+
     @model_validator(mode="after")
     def _remember_secrets(self) -> MigrationSettings:
         register_secrets([_url_password(self.url)])
