@@ -342,3 +342,16 @@ async def test_every_cli_command_fails_without_showing_a_secret(
         assert_all_clean(done.stdout + done.stderr)
         if argv == ["config", "show"]:
             assert "details_token: '***'" in done.stdout, done.stdout
+
+
+def test_query_string_password_is_masked_in_the_engine_url() -> None:
+    """SQLAlchemy masks the URL's password in reprs but prints query values raw."""
+    settings = Settings.model_validate(
+        {"postgres": {"url": f"postgresql://u@h:5/db?password={QUERY_SECRET}&sslmode=disable"}}
+    )
+    url = engine_url(settings.postgres)
+    assert url.password == QUERY_SECRET and "password" not in url.query
+    assert_clean(repr(url) + str(url))
+    from blockmon.redaction import redact
+
+    assert redact(f"echo {QUERY_SECRET}") == "echo ***"  # registered, not only pattern-matched
