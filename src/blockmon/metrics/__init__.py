@@ -14,9 +14,10 @@ from blockmon.cache import Cache
 from blockmon.metrics.cache import CacheCollector
 from blockmon.metrics.health import HealthMetrics
 from blockmon.metrics.pool import PoolState, PoolWatch
-from blockmon.metrics.postgres import OPERATION_OPTION, PostgresMetrics
+from blockmon.metrics.postgres import PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
 from blockmon.settings import MonitoringSettings
+from blockmon.statement_hooks import OPERATION_OPTION
 
 __all__ = ["OPERATION_OPTION", "Metrics", "PoolState", "create_registry", "metrics_resource"]
 

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blockmon.log import get_logger
 from blockmon.metrics import buckets
 from blockmon.metrics.pool import PoolCollector, PoolWatch
+from blockmon.statement_hooks import OPERATION_OPTION, StatementHook, hook_for
 
-OPERATION_OPTION = "blockmon_operation"
 OTHER = "other"
 MAX_NAMED_OPERATIONS = 100
 MAX_CACHED_STATEMENTS = 4096
@@ -84,6 +84,15 @@ _ERROR_TYPES = {
     "InterfaceError": "interface",
 }
 _TIMEOUTS = frozenset({"QueryCanceledError", "TimeoutError", "CancelledError"})
+# SQLSTATE classes of asyncpg's errors on the fast path, onto the same error types.
+_SQLSTATE_TYPES = {
+    "23": "integrity",
+    "42": "programming",
+    "22": "data",
+    "XX": "internal",
+    "0A": "not_supported",
+    "08": "connection",
+}
 
 _log = get_logger("blockmon.postgres.slow")
 
@@ -172,6 +181,7 @@ class PostgresMetrics:
         self._listeners: list[tuple[Any, str, Any]] = []
         self.watch: PoolWatch | None = None
         self._collector: PoolCollector | None = None
+        self._hook: StatementHook | None = None
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine``; returns the pool watch (current waiters, pool state)."""
@@ -185,6 +195,8 @@ class PostgresMetrics:
         self._listen(sync.pool, "checkin", self._checkin)
         self._listen(sync.pool, "invalidate", self._invalidated)
         self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
+        self._hook = hook_for(engine)
+        self._hook.observer = self.observe
         self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
         self.watch.install()
         self._collector = PoolCollector(self.watch)
@@ -196,6 +208,9 @@ class PostgresMetrics:
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
         self._listeners.clear()
+        if self._hook is not None and self._hook.observer == self.observe:
+            self._hook.observer = None
+        self._hook = None
         if self.watch is not None:
             self.watch.uninstall()
         if self._collector is not None:
@@ -226,6 +241,30 @@ class PostgresMetrics:
         children.duration.observe(elapsed)
         if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
             self._slow(statement, elapsed, children.operation)
+
+    def observe(
+        self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
+    ) -> None:
+        """A statement of the fast path (`blockmon.statements`) ran: the same metrics as
+        the events give SQLAlchemy's statements."""
+        if operation is None:
+            children = self._by_key.get(sql) or self._bind(sql, named=False)
+        else:
+            children = self._by_operation.get(operation) or self._bind(operation, named=True)
+        if error is None:
+            children.success.inc()
+        else:
+            children.error.inc()
+            self._error_child(_driver_error_type(error)).inc()
+        children.duration.observe(elapsed)
+        if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
+            self._slow(sql, elapsed, children.operation)
+
+    def _error_child(self, kind: str) -> Any:
+        child = self._error_children.get(kind)
+        if child is None:
+            child = self._error_children[kind] = self.errors.labels(type=kind)
+        return child
 
     def _children(self, context: Any, statement: str) -> _Children:
         name = context.execution_options.get(OPERATION_OPTION)
@@ -267,11 +306,7 @@ class PostgresMetrics:
         )
 
     def _on_error(self, context: Any) -> None:
-        kind = _error_type(context)
-        child = self._error_children.get(kind)
-        if child is None:
-            child = self._error_children[kind] = self.errors.labels(type=kind)
-        child.inc()
+        self._error_child(_error_type(context)).inc()
         execution = context.execution_context
         if execution is not None and context.statement is not None:
             children = self._children(execution, context.statement)
@@ -323,3 +358,20 @@ def _error_type(context: Any) -> str:
             if kind is not None:
                 return kind
     return OTHER
+
+
+def _driver_error_type(error: BaseException) -> str:
+    """The ``type`` label of an error raised by asyncpg on the fast path."""
+    name = type(error).__name__
+    if isinstance(error, TimeoutError) or name in _TIMEOUTS:
+        return "timeout"
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str):
+        if state == "57014":  # query_canceled: statement_timeout
+            return "timeout"
+        if state.startswith("57P"):  # the server shut the connection down
+            return "connection"
+        return _SQLSTATE_TYPES.get(state[:2], OTHER)
+    if isinstance(error, OSError) or "Connection" in name:
+        return "connection"
+    return {"DataError": "data", "InterfaceError": "interface"}.get(name, OTHER)
