@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.log import get_logger
-from blockmon.metrics import buckets
+from blockmon.metrics import buckets, fast
 from blockmon.metrics.pool import PoolCollector, PoolWatch
 from blockmon.statement_hooks import OPERATION_OPTION, StatementHook, hook_for
 
@@ -107,9 +108,9 @@ def verb(statement: str) -> str:
 @dataclass(frozen=True)
 class _Children:
     operation: str
-    success: Any
-    error: Any
-    duration: Any
+    success: Callable[[float], None]
+    error: Callable[[float], None]
+    duration: Callable[[float], None]
 
 
 class PostgresMetrics:
@@ -173,6 +174,7 @@ class PostgresMetrics:
             self.invalidations,
         )
         self._registry = registry
+        self._observe_usage = fast.histogram(self.usage)
         self._hard = self.invalidations.labels(kind="hard")
         self._soft = self.invalidations.labels(kind="soft")
         self._by_key: dict[str, _Children] = {}
@@ -237,8 +239,8 @@ class PostgresMetrics:
             return
         elapsed = time.perf_counter() - started
         children = self._children(context, statement)
-        children.success.inc()
-        children.duration.observe(elapsed)
+        children.success(1)
+        children.duration(elapsed)
         if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
             self._slow(statement, elapsed, children.operation)
 
@@ -252,11 +254,11 @@ class PostgresMetrics:
         else:
             children = self._by_operation.get(operation) or self._bind(operation, named=True)
         if error is None:
-            children.success.inc()
+            children.success(1)
         else:
-            children.error.inc()
+            children.error(1)
             self._error_child(_driver_error_type(error)).inc()
-        children.duration.observe(elapsed)
+        children.duration(elapsed)
         if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
             self._slow(sql, elapsed, children.operation)
 
@@ -285,9 +287,9 @@ class PostgresMetrics:
         if children is None:
             children = _Children(
                 operation,
-                self.queries.labels(operation=operation, status="success"),
-                self.queries.labels(operation=operation, status="error"),
-                self.duration.labels(operation=operation),
+                fast.counter(self.queries.labels(operation=operation, status="success")),
+                fast.counter(self.queries.labels(operation=operation, status="error")),
+                fast.histogram(self.duration.labels(operation=operation)),
             )
             self._by_operation[operation] = children
         if named:
@@ -310,10 +312,10 @@ class PostgresMetrics:
         execution = context.execution_context
         if execution is not None and context.statement is not None:
             children = self._children(execution, context.statement)
-            children.error.inc()
+            children.error(1)
             started = getattr(execution, _T0, None)
             if started is not None:
-                children.duration.observe(time.perf_counter() - started)
+                children.duration(time.perf_counter() - started)
 
     # -- connections ----------------------------------------------------------------
 
@@ -332,7 +334,7 @@ class PostgresMetrics:
         if record is not None:
             started = record.info.pop(_CHECKOUT_T0, None)
             if started is not None:
-                self.usage.observe(time.perf_counter() - started)
+                self._observe_usage(time.perf_counter() - started)
 
     def _invalidated(self, dbapi_conn: Any, record: Any, error: Any) -> None:
         self._hard.inc()
