@@ -26,6 +26,10 @@ prepared outside a transaction may run on another server connection, so there ea
 statement runs in its own short transaction (``autocommit=False``): three round trips,
 still committed.
 
+Every method takes ``operation="load_rules"``: the ``operation`` label of the query
+metrics (the SQL verb otherwise). SQL strings report to the metrics through
+`blockmon.statement_hooks`, Executables through SQLAlchemy's events.
+
 Use `blockmon.transactions` when several statements must commit together.
 """
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
+from time import perf_counter
 from typing import Any, TypeVar
 
 import asyncpg
@@ -42,6 +47,8 @@ from sqlalchemy import Dialect, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import greenlet_spawn
+
+from blockmon.statement_hooks import OPERATION_OPTION, hook_for
 
 Statement = str | Executable
 Params = Mapping[str, Any] | None
@@ -84,6 +91,11 @@ def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
         raise ValueError(f"params: missing value for :{error.args[0]}") from None
 
 
+def _named(operation: str | None) -> dict[str, Any] | None:
+    """Execution options naming the statement's ``operation`` label, when one is given."""
+    return None if operation is None else {OPERATION_OPTION: operation}
+
+
 def _gate(pool: Pool) -> tuple[asyncio.Semaphore, float] | None:
     """A FIFO semaphore as wide as a QueuePool's capacity, and the pool's timeout;
     None for pools without a bound."""
@@ -105,14 +117,17 @@ class Statements:
         self._pool = engine.sync_engine.pool
         self._dialect = engine.sync_engine.dialect
         self._gate = _gate(self._pool)
+        self._hook = hook_for(engine)
 
     def __repr__(self) -> str:
         return f"Statements({self.engine.url.render_as_string(hide_password=True)})"
 
-    async def _on_driver(self, call: Callable[[Any], Awaitable[T]]) -> T:
+    async def _on_driver(
+        self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
+    ) -> T:
         """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
         if self._gate is None:
-            return await self._checked_out(call)
+            return await self._checked_out(call, sql, operation)
         gate, timeout = self._gate
         if gate.locked():
             try:
@@ -125,72 +140,101 @@ class Statements:
         else:
             await gate.acquire()  # a permit is free: returns without suspending
         try:
-            return await self._checked_out(call)
+            return await self._checked_out(call, sql, operation)
         finally:
             gate.release()
 
-    async def _checked_out(self, call: Callable[[Any], Awaitable[T]]) -> T:
+    async def _checked_out(
+        self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
+    ) -> T:
         fairy = await greenlet_spawn(self._pool.connect)
         driver: Any = fairy.driver_connection
+        observer = self._hook.observer  # metrics, when installed (blockmon.statement_hooks)
+        started = perf_counter() if observer is not None else 0.0
         try:
             if self._in_transaction:
                 async with driver.transaction():
                     result = await call(driver)
             else:
                 result = await call(driver)
-        except PostgresError:
+        except PostgresError as error:
+            if observer is not None:
+                observer(sql, operation, perf_counter() - started, error)
             fairy.close()  # the server refused the statement; the connection is fine
             raise
         except BaseException as error:
+            if observer is not None:
+                observer(sql, operation, perf_counter() - started, error)
             # Cancelled mid-statement or the connection broke: never hand it out again.
             fairy.invalidate(error)
             raise
+        if observer is not None:
+            observer(sql, operation, perf_counter() - started, None)
         fairy.close()
         return result
 
-    async def execute(self, statement: Statement, params: ManyParams = None) -> int:
+    async def execute(
+        self, statement: Statement, params: ManyParams = None, *, operation: str | None = None
+    ) -> int:
         """Run a statement; return the affected row count (0 when it reports none). With a
         sequence of parameter sets, run it once per set, atomically and pipelined, and
         return -1 (asyncpg's executemany does not report counts)."""
         if not isinstance(statement, str):
             async with self._core.begin() as conn:
-                return int((await conn.execute(statement, params)).rowcount)
+                result = await conn.execute(statement, params, execution_options=_named(operation))
+                return int(result.rowcount)
         sql, names = positional(self._dialect, statement)
         if params is not None and not isinstance(params, Mapping):
             rows = [_arguments(names, p) for p in params]
             if rows:
-                await self._on_driver(lambda c: c.executemany(sql, rows))
+                await self._on_driver(lambda c: c.executemany(sql, rows), sql, operation)
             return -1
         args = _arguments(names, params)
-        status: str = await self._on_driver(lambda c: c.execute(sql, *args))
+        status: str = await self._on_driver(lambda c: c.execute(sql, *args), sql, operation)
         last = status.rpartition(" ")[2]
         return int(last) if last.isdigit() else 0
 
-    async def fetch_all(self, statement: Statement, params: Params = None) -> Sequence[Any]:
+    async def fetch_all(
+        self, statement: Statement, params: Params = None, *, operation: str | None = None
+    ) -> Sequence[Any]:
         """Every row: `Record`s for SQL strings, SQLAlchemy Rows for Executables."""
         if not isinstance(statement, str):
             async with self._core.begin() as conn:
-                return (await conn.execute(statement, params)).all()
+                return (
+                    await conn.execute(statement, params, execution_options=_named(operation))
+                ).all()
         sql, names = positional(self._dialect, statement)
         args = _arguments(names, params)
-        rows: list[Any] = await self._on_driver(lambda c: c.fetch(sql, *args, record_class=Record))
+        rows: list[Any] = await self._on_driver(
+            lambda c: c.fetch(sql, *args, record_class=Record), sql, operation
+        )
         return rows
 
-    async def fetch_one(self, statement: Statement, params: Params = None) -> Any:
+    async def fetch_one(
+        self, statement: Statement, params: Params = None, *, operation: str | None = None
+    ) -> Any:
         """The first row or None: a `Record` for SQL strings, a Row for Executables."""
         if not isinstance(statement, str):
             async with self._core.begin() as conn:
-                row: Row[Any] | None = (await conn.execute(statement, params)).first()
+                row: Row[Any] | None = (
+                    await conn.execute(statement, params, execution_options=_named(operation))
+                ).first()
                 return row
         sql, names = positional(self._dialect, statement)
         args = _arguments(names, params)
-        return await self._on_driver(lambda c: c.fetchrow(sql, *args, record_class=Record))
+        return await self._on_driver(
+            lambda c: c.fetchrow(sql, *args, record_class=Record), sql, operation
+        )
 
-    async def scalar(self, statement: Statement, params: Params = None) -> Any:
+    async def scalar(
+        self, statement: Statement, params: Params = None, *, operation: str | None = None
+    ) -> Any:
         """The first column of the first row, or None."""
         if not isinstance(statement, str):
             async with self._core.begin() as conn:
-                return (await conn.execute(statement, params)).scalar()
+                return (
+                    await conn.execute(statement, params, execution_options=_named(operation))
+                ).scalar()
         sql, names = positional(self._dialect, statement)
         args = _arguments(names, params)
-        return await self._on_driver(lambda c: c.fetchval(sql, *args))
+        return await self._on_driver(lambda c: c.fetchval(sql, *args), sql, operation)

@@ -105,8 +105,13 @@ class HealthChecker:
 
     async def report(self, *, critical_only: bool = False, max_age: float | None = None) -> Report:
         """Run (or reuse) the selected checks concurrently."""
-        names = [n for n, c in self._checks.items() if c.critical or not critical_only]
-        results = await asyncio.gather(*(self.check(n, max_age=max_age) for n in names))
+        chosen = [c for c in self._checks.values() if c.critical or not critical_only]
+        age = self.cache_ttl if max_age is None else max_age
+        clock = time.monotonic()
+        fresh = [c.last for c in chosen if c.last is not None and clock - c.last_at < age]
+        if len(fresh) == len(chosen):  # all cached: no task per check (the probe's hot path)
+            return Report(tuple(r for r in fresh if r is not None))
+        results = await asyncio.gather(*(self.check(c.name, max_age=max_age) for c in chosen))
         return Report(tuple(results))
 
     async def readiness(self) -> Report:

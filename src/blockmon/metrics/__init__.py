@@ -14,10 +14,11 @@ from blockmon.cache import Cache
 from blockmon.metrics.cache import CacheCollector
 from blockmon.metrics.health import HealthMetrics
 from blockmon.metrics.pool import PoolState, PoolWatch
-from blockmon.metrics.postgres import OPERATION_OPTION, PostgresMetrics
+from blockmon.metrics.postgres import PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
 from blockmon.replicas import Router, engine_name
 from blockmon.settings import MonitoringSettings
+from blockmon.statement_hooks import OPERATION_OPTION
 
 __all__ = [
     "OPERATION_OPTION",

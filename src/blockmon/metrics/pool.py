@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon.log import get_logger
+from blockmon.metrics import fast
 
 _log = get_logger("blockmon.postgres")
 
@@ -110,6 +111,7 @@ class PoolWatch:
         max_overflow = _max_overflow(pool)
         acquire, timeouts, errors = self._acquire, self._timeouts, self._errors
         timeout_errors = errors.labels(type="pool_timeout") if errors is not None else None
+        observe_acquire = fast.histogram(acquire) if acquire is not None else None
         watch = self
 
         def connect() -> Any:
@@ -137,8 +139,8 @@ class PoolWatch:
             finally:
                 if waits:
                     watch.waiting -= 1
-            if acquire is not None:
-                acquire.observe(time.perf_counter() - started)
+            if observe_acquire is not None:
+                observe_acquire(time.perf_counter() - started)
             return connection
 
         pool.connect = connect  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,10 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.log import get_logger
-from blockmon.metrics import buckets
+from blockmon.metrics import buckets, fast
 from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
+from blockmon.statement_hooks import OPERATION_OPTION, StatementHook, hook_for
 
-OPERATION_OPTION = "blockmon_operation"
 OTHER = "other"
 MAX_NAMED_OPERATIONS = 100
 MAX_CACHED_STATEMENTS = 4096
@@ -84,6 +85,15 @@ _ERROR_TYPES = {
     "InterfaceError": "interface",
 }
 _TIMEOUTS = frozenset({"QueryCanceledError", "TimeoutError", "CancelledError"})
+# SQLSTATE classes of asyncpg's errors on the fast path, onto the same error types.
+_SQLSTATE_TYPES = {
+    "23": "integrity",
+    "42": "programming",
+    "22": "data",
+    "XX": "internal",
+    "0A": "not_supported",
+    "08": "connection",
+}
 
 _log = get_logger("blockmon.postgres.slow")
 
@@ -98,9 +108,9 @@ def verb(statement: str) -> str:
 @dataclass(frozen=True)
 class _Children:
     operation: str
-    success: Any
-    error: Any
-    duration: Any
+    success: Callable[[float], None]
+    error: Callable[[float], None]
+    duration: Callable[[float], None]
 
 
 class PostgresMetrics:
@@ -179,6 +189,7 @@ class PostgresMetrics:
             self.invalidations,
         )
         self._registry = registry
+        self._observe_usage = fast.histogram(self.usage)
         self._hard = self.invalidations.labels(kind="hard")
         self._soft = self.invalidations.labels(kind="soft")
         self._by_key: dict[str, _Children] = {}
@@ -189,10 +200,11 @@ class PostgresMetrics:
         self._collector: PoolCollector | None = None
         self.replica_watches: dict[str, PoolWatch] = {}
         self._replica_collector: ReplicaPoolCollector | None = None
+        self._statement_hooks: list[StatementHook] = []
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
-        self._hook(engine)
+        self._listen_engine(engine)
         self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
         self.watch.install()
         self._collector = PoolCollector(self.watch)
@@ -202,7 +214,7 @@ class PostgresMetrics:
     def install_replica(self, engine: AsyncEngine, replica: str, address: str) -> PoolWatch:
         """Hook a read replica's engine: its statements, errors and connection times count
         in the shared families; its pool in ``postgres_replica_*{replica=...}``."""
-        self._hook(engine)
+        self._listen_engine(engine)
         watch = PoolWatch(
             engine,
             self.replica_acquire.labels(replica=replica),
@@ -218,7 +230,7 @@ class PostgresMetrics:
         self.replica_watches[replica] = watch
         return watch
 
-    def _hook(self, engine: AsyncEngine) -> None:
+    def _listen_engine(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
         self._listen(sync, "before_cursor_execute", self._before)
         self._listen(sync, "after_cursor_execute", self._after)
@@ -229,12 +241,19 @@ class PostgresMetrics:
         self._listen(sync.pool, "checkin", self._checkin)
         self._listen(sync.pool, "invalidate", self._invalidated)
         self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
+        hook = hook_for(engine)  # the Statements fast path reports here, not through events
+        hook.observer = self.observe
+        self._statement_hooks.append(hook)
 
     def uninstall(self) -> None:
         for target, name, fn in self._listeners:
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
         self._listeners.clear()
+        for hook in self._statement_hooks:
+            if hook.observer == self.observe:
+                hook.observer = None
+        self._statement_hooks.clear()
         if self.watch is not None:
             self.watch.uninstall()
         if self._collector is not None:
@@ -267,10 +286,34 @@ class PostgresMetrics:
             return
         elapsed = time.perf_counter() - started
         children = self._children(context, statement)
-        children.success.inc()
-        children.duration.observe(elapsed)
+        children.success(1)
+        children.duration(elapsed)
         if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
             self._slow(statement, elapsed, children.operation)
+
+    def observe(
+        self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
+    ) -> None:
+        """A statement of the fast path (`blockmon.statements`) ran: the same metrics as
+        the events give SQLAlchemy's statements."""
+        if operation is None:
+            children = self._by_key.get(sql) or self._bind(sql, named=False)
+        else:
+            children = self._by_operation.get(operation) or self._bind(operation, named=True)
+        if error is None:
+            children.success(1)
+        else:
+            children.error(1)
+            self._error_child(_driver_error_type(error)).inc()
+        children.duration(elapsed)
+        if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
+            self._slow(sql, elapsed, children.operation)
+
+    def _error_child(self, kind: str) -> Any:
+        child = self._error_children.get(kind)
+        if child is None:
+            child = self._error_children[kind] = self.errors.labels(type=kind)
+        return child
 
     def _children(self, context: Any, statement: str) -> _Children:
         name = context.execution_options.get(OPERATION_OPTION)
@@ -291,9 +334,9 @@ class PostgresMetrics:
         if children is None:
             children = _Children(
                 operation,
-                self.queries.labels(operation=operation, status="success"),
-                self.queries.labels(operation=operation, status="error"),
-                self.duration.labels(operation=operation),
+                fast.counter(self.queries.labels(operation=operation, status="success")),
+                fast.counter(self.queries.labels(operation=operation, status="error")),
+                fast.histogram(self.duration.labels(operation=operation)),
             )
             self._by_operation[operation] = children
         if named:
@@ -312,18 +355,14 @@ class PostgresMetrics:
         )
 
     def _on_error(self, context: Any) -> None:
-        kind = _error_type(context)
-        child = self._error_children.get(kind)
-        if child is None:
-            child = self._error_children[kind] = self.errors.labels(type=kind)
-        child.inc()
+        self._error_child(_error_type(context)).inc()
         execution = context.execution_context
         if execution is not None and context.statement is not None:
             children = self._children(execution, context.statement)
-            children.error.inc()
+            children.error(1)
             started = getattr(execution, _T0, None)
             if started is not None:
-                children.duration.observe(time.perf_counter() - started)
+                children.duration(time.perf_counter() - started)
 
     # -- connections ----------------------------------------------------------------
 
@@ -342,7 +381,7 @@ class PostgresMetrics:
         if record is not None:
             started = record.info.pop(_CHECKOUT_T0, None)
             if started is not None:
-                self.usage.observe(time.perf_counter() - started)
+                self._observe_usage(time.perf_counter() - started)
 
     def _invalidated(self, dbapi_conn: Any, record: Any, error: Any) -> None:
         self._hard.inc()
@@ -368,3 +407,20 @@ def _error_type(context: Any) -> str:
             if kind is not None:
                 return kind
     return OTHER
+
+
+def _driver_error_type(error: BaseException) -> str:
+    """The ``type`` label of an error raised by asyncpg on the fast path."""
+    name = type(error).__name__
+    if isinstance(error, TimeoutError) or name in _TIMEOUTS:
+        return "timeout"
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str):
+        if state == "57014":  # query_canceled: statement_timeout
+            return "timeout"
+        if state.startswith("57P"):  # the server shut the connection down
+            return "connection"
+        return _SQLSTATE_TYPES.get(state[:2], OTHER)
+    if isinstance(error, OSError) or "Connection" in name:
+        return "connection"
+    return {"DataError": "data", "InterfaceError": "interface"}.get(name, OTHER)

@@ -9,7 +9,7 @@ of pre-bound children per command.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from redis.asyncio.cluster import ClusterNode
 from redis.client import AbstractRedis
 
 from blockmon.log import get_logger
-from blockmon.metrics import buckets
+from blockmon.metrics import buckets, fast
 from blockmon.redaction import redact
 
 MAX_COMMANDS = 300
@@ -32,9 +32,9 @@ _log = get_logger("blockmon.redis")
 
 @dataclass(frozen=True)
 class _Children:
-    success: Any
-    error: Any
-    duration: Any
+    success: Callable[[float], None]
+    error: Callable[[float], None]
+    duration: Callable[[float], None]
 
 
 class _Link:
@@ -130,17 +130,17 @@ class RedisMetrics:
         name = command.decode() if isinstance(command, bytes) else str(command)
         name = name.upper() if len(self._children) < MAX_COMMANDS and name.isascii() else OTHER
         children = _Children(
-            self.commands.labels(command=name, status="success"),
-            self.commands.labels(command=name, status="error"),
-            self.duration.labels(command=name),
+            fast.counter(self.commands.labels(command=name, status="success")),
+            fast.counter(self.commands.labels(command=name, status="error")),
+            fast.histogram(self.duration.labels(command=name)),
         )
         if len(self._children) < MAX_COMMANDS:
             self._children[command] = children
         return children
 
     def _failed(self, children: _Children, started: float, error: BaseException) -> None:
-        children.error.inc()
-        children.duration.observe(time.perf_counter() - started)
+        children.error(1)
+        children.duration(time.perf_counter() - started)
         self._error_children[_error_type(error)].inc()
         if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
             self.link.lost(error)
@@ -156,8 +156,8 @@ class RedisMetrics:
                 self._failed(table.get(args[0]) or bind(args[0]), started, error)
                 raise
             children = table.get(args[0]) or bind(args[0])
-            children.success.inc()
-            children.duration.observe(time.perf_counter() - started)
+            children.success(1)
+            children.duration(time.perf_counter() - started)
             if not link.up:
                 link.ok()
             return result
@@ -180,8 +180,8 @@ class RedisMetrics:
                 except Exception as error:
                     metrics._failed(children, started, error)
                     raise
-                children.success.inc()
-                children.duration.observe(time.perf_counter() - started)
+                children.success(1)
+                children.duration(time.perf_counter() - started)
                 if not metrics.link.up:
                     metrics.link.ok()
                 return result
