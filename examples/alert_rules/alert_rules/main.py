@@ -20,7 +20,9 @@ from blockmon.migrate import upgrade
 async def main(service: RuleService = Provide[Container.rule_service]) -> None:
     user_id = await service.add_user(telegram_id=1001, username="ada")
     await service.add_rule(user_id, "cpu-high", "threshold", {"metric": "cpu.load", "above": 0.9})
-    await service.add_rule(user_id, "disk-full", "threshold", {"metric": "disk.used", "above": 0.95})
+    await service.add_rule(
+        user_id, "disk-full", "threshold", {"metric": "disk.used", "above": 0.95}
+    )
     print(json.dumps(await service.rules_of(user_id)))  # computed from PostgreSQL, then cached
     print(json.dumps(await service.rules_of(user_id)))  # served from Redis
 
