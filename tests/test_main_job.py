@@ -210,3 +210,23 @@ def test_factory_must_return_an_asgi_app(
     assert main([*args, "--port", str(free_port())]) == 2  # repr() gives a str
     err = capsys.readouterr().err
     assert err == "blockmon: error: --app: builtins:repr returned str, not an ASGI app\n"
+
+
+async def test_async_and_dotted_factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+
+    from blockmon.app_factory import AppFactory, load_factory
+
+    (tmp_path / "async_app_bm.py").write_text(
+        "class Apps:\n    @staticmethod\n    async def build(container):\n"
+        "        return container.app\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    factory = load_factory("async_app_bm:Apps.build")
+    assert factory.spec == "async_app_bm:Apps.build"
+    app = Starlette()
+    assert await factory.build(SimpleNamespace(app=app)) is app  # awaited
+    assert await AppFactory("x:y", lambda c: c.app).build(SimpleNamespace(app=app)) is app
