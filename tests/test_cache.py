@@ -12,6 +12,13 @@ from blockmon.cache import Cache
 CALLERS = 100
 
 
+async def all_missed(cache: Cache, callers: int) -> None:
+    """Wait (bounded) until ``callers`` reads have missed."""
+    async with asyncio.timeout(30):
+        while cache.misses < callers:  # noqa: ASYNC110 - a plain counter, no event to wait on
+            await asyncio.sleep(0.005)
+
+
 async def test_set_get_delete_exists(blockmon_cache: Cache) -> None:
     cache = blockmon_cache
     assert await cache.get("a") is None
@@ -118,7 +125,9 @@ async def test_get_or_compute_error_reaches_every_waiter(blockmon_cache: Cache) 
     async def compute() -> int:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.1)
+        # Fail only once every caller has missed: a caller whose GET came back after the
+        # failure would (rightly) try again, which is not what this test is about.
+        await all_missed(blockmon_cache, CALLERS)
         raise LookupError("source down")
 
     results = await asyncio.gather(
@@ -172,7 +181,8 @@ async def test_cancelled_follower_does_not_disturb_the_others(blockmon_cache: Ca
     tasks = [
         asyncio.create_task(blockmon_cache.get_or_compute("f", compute, ttl=60)) for _ in range(5)
     ]
-    await asyncio.sleep(0.05)
+    await all_missed(blockmon_cache, 5)  # every caller is past its GET, waiting on the leader
+    await asyncio.sleep(0)
     tasks[3].cancel()
     release.set()
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)

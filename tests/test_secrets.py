@@ -227,3 +227,131 @@ async def test_cli_failures_show_no_secret(
         assert len(errors) == 1 and done.stderr.endswith(errors[0] + "\n"), done.stderr
         assert "Traceback" not in done.stderr
         assert_clean(done.stdout + done.stderr)
+
+
+MIG_SECRET = "Mg-s3ntinel-5a1e"
+TOKEN_SECRET = "Tk-s3ntinel-93bd"
+ALL_SENTINELS = (*SENTINELS, MIG_SECRET, TOKEN_SECRET)
+
+
+def assert_all_clean(text: str) -> None:
+    for sentinel in ALL_SENTINELS:
+        assert sentinel not in text, f"{sentinel} leaked: {text[:2000]}"
+
+
+async def test_monitoring_and_reprs_after_failures_show_no_secret(
+    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+) -> None:
+    """Query-string password on a closed port, a wrong ACL password, a details token:
+    health bodies (details always), /metrics after the failures, logs and reprs."""
+    import httpx
+
+    closed = free_port()
+    config = _config(blockmon_config, acl_user, password=WRONG_SECRET, retries=0)
+    config["postgres"].update(
+        url=f"postgresql://postgres@127.0.0.1:{closed}/db?password={QUERY_SECRET}",
+        connect_timeout=2,
+    )
+    config["monitoring"] = {"details": "always", "details_token": TOKEN_SECRET, "check_timeout": 5}
+    config["migrations"] = {"url": f"postgresql://postgres:{MIG_SECRET}@127.0.0.1:{closed}/db"}
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    _capture(container, log_output)
+    async with Lifespan(container):
+        engine = await container.postgres.engine()
+        client = await container.redis.client()
+        checker = await container.monitoring.health()
+        app = await container.monitoring.app()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            bodies = [await http.get(p) for p in ("/health", "/readyz", "/metrics")]
+        reprs = [
+            repr(container.settings()),
+            repr(container.monitoring.settings()),
+            repr(container.settings().migrations),
+            repr(container),
+            repr(engine),
+            repr(engine.url),
+            repr(engine.pool),
+            repr(client),
+            repr(client.connection_pool),
+            repr(await container.redis.cache()),
+            repr(checker),
+            repr(await container.postgres.statements()),
+            repr(await container.postgres.router()),
+        ]
+    assert [b.status_code for b in bodies] == [503, 503, 200]
+    assert "fail" in bodies[0].text and "blockmon_" in bodies[2].text
+    assert "AuthenticationError" in log_output.getvalue()  # the failures were logged
+    assert_all_clean("\n".join(b.text for b in bodies))
+    assert_all_clean("\n".join(reprs))
+    assert_all_clean(log_output.getvalue())
+
+
+async def test_every_cli_command_fails_without_showing_a_secret(
+    blockmon_settings: Settings, acl_user: str, tmp_path: Path
+) -> None:
+    """DEBUG logging and SQLAlchemy echo on; every component made to fail in turn."""
+    closed = free_port()
+    pg = blockmon_settings.postgres
+    redis = blockmon_settings.redis
+    (tmp_path / "config.yml").write_text(
+        "postgres:\n  echo: true\n  connect_timeout: 3\n"
+        "monitoring:\n  details: token\n  details_token: ${BM_TOKEN}\n  check_timeout: 5\n"
+        "migrations:\n  url: ${MIGRATIONS_DATABASE_URL:}\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATABASE"))},
+        "BLOCKMON_CONFIG": str(tmp_path / "config.yml"),
+        "BM_TOKEN": TOKEN_SECRET,
+        "REDIS_URL": f"redis://{redis.host}:{redis.port}/0",
+    }
+    env.pop("MIGRATIONS_DATABASE_URL", None)
+    query_closed = f"postgresql://postgres@127.0.0.1:{closed}/x?password={QUERY_SECRET}"
+    wrong_db = f"postgresql://postgres:{PG_SECRET}@{pg.host}:{pg.port}/{unique('bm_nodb')}"
+    good_pg = f"postgresql://postgres:{PG_SECRET}@{pg.host}:{pg.port}/{pg.database}"
+    wrong_acl = f"redis://{acl_user}:{WRONG_SECRET}@{redis.host}:{redis.port}/0"
+    mig_closed = f"postgresql://postgres:{MIG_SECRET}@127.0.0.1:{closed}/x"
+    runs: list[tuple[list[str], dict[str, str], int]] = [
+        (
+            ["config", "show"],
+            {"DATABASE_URL": query_closed, "MIGRATIONS_DATABASE_URL": mig_closed},
+            0,
+        ),
+        (["up", "--no-embedded"], {"DATABASE_URL": query_closed}, 1),
+        (["health"], {"DATABASE_URL": query_closed}, 1),
+        (["health", "--json"], {"DATABASE_URL": wrong_db}, 1),
+        (["db", "current"], {"DATABASE_URL": wrong_db}, 1),
+        (["db", "current"], {"DATABASE_URL": query_closed}, 1),
+        (["db", "upgrade"], {"DATABASE_URL": good_pg, "MIGRATIONS_DATABASE_URL": mig_closed}, 1),
+        (["health", "--json"], {"DATABASE_URL": good_pg, "REDIS_URL": wrong_acl}, 1),
+    ]
+    blockmon = str(Path(sys.executable).with_name("blockmon"))
+    for argv, extra, code in runs:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [blockmon, *argv, "--log-level", "debug"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra},
+            cwd=tmp_path,
+        )
+        assert done.returncode == code, (argv, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr
+        assert_all_clean(done.stdout + done.stderr)
+        if argv == ["config", "show"]:
+            assert "details_token: '***'" in done.stdout, done.stdout
+
+
+def test_query_string_password_is_masked_in_the_engine_url() -> None:
+    """SQLAlchemy masks the URL's password in reprs but prints query values raw."""
+    settings = Settings.model_validate(
+        {"postgres": {"url": f"postgresql://u@h:5/db?password={QUERY_SECRET}&sslmode=disable"}}
+    )
+    url = engine_url(settings.postgres)
+    assert url.password == QUERY_SECRET and "password" not in url.query
+    assert_clean(repr(url) + str(url))
+    from blockmon.redaction import redact
+
+    assert redact(f"echo {QUERY_SECRET}") == "echo ***"  # registered, not only pattern-matched

@@ -70,6 +70,9 @@ def load_settings(
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
+        # A FIFO or device would block the read (or never end): only regular files.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ConfigError(f"{label}: not a regular file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{label}: config file not found") from None
@@ -77,6 +80,9 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
         raise ConfigError(f"{label}: is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read config file: {exc.strerror}") from None
+    if not raw.strip():
+        # Usually a truncated deploy or an empty mount, not a wish for all defaults.
+        raise ConfigError(f"{label}: config file is empty (write {{}} to use the defaults)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

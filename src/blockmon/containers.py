@@ -18,7 +18,7 @@ from blockmon.log import logging_resource
 from blockmon.metrics import create_registry, metrics_resource
 from blockmon.postgres import engine_resource
 from blockmon.redis_client import client_resource
-from blockmon.replicas import router_resource
+from blockmon.replicas import Router, router_resource
 from blockmon.settings import (
     LogSettings,
     MonitoringSettings,
@@ -69,10 +69,16 @@ class MonitoringContainer(containers.DeclarativeContainer):
     # AbstractRedis: the common base of Redis (standalone, sentinel) and RedisCluster.
     redis: providers.Dependency[AbstractRedis] = providers.Dependency(instance_of=AbstractRedis)
     cache: providers.Dependency[Cache | None] = providers.Dependency(default=providers.Object(None))
+    # Read replicas get a health check and pool metrics each (docs/topologies.md).
+    router: providers.Dependency[Router | None] = providers.Dependency(
+        default=providers.Object(None)
+    )
     schema_probe = providers.Singleton(alembic_schema_probe, packaged_heads)
     registry = providers.Singleton(create_registry, settings)
-    metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache)
-    health = providers.Resource(health_resource, settings, engine, redis, metrics, schema_probe)
+    metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache, router)
+    health = providers.Resource(
+        health_resource, settings, engine, redis, metrics, schema_probe, router
+    )
     app = providers.Factory(create_app, health, registry, settings)
 
 
@@ -92,4 +98,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
         engine=postgres.engine,
         redis=redis.client,
         cache=redis.cache,
+        router=postgres.router,
     )

@@ -54,7 +54,19 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
             f"postgres.url: scheme must be postgresql:// or postgresql+asyncpg://, "
             f"got {parsed.drivername}://"
         )
-    return _with_session_attrs(parsed.set(drivername="postgresql+asyncpg"), settings)
+    return _with_session_attrs(
+        _password_out_of_query(parsed.set(drivername="postgresql+asyncpg")), settings
+    )
+
+
+def _password_out_of_query(url: URL) -> URL:
+    """``?password=`` becomes the URL's password (asyncpg lets the query win too), because
+    SQLAlchemy masks the password in every repr but prints query values as they are."""
+    value = url.query.get("password")
+    if value is None:
+        return url
+    password = value[-1] if isinstance(value, tuple) else value
+    return url.difference_update_query(["password"]).set(password=password)
 
 
 def _with_session_attrs(url: URL, settings: PostgresSettings) -> URL:

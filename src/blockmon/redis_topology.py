@@ -119,10 +119,12 @@ class ClusterState:
 
     @property
     def status(self) -> Status:
-        """fail: the cluster refuses some slots; warn: it serves all, but a node is down."""
-        if self.state != "ok" or self.slots_ok < CLUSTER_SLOTS:
+        """fail: the cluster state is not ok (it refuses commands, or no master answered);
+        warn: partial slot coverage (``cluster-require-full-coverage no``), a slot's
+        master suspected, or a node down; else pass."""
+        if self.state != "ok":
             return "fail"
-        if self.slots_pfail or not all(n.up for n in self.nodes):
+        if self.slots_ok < CLUSTER_SLOTS or self.slots_pfail or not all(n.up for n in self.nodes):
             return "warn"
         return "pass"
 
@@ -131,6 +133,11 @@ async def cluster_state(client: RedisCluster, timeout: float = 5.0) -> ClusterSt
     """Cluster state, slot coverage and node states for a health check, asked of the
     first master that answers; never raises for a down cluster."""
     error: BaseException | None = None
+    try:  # a client that has not run a command yet knows no node
+        async with asyncio.timeout(timeout):
+            await client.initialize()
+    except REDIS_ERRORS as failure:
+        error = failure
     for node in client.get_primaries():
         try:
             async with asyncio.timeout(timeout):

@@ -190,6 +190,11 @@ async def replica_health(router: Router, timeout: float = 5.0) -> list[ReplicaHe
     return list(results)
 
 
+async def reader_health(router: Router, index: int, timeout: float = 5.0) -> ReplicaHealth:
+    """`replica_health` for one replica (``router.readers[index]``), for a check per engine."""
+    return await _one_replica(router, router._readers[index], timeout)
+
+
 async def _one_replica(router: Router, reader: _Reader, timeout: float) -> ReplicaHealth:
     name = engine_name(reader.engine)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -70,13 +70,17 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-def _url_password(url: SecretStr | None) -> str | None:
+def _url_passwords(url: SecretStr | None) -> list[str]:
+    """The passwords in the user-info part and in the query string (``?password=``)."""
     if url is None:
-        return None
+        return []
     try:
-        return urlsplit(url.get_secret_value()).password
+        parts = urlsplit(url.get_secret_value())
     except ValueError:
-        return None
+        return []
+    query = parse_qs(parts.query)
+    found = [v for k, vs in query.items() if k.lower() in ("password", "sslpassword") for v in vs]
+    return [parts.password, *found] if parts.password else found
 
 
 def _check_url(url: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
@@ -137,8 +141,8 @@ class PostgresSettings(_Section):
         register_secrets(
             [
                 self.password.get_secret_value() if self.password else None,
-                _url_password(self.url),
-                *(_url_password(r) for r in self.replicas),
+                *_url_passwords(self.url),
+                *(p for r in self.replicas for p in _url_passwords(r)),
             ]
         )
         return self
@@ -186,7 +190,7 @@ class RedisSettings(_Section):
             [
                 self.password.get_secret_value() if self.password else None,
                 self.sentinel_password.get_secret_value() if self.sentinel_password else None,
-                _url_password(self.url),
+                *_url_passwords(self.url),
             ]
         )
         return self
@@ -214,6 +218,7 @@ class MonitoringSettings(_Section):
     cache_ttl: float = Field(1.0, ge=0, le=3600)
     postgres_critical: bool = True
     redis_critical: bool = True
+    replicas_critical: bool = False  # read-replica checks (docs/topologies.md)
     pool_saturation_warn: float = Field(0.9, gt=0, le=1)
     slow_response_warn: float = Field(1.0, gt=0, le=600)
     slow_query_threshold: float = Field(1.0, ge=0, le=86400)
@@ -242,9 +247,14 @@ class MigrationSettings(_Section):
     lock_wait: float = Field(60.0, gt=0, le=86400)
     lock_timeout: float = Field(5.0, gt=0, le=3600)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, ("postgresql", "postgres", "postgresql+asyncpg"))
+
     @model_validator(mode="after")
     def _remember_secrets(self) -> MigrationSettings:
-        register_secrets([_url_password(self.url)])
+        register_secrets(_url_passwords(self.url))
         return self
 
 

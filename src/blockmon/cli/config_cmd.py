@@ -9,7 +9,6 @@ from typing import Any
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     config = sub.add_parser("config", help="inspect the configuration", parents=[common])
     actions = config.add_subparsers(title="actions", metavar="ACTION", parser_class=type(config))
-    actions.required = True
     show = actions.add_parser(
         "show", help="print the effective configuration, secrets masked", parents=[common]
     )

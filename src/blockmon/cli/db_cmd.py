@@ -13,14 +13,17 @@ if TYPE_CHECKING:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     db = sub.add_parser("db", help="migrate the database schema", parents=[common])
     actions = db.add_subparsers(title="actions", metavar="ACTION", parser_class=type(db))
-    actions.required = True
+
+    from blockmon.cli.parser import revision_name
 
     def action(name: str, help: str, rev: str | None, sql: bool) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=[common])
         if rev == "optional":
-            parser.add_argument("revision", nargs="?", default="head", metavar="REV")
+            parser.add_argument(
+                "revision", nargs="?", default="head", metavar="REV", type=revision_name
+            )
         elif rev == "required":
-            parser.add_argument("revision", metavar="REV")
+            parser.add_argument("revision", metavar="REV", type=revision_name)
         if sql:
             parser.add_argument(
                 "--sql", action="store_true", help="print the SQL instead of running it"
@@ -42,6 +45,7 @@ def run_db(args: argparse.Namespace) -> int:
     import asyncio
 
     from blockmon.config_file import load_settings
+    from blockmon.errors import UsageError
     from blockmon.log import configure_logging
     from blockmon.migrate import alembic_config, check_revision_name
 
@@ -49,7 +53,10 @@ def run_db(args: argparse.Namespace) -> int:
     configure_logging(settings.log)
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
-        check_revision_name(revision)
+        try:
+            check_revision_name(revision)
+        except UsageError as error:
+            raise UsageError(f"db {args.action}: {error}") from None
     if args.action == "history":
         from alembic import command
 
@@ -57,7 +64,10 @@ def run_db(args: argparse.Namespace) -> int:
         return 0
     if getattr(args, "sql", False):
         return _offline(args.action, revision or "head", settings)
-    return asyncio.run(_online(args.action, revision, settings))
+    try:
+        return asyncio.run(_online(args.action, revision, settings))
+    except UsageError as error:
+        raise UsageError(f"db {args.action}: {error}") from None
 
 
 def say(message: str) -> None:

@@ -1,23 +1,75 @@
-"""The argument parser: every sub-command registers itself; errors are one line."""
+"""The argument parser: every sub-command registers itself; errors are one line
+that names the command (``db upgrade: ...``)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import re
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from blockmon.cli import commands
 from blockmon.errors import UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Alembic's revision syntax: ids, head/heads/base, branch@rev, relative +N/-N, from:to ranges.
+_REVISION = re.compile(r"[A-Za-z0-9_@+\-:]+")
+_DEEPEST = "_blockmon_parser"  # the innermost (sub-)parser that ran, for error messages
 
 
 class Parser(argparse.ArgumentParser):
-    """Raises instead of printing usage and exiting, so ``main`` owns the output."""
+    """Raises instead of printing usage and exiting, so ``main`` owns the output.
+
+    Sub-command choices are checked after parsing rather than by argparse's
+    ``required``, so ``blockmon --bogus`` says the option is unrecognized instead of
+    "the following arguments are required: COMMAND"."""
+
+    _choices: argparse._SubParsersAction[Any] | None = None
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(
             f"{self.prog.removeprefix('blockmon ')}: {message}".removeprefix("blockmon: ")
         )
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self._choices = super().add_subparsers(**kwargs)
+        return self._choices
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, _DEEPEST):
+            setattr(parsed, _DEEPEST, self)
+        return parsed, extras
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        deepest: Parser = vars(parsed).pop(_DEEPEST)
+        if extras:
+            deepest.error(f"unrecognized arguments: {' '.join(extras)}")
+        if not hasattr(parsed, "handler") and deepest._choices is not None:
+            names = ", ".join(repr(name) for name in deepest._choices.choices)
+            deepest.error(f"{deepest._choices.metavar} is required (choose from {names})")
+        return parsed
+
+
+def not_empty(text: str) -> str:
+    """argparse type: an empty value would silently fall back to a default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def revision_name(text: str) -> str:
+    """argparse type: reject what no Alembic revision can be, before connecting."""
+    if not _REVISION.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"must be a revision id, head, base or a relative form like -1, got {text!r}"
+        )
+    return text
 
 
 def _common() -> argparse.ArgumentParser:
@@ -27,6 +79,7 @@ def _common() -> argparse.ArgumentParser:
         "-c",
         "--config",
         metavar="PATH",
+        type=not_empty,
         default=argparse.SUPPRESS,
         help="configuration file (default: $BLOCKMON_CONFIG, else ./config.yml)",
     )
@@ -48,7 +101,6 @@ def build_parser() -> Parser:
     )
     parser.set_defaults(config=None, log_level=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    sub.required = True
     for register in commands.REGISTRY:
         register(sub, common)
     return parser

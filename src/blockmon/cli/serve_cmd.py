@@ -17,7 +17,11 @@ def port_number(text: str) -> int:
 
 
 def add_server_options(parser: Any) -> None:
-    parser.add_argument("--host", help="address to listen on (default: monitoring.http_host)")
+    from blockmon.cli.parser import not_empty
+
+    parser.add_argument(
+        "--host", type=not_empty, help="address to listen on (default: monitoring.http_host)"
+    )
     parser.add_argument(
         "--port", type=port_number, help="port to listen on (default: monitoring.http_port)"
     )

@@ -11,11 +11,17 @@ def _value(obs: Observation) -> str:
     value: Any = obs.value
     if value is None:
         return "(none)"
+    if obs.measurement == "nodes" and isinstance(value, dict):  # a Redis Cluster's nodes
+        return ", ".join(
+            f"{address} {node['role']}{'' if node['up'] else ' DOWN'}"
+            for address, node in value.items()
+        )
     if isinstance(value, dict):
         return " ".join(f"{k} {v}" for k, v in value.items())
     if obs.unit == "bytes" and isinstance(value, int):
         return f"{value / 1048576:.1f} MiB"
-    return f"{value}" if obs.unit in (None, "connections", "clients") else f"{value} {obs.unit}"
+    units = (None, "connections", "clients", "replicas")
+    return f"{value}" if obs.unit in units else f"{value} {obs.unit}"
 
 
 _PRODUCTS = {"postgres": "PostgreSQL", "redis": "Redis"}

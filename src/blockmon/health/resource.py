@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -11,7 +13,15 @@ from blockmon.health.checker import HealthChecker
 from blockmon.health.postgres_check import postgres_check
 from blockmon.health.redis_check import redis_check
 from blockmon.health.schema import SchemaProbe
-from blockmon.metrics import Metrics
+from blockmon.health.topology_checks import (
+    CheckFunction,
+    postgres_replica_check,
+    redis_cluster_check,
+    redis_sentinel_check,
+    replica_check_name,
+)
+from blockmon.metrics import Metrics, replica_pool_name
+from blockmon.replicas import Router
 from blockmon.settings import MonitoringSettings
 
 
@@ -21,8 +31,10 @@ def build_checker(
     redis: AbstractRedis,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
+    router: Router | None = None,
 ) -> HealthChecker:
-    """A checker with the postgres and redis checks registered and metrics fed."""
+    """A checker with the postgres and redis checks (for the Redis topology in use),
+    one check per read replica, and metrics fed."""
     checker = HealthChecker(
         timeout=settings.check_timeout,
         cache_ttl=settings.cache_ttl,
@@ -43,11 +55,38 @@ def build_checker(
     )
     checker.register(
         "redis",
-        redis_check(redis, on_memory=metrics.redis.memory.set),
+        _redis_check(redis, metrics, settings.check_timeout),
         critical=settings.redis_critical,
         component_type="datastore",
     )
+    for index in range(len(router.readers) if router is not None else 0):
+        assert router is not None
+        watch = metrics.postgres.replica_watches.get(replica_pool_name(index))
+        checker.register(
+            replica_check_name(index),
+            postgres_replica_check(
+                router,
+                index,
+                watch.state if watch is not None else None,
+                saturation_warn=settings.pool_saturation_warn,
+                timeout=settings.check_timeout,
+            ),
+            critical=settings.replicas_critical,
+            component_type="datastore",
+        )
     return checker
+
+
+def _redis_check(redis: AbstractRedis, metrics: Metrics, timeout: float) -> CheckFunction:
+    """Cluster: state, slots and nodes; Sentinel: the master, its replicas and INFO;
+    standalone: INFO. Each topology query is bounded by half the check's timeout, so a
+    hung first node leaves time to ask the next."""
+    if isinstance(redis, RedisCluster):
+        return redis_cluster_check(redis, timeout / 2)
+    info = redis_check(redis, on_memory=metrics.redis.memory.set)
+    if isinstance(redis, Redis) and isinstance(redis.connection_pool, SentinelConnectionPool):
+        return redis_sentinel_check(redis, info, timeout / 2)
+    return info
 
 
 async def health_resource(
@@ -56,9 +95,10 @@ async def health_resource(
     redis: AbstractRedis,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
+    router: Router | None = None,
 ) -> AsyncIterator[HealthChecker]:
     """Container Resource: the checker with its periodic loop, stopped at shutdown."""
-    checker = build_checker(settings, engine, redis, metrics, schema_probe)
+    checker = build_checker(settings, engine, redis, metrics, schema_probe, router)
     await checker.start()
     try:
         yield checker

@@ -16,13 +16,26 @@ from blockmon.metrics.health import HealthMetrics
 from blockmon.metrics.pool import PoolState, PoolWatch
 from blockmon.metrics.postgres import OPERATION_OPTION, PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
+from blockmon.replicas import Router, engine_name
 from blockmon.settings import MonitoringSettings
 
-__all__ = ["OPERATION_OPTION", "Metrics", "PoolState", "create_registry", "metrics_resource"]
+__all__ = [
+    "OPERATION_OPTION",
+    "Metrics",
+    "PoolState",
+    "create_registry",
+    "metrics_resource",
+    "replica_pool_name",
+]
 
 
 def create_registry(settings: MonitoringSettings) -> CollectorRegistry:
     return REGISTRY if settings.use_global_registry else CollectorRegistry(auto_describe=True)
+
+
+def replica_pool_name(index: int) -> str:
+    """The ``replica`` label of read replica ``index`` (its order in postgres.replicas)."""
+    return f"replica-{index}"
 
 
 @dataclass
@@ -40,10 +53,14 @@ async def metrics_resource(
     engine: AsyncEngine,
     redis: AbstractRedis,
     cache: Cache | None = None,
+    router: Router | None = None,
 ) -> AsyncIterator[Metrics]:
-    """Container Resource: instrument the engine and client; undo it all at shutdown."""
+    """Container Resource: instrument the engine, the router's read replicas (pools
+    named ``replica-<index>``) and the client; undo it all at shutdown."""
     postgres = PostgresMetrics(registry, slow_query_threshold=settings.slow_query_threshold)
     pool = postgres.install(engine)
+    for index, reader in enumerate(router.readers if router is not None else ()):
+        postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
     client_metrics = RedisMetrics(registry)
     client_metrics.install(redis)
     health = HealthMetrics(registry)

@@ -47,8 +47,11 @@ class PoolWatch:
         acquire: Histogram | None = None,
         timeouts: Counter | None = None,
         errors: Any = None,
+        *,
+        name: str | None = None,
     ) -> None:
         self.engine = engine.sync_engine
+        self.name = name  # a read replica's pool name (replica-0, ...); None for the writer
         self.waiting = 0
         self.exhausted = False
         self._acquire = acquire
@@ -92,7 +95,12 @@ class PoolWatch:
     def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
         if self.exhausted and self.waiting == 0:
             self.exhausted = False
-            _log.info("postgres pool has free connections again", component="postgres")
+            _log.info(
+                "postgres pool has free connections again", component="postgres", **self._pool()
+            )
+
+    def _pool(self) -> dict[str, str]:
+        return {} if self.name is None else {"pool": self.name}
 
     def _wrap(self, pool: Pool) -> None:
         if not isinstance(pool, QueuePool) or id(pool) in self._wrapped:
@@ -117,6 +125,7 @@ class PoolWatch:
                         max=pool.size() + max_overflow,
                         in_use=pool.checkedout(),
                         waiting=watch.waiting,
+                        **watch._pool(),
                     )
             try:
                 connection = original()
@@ -159,3 +168,38 @@ class PoolCollector(Collector):
         for name, doc, attr in specs:
             value = None if state is None else getattr(state, attr)
             yield GaugeMetricFamily(name, doc, value=value)
+
+
+class ReplicaPoolCollector(Collector):
+    """postgres_replica_connections_{active,idle,waiting,max,min}{replica, address}: the
+    read replicas' pools, beside the writer's unlabelled families (which keep their
+    meaning: the writer pool)."""
+
+    def __init__(self) -> None:
+        self.watches: dict[str, tuple[str, PoolWatch]] = {}  # replica -> (address, watch)
+
+    def add(self, replica: str, address: str, watch: PoolWatch) -> None:
+        self.watches[replica] = (address, watch)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(with_values=False)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(with_values=True)
+
+    def _families(self, *, with_values: bool) -> Iterator[GaugeMetricFamily]:
+        states = {r: (a, w.state()) for r, (a, w) in self.watches.items()} if with_values else {}
+        specs = (
+            ("active", "Connections checked out of a read replica's pool", "used"),
+            ("idle", "Open connections idle in a read replica's pool", "idle"),
+            ("waiting", "Callers waiting now for a read replica's connection", "waiting"),
+            ("max", "Most connections a read replica's pool may open", "max"),
+            ("min", "Connections a read replica's pool keeps (pool_size)", "min"),
+        )
+        for suffix, doc, attr in specs:
+            family = GaugeMetricFamily(
+                f"postgres_replica_connections_{suffix}", doc, labels=["replica", "address"]
+            )
+            for replica, (address, state) in states.items():
+                family.add_metric([replica, address], getattr(state, attr))
+            yield family

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.log import get_logger
 from blockmon.metrics import buckets
-from blockmon.metrics.pool import PoolCollector, PoolWatch
+from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
 
 OPERATION_OPTION = "blockmon_operation"
 OTHER = "other"
@@ -153,7 +153,22 @@ class PostgresMetrics:
             ["kind"],
             registry=registry,
         )
+        self.replica_acquire = Histogram(
+            "postgres_replica_connection_acquire_seconds",
+            "Time to get a connection from a read replica's pool",
+            ["replica"],
+            buckets=buckets.POOL,
+            registry=registry,
+        )
+        self.replica_acquire_timeouts = Counter(
+            "postgres_replica_connection_acquire_timeouts",
+            "Callers that gave up waiting for a read replica's connection (pool_timeout)",
+            ["replica"],
+            registry=registry,
+        )
         self.families = (
+            self.replica_acquire,
+            self.replica_acquire_timeouts,
             self.queries,
             self.duration,
             self.errors,
@@ -172,9 +187,38 @@ class PostgresMetrics:
         self._listeners: list[tuple[Any, str, Any]] = []
         self.watch: PoolWatch | None = None
         self._collector: PoolCollector | None = None
+        self.replica_watches: dict[str, PoolWatch] = {}
+        self._replica_collector: ReplicaPoolCollector | None = None
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
-        """Hook ``engine``; returns the pool watch (current waiters, pool state)."""
+        """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
+        self._hook(engine)
+        self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
+        self.watch.install()
+        self._collector = PoolCollector(self.watch)
+        self._registry.register(self._collector)
+        return self.watch
+
+    def install_replica(self, engine: AsyncEngine, replica: str, address: str) -> PoolWatch:
+        """Hook a read replica's engine: its statements, errors and connection times count
+        in the shared families; its pool in ``postgres_replica_*{replica=...}``."""
+        self._hook(engine)
+        watch = PoolWatch(
+            engine,
+            self.replica_acquire.labels(replica=replica),
+            self.replica_acquire_timeouts.labels(replica=replica),
+            self.errors,
+            name=replica,
+        )
+        watch.install()
+        if self._replica_collector is None:
+            self._replica_collector = ReplicaPoolCollector()
+            self._registry.register(self._replica_collector)
+        self._replica_collector.add(replica, address, watch)
+        self.replica_watches[replica] = watch
+        return watch
+
+    def _hook(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
         self._listen(sync, "before_cursor_execute", self._before)
         self._listen(sync, "after_cursor_execute", self._after)
@@ -185,11 +229,6 @@ class PostgresMetrics:
         self._listen(sync.pool, "checkin", self._checkin)
         self._listen(sync.pool, "invalidate", self._invalidated)
         self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
-        self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
-        self.watch.install()
-        self._collector = PoolCollector(self.watch)
-        self._registry.register(self._collector)
-        return self.watch
 
     def uninstall(self) -> None:
         for target, name, fn in self._listeners:
@@ -201,6 +240,12 @@ class PostgresMetrics:
         if self._collector is not None:
             self._registry.unregister(self._collector)
             self._collector = None
+        for watch in self.replica_watches.values():
+            watch.uninstall()
+        self.replica_watches.clear()
+        if self._replica_collector is not None:
+            self._registry.unregister(self._replica_collector)
+            self._replica_collector = None
 
     def _listen(self, target: Any, name: str, fn: Any) -> None:
         event.listen(target, name, fn)

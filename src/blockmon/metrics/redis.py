@@ -9,7 +9,7 @@ of pre-bound children per command.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import exceptions as redis_errors
+from redis.asyncio import RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.client import AbstractRedis
 
 from blockmon.log import get_logger
@@ -191,22 +193,53 @@ class RedisMetrics:
 
 
 class _PoolCollector(Collector):
-    """redis_connections_{active,idle}, read from the pool when scraped."""
+    """redis_connections_{active,idle}, read from the pool when scraped; for a cluster
+    client, the sum over its per-node pools, and each node in
+    redis_node_connections_{active,idle}{node="host:port"}."""
 
     def __init__(self, client: AbstractRedis) -> None:
         self.client = client
+        self.cluster = isinstance(client, RedisCluster)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily("redis_connections_active", "Connections in use")
-        yield GaugeMetricFamily("redis_connections_idle", "Open connections idle in the pool")
+        return self._families({})
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool = getattr(self.client, "connection_pool", None)  # None on a cluster client
-        # Private but stable since redis-py 5.0 (no public per-state count exists).
-        in_use = len(getattr(pool, "_in_use_connections", ()))
-        available = getattr(pool, "_available_connections", ())
-        idle = sum(1 for c in available if getattr(c, "is_connected", True))
-        yield GaugeMetricFamily("redis_connections_active", "Connections in use", value=in_use)
-        yield GaugeMetricFamily(
-            "redis_connections_idle", "Open connections idle in the pool", value=idle
-        )
+        if self.cluster:
+            assert isinstance(self.client, RedisCluster)
+            nodes = {node.name: _node_counts(node) for node in self.client.get_nodes()}
+        else:
+            nodes = {"": _pool_counts(getattr(self.client, "connection_pool", None))}
+        return self._families(nodes)
+
+    def _families(self, nodes: dict[str, tuple[int, int]]) -> Iterator[GaugeMetricFamily]:
+        specs = (("active", "Connections in use"), ("idle", "Open connections idle in the pool"))
+        for index, (suffix, doc) in enumerate(specs):
+            total = sum(counts[index] for counts in nodes.values()) if nodes else None
+            yield GaugeMetricFamily(f"redis_connections_{suffix}", doc, value=total)
+            if self.cluster:
+                family = GaugeMetricFamily(
+                    f"redis_node_connections_{suffix}", f"{doc}, per cluster node", labels=["node"]
+                )
+                for name, counts in sorted(nodes.items()):
+                    family.add_metric([name], counts[index])
+                yield family
+
+
+def _connected(connections: Iterable[Any]) -> int:
+    return sum(1 for c in connections if getattr(c, "is_connected", True))
+
+
+def _pool_counts(pool: Any) -> tuple[int, int]:
+    """(in use, idle) of a ConnectionPool. Private but stable since redis-py 5.0 (no
+    public per-state count exists)."""
+    in_use = len(getattr(pool, "_in_use_connections", ()))
+    return in_use, _connected(getattr(pool, "_available_connections", ()))
+
+
+def _node_counts(node: ClusterNode) -> tuple[int, int]:
+    """(in use, idle) of a cluster node's own pool (private ``_connections``/``_free``,
+    redis-py 5.0 to 8.x)."""
+    every: Any = getattr(node, "_connections", ())
+    free: Any = getattr(node, "_free", ())
+    return len(every) - len(free), _connected(free)
