@@ -19,9 +19,10 @@ from blockmon.postgres import engine_url
 from blockmon.settings import PostgresSettings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alert_rules"
+RULE = {"user_id": 1, "description": None, "rule_type": "threshold", "is_active": True}
 EXPECTED = [
-    {"id": 1, "name": "cpu-high", "metric": "cpu.load", "threshold": 0.9, "enabled": True},
-    {"id": 2, "name": "disk-full", "metric": "disk.used", "threshold": 0.95, "enabled": True},
+    {"id": 1, "name": "cpu-high", **RULE, "conditions": {"metric": "cpu.load", "above": 0.9}},
+    {"id": 2, "name": "disk-full", **RULE, "conditions": {"metric": "disk.used", "above": 0.95}},
 ]
 
 
@@ -44,7 +45,7 @@ async def test_example_in_process(
 ) -> None:
     from alert_rules.containers import Container
     from alert_rules.main import serve
-    from alert_rules.services import ENABLED_KEY
+    from alert_rules.services import user_rules_key
 
     container = Container()
     container.config.from_dict(
@@ -61,19 +62,20 @@ async def test_example_in_process(
         # the second read came from Redis: the cached copy is there, with its TTL
         async with container_lifespan(container):
             cache = await container.blockmon.redis.cache()
-            assert await cache.get_json(ENABLED_KEY) == EXPECTED
-            left = await cache.ttl(ENABLED_KEY)
+            assert await cache.get_json(user_rules_key(1)) == EXPECTED
+            left = await cache.ttl(user_rules_key(1))
             assert left is not None and 0 < left <= 30
             service = await container.rule_service()
-            await service.add_rule("mem-high", "mem.used", 0.8)
-            assert await cache.exists(ENABLED_KEY) == 0  # a write invalidates
-            assert [r["name"] for r in await service.enabled_rules()] == [
+            await service.add_rule(1, "mem-high", "threshold", {"metric": "mem.used"})
+            assert await cache.exists(user_rules_key(1)) == 0  # a write invalidates
+            assert [r["name"] for r in await service.rules_of(1)] == [
                 "cpu-high",
                 "disk-full",
                 "mem-high",
             ]
             assert (await service.rule(2))["name"] == "disk-full"  # type: ignore[index]
             assert await service.rule(99) is None
+            assert await service.rules_of(99) == []
     finally:
         container.unwire()
 
@@ -118,3 +120,48 @@ async def test_example_as_a_program(
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == [EXPECTED, EXPECTED]
+
+
+async def test_example_web_app_shares_blockmon_container(
+    example_path: None, blockmon_config: dict[str, Any], blockmon_fresh_database: PostgresSettings
+) -> None:
+    """``create_app`` builds on the container it is given (no second engine or client), and
+    the composed app keeps the monitoring routes in front of the example's."""
+    import httpx
+    from alert_rules.web import create_app
+
+    from blockmon.app_factory import combine
+    from blockmon.containers import ApplicationContainer
+    from blockmon.migrate import upgrade
+
+    blockmon = ApplicationContainer()
+    blockmon.config.from_dict({**blockmon_config, "postgres": blockmon_fresh_database.model_dump()})
+    async with container_lifespan(blockmon):
+        await upgrade(blockmon)
+        app = create_app(blockmon)
+        try:
+            shared = await app.state.container.blockmon.postgres.engine()
+            assert shared is await blockmon.postgres.engine()
+            composed = combine(await blockmon.monitoring.app(), app)
+            transport = httpx.ASGITransport(app=composed)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                assert (await client.get("/livez")).json() == {"status": "pass"}
+                assert "POST /users" in (await client.get("/")).json()["endpoints"]
+                user = await client.post("/users", json={"telegram_id": 9, "username": "ada"})
+                assert user.status_code == 201 and user.json() == {"id": 1}
+                again = await client.post("/users", json={"telegram_id": 9, "username": "lin"})
+                assert again.json() == {"id": 1}  # one user per Telegram id
+                bad = await client.post("/users", content=b"{")
+                assert bad.status_code == 400 and bad.json()["error"].startswith("body:")
+                wrong = await client.post("/users", json={"telegram_id": "nine"})
+                assert wrong.status_code == 422 and wrong.json()["error"].startswith("telegram_id")
+                assert (await client.get("/rules/1")).status_code == 404  # a miss is cached...
+                rule = {"name": "cpu", "rule_type": "threshold", "conditions": {"above": 1}}
+                created = await client.post("/users/1/rules", json=rule)
+                assert created.status_code == 201 and created.json()["id"] == 1
+                got = await client.get("/rules/1")  # ...and dropped when the rule is created
+                assert got.status_code == 200 and got.json() == created.json()
+                assert (await client.get("/users/1/rules")).json() == [created.json()]
+                assert (await client.get("/metrics")).status_code == 200
+        finally:
+            app.state.container.unwire()

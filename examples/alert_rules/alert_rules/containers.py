@@ -10,7 +10,10 @@ from blockmon.containers import ApplicationContainer
 
 
 class Container(containers.DeclarativeContainer):
-    wiring_config = containers.WiringConfiguration(modules=["alert_rules.main"])
+    """``Container()`` builds blockmon from ``config.blockmon``; ``Container(blockmon=running)``
+    shares an ApplicationContainer that someone else starts (``blockmon up --app``)."""
+
+    wiring_config = containers.WiringConfiguration(modules=["alert_rules.main", "alert_rules.web"])
 
     config = providers.Configuration()
     blockmon = providers.Container(ApplicationContainer, config=config.blockmon)

@@ -1,4 +1,5 @@
-"""Entry point: start blockmon's Resources, store a few rules, read them back through the cache."""
+"""Entry point: start blockmon's Resources, bring blockmon's schema to head, store a user
+and two rules, read them back through the cache."""
 
 from __future__ import annotations
 
@@ -12,27 +13,35 @@ from alert_rules.containers import Container
 from alert_rules.services import RuleService
 from blockmon.config_file import load_mapping
 from blockmon.lifespan import Lifespan
+from blockmon.migrate import upgrade
 
 
 @inject
 async def main(service: RuleService = Provide[Container.rule_service]) -> None:
-    await service.repository.create_schema()
-    await service.add_rule("cpu-high", "cpu.load", 0.9)
-    await service.add_rule("disk-full", "disk.used", 0.95)
-    print(json.dumps(await service.enabled_rules()))  # computed from PostgreSQL, then cached
-    print(json.dumps(await service.enabled_rules()))  # served from Redis
+    user_id = await service.add_user(telegram_id=1001, username="ada")
+    await service.add_rule(user_id, "cpu-high", "threshold", {"metric": "cpu.load", "above": 0.9})
+    await service.add_rule(
+        user_id, "disk-full", "threshold", {"metric": "disk.used", "above": 0.95}
+    )
+    print(json.dumps(await service.rules_of(user_id)))  # computed from PostgreSQL, then cached
+    print(json.dumps(await service.rules_of(user_id)))  # served from Redis
 
 
 async def serve(container: Container) -> None:
     async with Lifespan(container):
+        await upgrade(container.blockmon)  # users / alert_rules / alerts: blockmon's migrations
         await main()
+
+
+def cache_ttl() -> float:
+    return float(os.environ.get("ALERTS_CACHE_TTL", "60"))
 
 
 def run() -> None:
     container = Container()
     # blockmon's own loader: config.yml / BLOCKMON_CONFIG, ${VAR} interpolation, DATABASE_URL, REDIS_URL
     container.config.blockmon.from_dict(load_mapping())
-    container.config.alerts.cache_ttl.from_value(float(os.environ.get("ALERTS_CACHE_TTL", "60")))
+    container.config.alerts.cache_ttl.from_value(cache_ttl())
     asyncio.run(serve(container))
 
 

@@ -7,7 +7,13 @@ from typing import Any
 from alert_rules.repository import Rule, RuleRepository
 from blockmon.cache import Cache
 
-ENABLED_KEY = "rules:enabled"
+
+def user_rules_key(user_id: int) -> str:
+    return f"user:{user_id}:rules"
+
+
+def rule_key(rule_id: int) -> str:
+    return f"rule:{rule_id}"
 
 
 class RuleService:
@@ -16,20 +22,31 @@ class RuleService:
         self.cache = cache
         self.ttl = ttl
 
-    async def add_rule(self, name: str, metric: str, threshold: float) -> int:
-        rule_id = await self.repository.add(name, metric, threshold)
-        await self.cache.delete(ENABLED_KEY)
-        return rule_id
+    async def add_user(self, telegram_id: int, username: str | None = None) -> int:
+        return await self.repository.upsert_user(telegram_id, username)
 
-    async def enabled_rules(self) -> list[dict[str, Any]]:
+    async def add_rule(
+        self,
+        user_id: int,
+        name: str,
+        rule_type: str,
+        conditions: dict[str, Any],
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        rule = await self.repository.add(user_id, name, rule_type, conditions, description)
+        # a miss for this id may have been cached (as null) before the row existed
+        await self.cache.delete(user_rules_key(user_id), rule_key(rule.id))
+        return rule.to_json()
+
+    async def rules_of(self, user_id: int) -> list[dict[str, Any]]:
         async def load() -> list[dict[str, Any]]:
-            return [rule.to_json() for rule in await self.repository.enabled()]
+            return [rule.to_json() for rule in await self.repository.active_for(user_id)]
 
-        return await self.cache.get_or_compute(ENABLED_KEY, load, ttl=self.ttl)
+        return await self.cache.get_or_compute(user_rules_key(user_id), load, ttl=self.ttl)
 
     async def rule(self, rule_id: int) -> dict[str, Any] | None:
         async def load() -> dict[str, Any] | None:
             found: Rule | None = await self.repository.get(rule_id)
             return None if found is None else found.to_json()
 
-        return await self.cache.get_or_compute(f"rule:{rule_id}", load, ttl=self.ttl)
+        return await self.cache.get_or_compute(rule_key(rule_id), load, ttl=self.ttl)

@@ -7,8 +7,10 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from blockmon.cli import serve_cmd
+from blockmon.errors import UsageError
 
 if TYPE_CHECKING:
+    from blockmon.app_factory import AppFactory
     from blockmon.settings import Settings
 
 
@@ -29,7 +31,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="then keep serving health and metrics over HTTP until Ctrl-C",
     )
     serve_cmd.add_server_options(up)
+    up.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        type=_app_factory,
+        help="with --serve, also serve FACTORY(container)'s ASGI app at / (docs/main-job.md)",
+    )
     up.set_defaults(handler=run_up)
+
+
+def _app_factory(spec: str) -> AppFactory:
+    from blockmon.app_factory import load_factory
+
+    return load_factory(spec)
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -37,6 +51,8 @@ def run_up(args: argparse.Namespace) -> int:
     from blockmon.log import configure_logging
     from blockmon.loop import run
 
+    if args.app is not None and not args.serve:
+        raise UsageError("up: argument --app: needs --serve")
     settings = load_settings(args.config)
     configure_logging(settings.log)
     serve_at = None
@@ -45,7 +61,7 @@ def run_up(args: argparse.Namespace) -> int:
             args.host or settings.monitoring.http_host,
             args.port or settings.monitoring.http_port,
         )
-    return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at))
+    return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app))
 
 
 def say(message: str) -> None:
@@ -53,11 +69,15 @@ def say(message: str) -> None:
 
 
 async def _up(
-    settings: Settings, *, embedded: bool, serve_at: tuple[str, int] | None = None
+    settings: Settings,
+    *,
+    embedded: bool,
+    serve_at: tuple[str, int] | None = None,
+    app: AppFactory | None = None,
 ) -> int:
     from blockmon.containers import ApplicationContainer
     from blockmon.embedded import EmbeddedServers
-    from blockmon.http_server import bind, serve
+    from blockmon.http_server import bind
     from blockmon.lifespan import Lifespan
     from blockmon.migrate import upgrade
     from blockmon.servers import ensure_database, resolve_servers
@@ -77,10 +97,29 @@ async def _up(
             say(f"schema: at head ({status.current})")
             code = await _report(container)
             if sock is not None:
-                await serve(await container.monitoring.app(), sock, on_ready=serve_cmd.say_urls)
+                await _serve(container, sock, app)
             return code
     finally:
         servers.stop()
+
+
+async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
+    """The monitoring app alone, or with the application mounted behind it."""
+    from blockmon.app_factory import combine
+    from blockmon.http_server import serve
+
+    monitoring = await container.monitoring.app()
+    if app is None:
+        await serve(monitoring, sock, on_ready=serve_cmd.say_urls)
+        return
+    combined = combine(monitoring, await app.build(container))
+
+    def ready(urls: list[str]) -> None:
+        serve_cmd.say_urls(urls)
+        root = urls[0].rsplit("/", 1)[0] + "/"
+        say(f"application {app.spec} on {root}")
+
+    await serve(combined, sock, on_ready=ready)
 
 
 async def _report(container: Any) -> int:
