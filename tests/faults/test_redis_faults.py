@@ -130,8 +130,11 @@ async def test_blackhole_fails_within_timeouts_and_heals(
         await wait_for_status(checker, "redis", {Status.PASS}, HEALTH_BOUND)
 
 
-async def test_latency_within_timeouts_succeeds(redis_proxy: FaultProxy) -> None:
-    async with redis(redis_config(redis_proxy.port)) as handles:
+async def test_latency_within_timeouts_succeeds(
+    redis_proxy: FaultProxy, pg_server: ThrowawayPostgres
+) -> None:
+    """The latency shows in the command histogram."""
+    async with monitored(pg_config(pg_server.port), redis_config(redis_proxy.port)) as handles:
         cache = handles.cache
         redis_proxy.latency = 0.2
         recorder = Recorder()
@@ -144,13 +147,19 @@ async def test_latency_within_timeouts_succeeds(redis_proxy: FaultProxy) -> None
         assert not recorder.failed(), recorder.error_types()
         # Each call crossed the proxy twice (request and reply), each way delayed.
         assert min(op.duration for op in recorder.ops) >= 0.4
+        count = handles.sample("redis_command_duration_seconds_count", command="SET")
+        fast = handles.sample("redis_command_duration_seconds_bucket", command="SET", le="0.25")
+        total = handles.sample("redis_command_duration_seconds_sum", command="SET")
+        assert count == 20 and fast == 0, (count, fast)
+        assert total >= 20 * 0.4
 
 
 async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
-    redis_server: ThrowawayRedis,
+    redis_server: ThrowawayRedis, pg_server: ThrowawayPostgres
 ) -> None:
+    """Redis has no waiters gauge; the timeouts count as BLPOP errors of type connection."""
     config = redis_config(redis_server.port, max_connections=2, pool_timeout=1.0, retries=3)
-    async with redis(config) as handles:
+    async with monitored(pg_config(pg_server.port), config) as handles:
         client = handles.client
         recorder = Recorder()
         calls = [partial(client.blpop, [f"{config['key_prefix']}nothing"], 1.5) for _ in range(20)]
@@ -163,6 +172,10 @@ async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all("No connection available" in str(op.error) for op in failed)
         # They waited for the pool timeout (not failed at once), and no longer than it allows.
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
+        errors = handles.sample("redis_commands_total", command="BLPOP", status="error")
+        assert errors == len(failed)
+        assert handles.sample("redis_errors_total", type="connection") == len(failed)
+        assert handles.sample("redis_connections_active") == 0
 
 
 async def test_retry_after_a_timeout_can_apply_a_command_twice(redis_proxy: FaultProxy) -> None:
