@@ -39,6 +39,7 @@ from blockmon.settings import MigrationSettings, Settings
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
 _log = get_logger("blockmon.migrate")
+_CHECK_CLIENT = "1s"  # client_connection_check_interval during migrations (PostgreSQL 14+)
 
 
 class RevisionFailed(BlockmonError):
@@ -112,6 +113,11 @@ def _set_lock_timeout(connection: Connection, value: str) -> None:
     # Committed at once: a transaction left open here would make Alembic treat it as
     # external and roll every revision back with it.
     connection.exec_driver_sql(f"SET lock_timeout = '{value}'")
+    if (connection.dialect.server_version_info or (0,)) >= (14,):
+        # If this process dies mid-revision, the server notices within a second even
+        # while a statement runs, and rolls the revision back; otherwise the session
+        # keeps its locks until the statement ends, and a rerun fails on them.
+        connection.exec_driver_sql(f"SET client_connection_check_interval = '{_CHECK_CLIENT}'")
     connection.commit()
 
 
@@ -121,6 +127,8 @@ def _reset_lock_timeout(connection: Connection) -> None:
     try:
         connection.rollback()
         connection.exec_driver_sql("RESET lock_timeout")
+        if (connection.dialect.server_version_info or (0,)) >= (14,):
+            connection.exec_driver_sql("RESET client_connection_check_interval")
         connection.commit()
     except DBAPIError as error:
         _log.warning("lock_timeout not reset", error=type(error).__name__)

@@ -4,15 +4,17 @@ database is blackholed: nothing is left checked out, open or running afterwards.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import psutil
+import pytest
 from sqlalchemy import exc, text
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from faults.clients import pg_config, postgres, queue_pool, redis, redis_config
+from faults.clients import monitored, pg_config, postgres, queue_pool, redis, redis_config
 from faults.load import Recorder
 from faults.proxy import FaultProxy, Mode
 from faults.servers import ThrowawayPostgres, ThrowawayRedis
@@ -103,19 +105,24 @@ async def test_cancelling_hundreds_of_redis_commands_leaves_nothing_in_use(
 
 
 async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
-    pg_server: ThrowawayPostgres,
+    pg_server: ThrowawayPostgres, redis_server: ThrowawayRedis
 ) -> None:
     config = pg_config(pg_server.port, pool_size=2, max_overflow=0, pool_timeout=1.0)
-    async with postgres(config) as handles:
+    async with monitored(config, redis_config(redis_server.port)) as handles:
         engine = handles.engine
+        waiting: list[float] = []
 
         async def hold() -> None:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT pg_sleep(1.8)"))
 
+        async def watch() -> None:  # what a scrape would have seen while they wait
+            await asyncio.sleep(0.3)
+            waiting.append(handles.sample("postgres_connections_waiting"))
+
         recorder = Recorder()
         await asyncio.wait_for(
-            asyncio.gather(*(recorder.run("hold", n, hold) for n in range(20))), 30
+            asyncio.gather(*(recorder.run("hold", n, hold) for n in range(20)), watch()), 30
         )
         failed = recorder.failed()
         assert len(failed) == 18, recorder.error_types()
@@ -123,10 +130,21 @@ async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all("limit of size 2 overflow 0 reached" in str(op.error) for op in failed)
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
         assert queue_pool(engine).checkedout() == 0
+        assert len(waiting) == 1 and 1 <= waiting[0] <= 18, waiting
+        assert handles.sample("postgres_connections_waiting") == 0
+        assert handles.sample("postgres_connection_acquire_timeouts_total") == 18
+        assert handles.sample("postgres_errors_total", type="pool_timeout") == 18
 
 
-async def test_postgres_latency_within_timeouts_succeeds(pg_proxy: FaultProxy) -> None:
-    async with postgres(pg_config(pg_proxy.port, pool_size=5, max_overflow=5)) as handles:
+async def test_postgres_latency_within_timeouts_succeeds(
+    pg_proxy: FaultProxy, redis_server: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The latency shows in the query histogram and, above the threshold, in the
+    slow-query log (engine path: SQLAlchemy's cursor events)."""
+    caplog.set_level(logging.WARNING, logger="blockmon.postgres.slow")
+    config = pg_config(pg_proxy.port, pool_size=5, max_overflow=5)
+    rd = redis_config(redis_server.port)
+    async with monitored(config, rd, slow_query_threshold=0.3) as handles:
         engine = handles.engine
 
         async def query() -> None:
@@ -141,6 +159,18 @@ async def test_postgres_latency_within_timeouts_succeeds(pg_proxy: FaultProxy) -
         )
         assert not recorder.failed(), recorder.error_types()
         assert min(op.duration for op in recorder.ops) >= 0.4  # at least one round trip, delayed
+        # Every SELECT 1 since the latency came took at least one delayed round trip.
+        count = handles.sample("postgres_query_duration_seconds_count", operation="select")
+        fast = handles.sample(
+            "postgres_query_duration_seconds_bucket", operation="select", le="0.25"
+        )
+        total = handles.sample("postgres_query_duration_seconds_sum", operation="select")
+        assert count == 21 and fast == 1, (count, fast)
+        assert total >= 20 * 0.4
+        slow = [r.msg for r in caplog.records if r.name == "blockmon.postgres.slow"]
+        assert len(slow) == 20, slow
+        assert all(isinstance(m, dict) and m.get("sql") == "SELECT 1" for m in slow), slow[:1]
+        assert all(m["duration_ms"] >= 400 and m["threshold_ms"] == 300 for m in slow)
 
 
 def sockets_to(port: int) -> int:

@@ -17,10 +17,20 @@ import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from faults.clients import PG_TIMEOUTS, pg_config, postgres, queue_pool
+from blockmon.health import Status
+from faults.clients import (
+    MONITORING,
+    PG_TIMEOUTS,
+    monitored,
+    pg_config,
+    postgres,
+    queue_pool,
+    redis_config,
+    wait_for_status,
+)
 from faults.load import Recorder, run_workers
 from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayPostgres
+from faults.servers import ThrowawayPostgres, ThrowawayRedis
 
 # The longest one operation may take: wait for the pool, connect, then BEGIN, two
 # INSERTs and COMMIT each up to command_timeout, plus aborting a dead connection, plus
@@ -35,6 +45,9 @@ OP_BOUND = (
 # Errors a caller may see while the server is down or unreachable.
 PG_DOWN_ERRORS = (exc.DBAPIError, exc.TimeoutError, TimeoutError, OSError)
 VALIDATIONS = ["bypass", "pre_ping", "none"]
+# How long health may take to notice a change: a few on-demand checks, each bounded by
+# the check timeout, plus slack for a loaded machine.
+HEALTH_BOUND = 3 * MONITORING["check_timeout"] + 10.0
 
 
 async def server_connections(port: int, application_name: str) -> int:
@@ -74,13 +87,17 @@ async def make_table(engine: AsyncEngine) -> str:
     ("validation", "crash"), [*((v, False) for v in VALIDATIONS), ("bypass", True)]
 )
 async def test_restart_under_load_loses_nothing_and_recovers(
-    pg_server: ThrowawayPostgres, validation: str, crash: bool
+    pg_server: ThrowawayPostgres, redis_server: ThrowawayRedis, validation: str, crash: bool
 ) -> None:
     """A clean restart (pg_ctl stop -m fast, then start) or a crash (SIGKILL, then start
-    with crash recovery) while 50 workers write two-row transactions and read them back."""
+    with crash recovery) while 50 workers write two-row transactions and read them back.
+    The container's health check fails while the server is down and passes once it is
+    back, in the same process."""
     config = pg_config(pg_server.port, validation=validation, pool_size=10, max_overflow=10)
-    async with postgres(config) as handles:
+    async with monitored(config, redis_config(redis_server.port)) as handles:
         engine = handles.engine
+        checker = handles.checker
+        assert (await checker.check("postgres")).status == Status.PASS
         transactions = handles.transactions
         table = await make_table(engine)
         recorder = Recorder()
@@ -115,15 +132,19 @@ async def test_restart_under_load_loses_nothing_and_recovers(
         stop = asyncio.Event()
         load = asyncio.create_task(run_workers(50, worker, stop))
         await asyncio.sleep(1.0)
-        if crash:
-            await asyncio.to_thread(pg_server.kill)
-            await asyncio.to_thread(pg_server.start)
-        else:
-            await asyncio.to_thread(pg_server.restart)
+        await asyncio.to_thread(pg_server.kill if crash else pg_server.stop)
+        down = await wait_for_status(checker, "postgres", {Status.FAIL}, HEALTH_BOUND)
+        assert down.output, "a failed check says why"
+        await asyncio.to_thread(pg_server.start)
         back = time.monotonic()
-        await asyncio.sleep(4.0)
+        # Under load the pool is busy: the check may warn "pool saturated", never fail.
+        up = await wait_for_status(checker, "postgres", {Status.PASS, Status.WARN}, HEALTH_BOUND)
+        assert up.status == Status.PASS or "pool saturated" in (up.reason or ""), up
+        await asyncio.sleep(max(0.0, back + 4.0 - time.monotonic()))
         stop.set()
         await asyncio.wait_for(load, OP_BOUND + 5)
+        assert (await checker.check("postgres")).status == Status.PASS
+        assert handles.sample("blockmon_health_status", component="postgres", status="pass") == 1
 
         assert recorder.longest() <= OP_BOUND
         failed = recorder.failed()
@@ -146,11 +167,12 @@ async def test_restart_under_load_loses_nothing_and_recovers(
 
 @pytest.mark.parametrize("validation", VALIDATIONS)
 async def test_blackhole_fails_within_timeouts_and_heals(
-    pg_proxy: FaultProxy, validation: str
+    pg_proxy: FaultProxy, redis_server: ThrowawayRedis, validation: str
 ) -> None:
     config = pg_config(pg_proxy.port, validation=validation, pool_size=5, max_overflow=5)
-    async with postgres(config) as handles:
+    async with monitored(config, redis_config(redis_server.port)) as handles:
         engine = handles.engine
+        checker = handles.checker
 
         async def query() -> None:
             async with engine.connect() as conn:
@@ -158,6 +180,12 @@ async def test_blackhole_fails_within_timeouts_and_heals(
 
         await asyncio.gather(*(query() for _ in range(5)))  # a warm pool
         pg_proxy.mode = Mode.BLACKHOLE
+        # The check gives up after its own timeout (not the statement's), and says so.
+        started = time.monotonic()
+        blackholed = await asyncio.wait_for(checker.check("postgres", max_age=0), OP_BOUND)
+        assert time.monotonic() - started <= MONITORING["check_timeout"] + 5
+        assert blackholed.status == Status.FAIL, blackholed
+        assert "timed out" in (blackholed.output or ""), blackholed
         recorder = Recorder()
         await asyncio.wait_for(
             asyncio.gather(*(recorder.run("query", n, query) for n in range(20))), OP_BOUND + 5
@@ -178,6 +206,7 @@ async def test_blackhole_fails_within_timeouts_and_heals(
         await asyncio.gather(*(ok.run("query", n, query) for n in range(20)))
         assert not ok.failed(), ok.error_types()
         assert queue_pool(engine).checkedout() == 0
+        await wait_for_status(checker, "postgres", {Status.PASS}, HEALTH_BOUND)
 
 
 @pytest.mark.parametrize(("validation", "may_fail"), [("bypass", 0), ("pre_ping", 0), ("none", 1)])

@@ -13,12 +13,24 @@ from functools import partial
 import pytest
 from redis import exceptions
 
-from faults.clients import REDIS_TIMEOUTS, redis, redis_config
+from blockmon.health import Status
+from faults.clients import (
+    MONITORING,
+    REDIS_TIMEOUTS,
+    monitored,
+    pg_config,
+    redis,
+    redis_config,
+    wait_for_status,
+)
 from faults.load import Recorder, run_workers
 from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayRedis
+from faults.servers import ThrowawayPostgres, ThrowawayRedis
 
 REDIS_DOWN_ERRORS = (exceptions.ConnectionError, exceptions.TimeoutError)
+# How long health may take to notice a change: a few on-demand checks, each bounded by
+# the check timeout, plus slack for a loaded machine.
+HEALTH_BOUND = 3 * MONITORING["check_timeout"] + 10.0
 
 
 def op_bound(retries: int) -> float:
@@ -31,10 +43,17 @@ def op_bound(retries: int) -> float:
 
 @pytest.mark.parametrize("retries", [0, 3])
 async def test_restart_under_load_fails_fast_or_retries_then_recovers(
-    redis_server: ThrowawayRedis, retries: int
+    redis_server: ThrowawayRedis, pg_server: ThrowawayPostgres, retries: int
 ) -> None:
-    async with redis(redis_config(redis_server.port, retries=retries)) as handles:
+    """Also: the container's health check fails while Redis is down and passes once it
+    is back, in the same process."""
+    # Room in the pool for the probe: with 50 workers on 50 connections the check waits
+    # behind them for a slot and reports "timed out" (docs/resilience.md).
+    config = redis_config(redis_server.port, retries=retries, max_connections=60)
+    async with monitored(pg_config(pg_server.port), config) as handles:
         cache = handles.cache
+        checker = handles.checker
+        assert (await checker.check("redis")).status == Status.PASS
         recorder = Recorder()
 
         async def worker(number: int, stop: asyncio.Event) -> None:
@@ -51,12 +70,17 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
         load = asyncio.create_task(run_workers(50, worker, stop))
         await asyncio.sleep(1.0)
         await asyncio.to_thread(redis_server.stop)
-        await asyncio.sleep(0.5)
+        stopped = time.monotonic()
+        down = await wait_for_status(checker, "redis", {Status.FAIL}, HEALTH_BOUND)
+        assert down.output, "a failed check says why"
+        await asyncio.sleep(max(0.0, stopped + 0.5 - time.monotonic()))
         await asyncio.to_thread(redis_server.start)
         back = time.monotonic()
-        await asyncio.sleep(3.0)
+        await wait_for_status(checker, "redis", {Status.PASS}, HEALTH_BOUND)
+        await asyncio.sleep(max(0.0, back + 3.0 - time.monotonic()))
         stop.set()
         await asyncio.wait_for(load, op_bound(retries) + 5)
+        assert handles.sample("blockmon_health_status", component="redis", status="pass") == 1
 
         assert recorder.longest() <= op_bound(retries)
         failed = recorder.failed()
@@ -67,12 +91,22 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
         assert late and all(op.ok for op in late), recorder.error_types()
 
 
-async def test_blackhole_fails_within_timeouts_and_heals(redis_proxy: FaultProxy) -> None:
+async def test_blackhole_fails_within_timeouts_and_heals(
+    redis_proxy: FaultProxy, pg_server: ThrowawayPostgres
+) -> None:
     retries = 1
-    async with redis(redis_config(redis_proxy.port, retries=retries)) as handles:
+    config = redis_config(redis_proxy.port, retries=retries)
+    async with monitored(pg_config(pg_server.port), config) as handles:
         cache = handles.cache
+        checker = handles.checker
         await asyncio.gather(*(cache.set(f"k{n}", n) for n in range(10)))
         redis_proxy.mode = Mode.BLACKHOLE
+        # The check gives up after its own timeout, whatever the retries allow, and says so.
+        started = time.monotonic()
+        blackholed = await asyncio.wait_for(checker.check("redis", max_age=0), HEALTH_BOUND)
+        assert time.monotonic() - started <= MONITORING["check_timeout"] + 5
+        assert blackholed.status == Status.FAIL, blackholed
+        assert "timed out" in (blackholed.output or ""), blackholed
         recorder = Recorder()
         bound = op_bound(retries)
         await asyncio.wait_for(
@@ -93,10 +127,14 @@ async def test_blackhole_fails_within_timeouts_and_heals(redis_proxy: FaultProxy
                 break
         assert after.ops[-1].ok, after.error_types()
         assert await cache.get("k3") == b"3"
+        await wait_for_status(checker, "redis", {Status.PASS}, HEALTH_BOUND)
 
 
-async def test_latency_within_timeouts_succeeds(redis_proxy: FaultProxy) -> None:
-    async with redis(redis_config(redis_proxy.port)) as handles:
+async def test_latency_within_timeouts_succeeds(
+    redis_proxy: FaultProxy, pg_server: ThrowawayPostgres
+) -> None:
+    """The latency shows in the command histogram."""
+    async with monitored(pg_config(pg_server.port), redis_config(redis_proxy.port)) as handles:
         cache = handles.cache
         redis_proxy.latency = 0.2
         recorder = Recorder()
@@ -109,13 +147,19 @@ async def test_latency_within_timeouts_succeeds(redis_proxy: FaultProxy) -> None
         assert not recorder.failed(), recorder.error_types()
         # Each call crossed the proxy twice (request and reply), each way delayed.
         assert min(op.duration for op in recorder.ops) >= 0.4
+        count = handles.sample("redis_command_duration_seconds_count", command="SET")
+        fast = handles.sample("redis_command_duration_seconds_bucket", command="SET", le="0.25")
+        total = handles.sample("redis_command_duration_seconds_sum", command="SET")
+        assert count == 20 and fast == 0, (count, fast)
+        assert total >= 20 * 0.4
 
 
 async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
-    redis_server: ThrowawayRedis,
+    redis_server: ThrowawayRedis, pg_server: ThrowawayPostgres
 ) -> None:
+    """Redis has no waiters gauge; the timeouts count as BLPOP errors of type connection."""
     config = redis_config(redis_server.port, max_connections=2, pool_timeout=1.0, retries=3)
-    async with redis(config) as handles:
+    async with monitored(pg_config(pg_server.port), config) as handles:
         client = handles.client
         recorder = Recorder()
         calls = [partial(client.blpop, [f"{config['key_prefix']}nothing"], 1.5) for _ in range(20)]
@@ -128,6 +172,10 @@ async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all("No connection available" in str(op.error) for op in failed)
         # They waited for the pool timeout (not failed at once), and no longer than it allows.
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
+        errors = handles.sample("redis_commands_total", command="BLPOP", status="error")
+        assert errors == len(failed)
+        assert handles.sample("redis_errors_total", type="connection") == len(failed)
+        assert handles.sample("redis_connections_active") == 0
 
 
 async def test_retry_after_a_timeout_can_apply_a_command_twice(redis_proxy: FaultProxy) -> None:
