@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from servers import free_port
+from faults.servers import free_port
 
 RUN_TIMEOUT = 300  # initdb on a loaded 2-core machine; normally a few seconds
 BLOCKMON = str(Path(sys.executable).with_name("blockmon"))

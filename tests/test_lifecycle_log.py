@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from servers import ThrowawayPostgres
+from faults.servers import ThrowawayPostgres
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from dependency_injector import providers
+from faults.servers import free_port
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
-from servers import free_port
 from sqlalchemy import text
 from support import unique
 

@@ -112,6 +112,8 @@ class ThrowawayPostgres(_Server):
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
+        if self.running():
+            return
         # fsync=off survives a killed server (the OS still has the pages), not a lost host.
         # synchronous_commit stays on: off would lose acknowledged commits on a SIGKILL.
         options = (
