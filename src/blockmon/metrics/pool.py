@@ -3,7 +3,9 @@ an "exhausted" log once per episode, and gauges read at scrape time.
 
 SQLAlchemy has no public count of waiters, so `PoolWatch` wraps the pool's public
 ``connect()`` and counts the callers that found no free connection and no room to open
-one. `Engine.dispose()` replaces the pool, so the wrapper follows it.
+one. `Engine.dispose()` replaces the pool, so the watch wraps the engine's ``dispose`` too
+and follows the new pool (an ``engine_disposed`` listener would be a ConnectionEvents
+listener, which taxes every connection checkout: see `blockmon.metrics.dialect_timing`).
 """
 
 from __future__ import annotations
@@ -59,19 +61,19 @@ class PoolWatch:
         self._timeouts = timeouts
         self._errors = errors  # the postgres_errors_total Counter, labelled by type
         self._wrapped: dict[int, Any] = {}
+        self._dispose: Any = None  # the engine's dispose before the watch wrapped it
 
     def install(self) -> None:
         self._wrap(self.engine.pool)
-        event.listen(self.engine, "engine_disposed", self._on_dispose)
+        self._wrap_dispose()
         event.listen(self.engine.pool, "checkin", self._on_checkin)
 
     def uninstall(self) -> None:
-        for target, name, fn in (
-            (self.engine, "engine_disposed", self._on_dispose),
-            (self.engine.pool, "checkin", self._on_checkin),
-        ):
-            if event.contains(target, name, fn):
-                event.remove(target, name, fn)
+        if event.contains(self.engine.pool, "checkin", self._on_checkin):
+            event.remove(self.engine.pool, "checkin", self._on_checkin)
+        if self._dispose is not None:
+            del self.engine.__dict__["dispose"]  # the class's own method again
+            self._dispose = None
         pool = self.engine.pool
         original = self._wrapped.pop(id(pool), None)
         if original is not None:
@@ -90,8 +92,15 @@ class PoolWatch:
             waiting=self.waiting,
         )
 
-    def _on_dispose(self, engine: Any) -> None:
-        self._wrap(engine.pool)
+    def _wrap_dispose(self) -> None:
+        engine = self.engine
+        original = self._dispose = engine.dispose
+
+        def dispose(close: bool = True) -> None:
+            original(close=close)
+            self._wrap(engine.pool)
+
+        engine.dispose = dispose  # type: ignore[method-assign]
 
     def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
         if self.exhausted and self.waiting == 0:

@@ -1,7 +1,10 @@
-"""Query, error and connection-lifetime metrics for an AsyncEngine, from SQLAlchemy events.
+"""Query, error and connection-lifetime metrics for an AsyncEngine.
 
-The hot path is two event calls per statement: a timestamp, then one dict lookup that
-yields pre-bound counter and histogram children. The ``operation`` label is the SQL verb,
+Statements are timed by wrappers on the engine's dialect (`dialect_timing`), not by
+cursor events, which would tax every connection checkout; errors come from the
+``handle_error`` dialect event, connections from pool events. The hot path is one
+wrapper call per statement and one dict lookup that yields pre-bound counter and
+histogram children. The ``operation`` label is the SQL verb,
 or the name given with ``execution_options(blockmon_operation="load_rules")``; both
 are capped, so label cardinality stays bounded whatever runs.
 """
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.log import get_logger
 from blockmon.metrics import buckets, fast
+from blockmon.metrics.dialect_timing import STARTED, time_statements, untime_statements
 from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
 from blockmon.statement_hooks import OPERATION_OPTION, StatementHook, hook_for
 
@@ -72,7 +76,6 @@ _VERBS = frozenset(
 )
 _FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*\(?\s*([A-Za-z]+)", re.S)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
-_T0 = "_blockmon_t0"
 _CONNECT_T0 = "blockmon_connect_t0"
 _CHECKOUT_T0 = "blockmon_checkout_t0"
 _ERROR_TYPES = {
@@ -201,6 +204,7 @@ class PostgresMetrics:
         self.replica_watches: dict[str, PoolWatch] = {}
         self._replica_collector: ReplicaPoolCollector | None = None
         self._statement_hooks: list[StatementHook] = []
+        self._timed: list[AsyncEngine] = []
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
@@ -232,8 +236,8 @@ class PostgresMetrics:
 
     def _listen_engine(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
-        self._listen(sync, "before_cursor_execute", self._before)
-        self._listen(sync, "after_cursor_execute", self._after)
+        time_statements(engine, self._executed)
+        self._timed.append(engine)
         self._listen(sync, "handle_error", self._on_error)
         self._listen(sync, "do_connect", self._before_connect)
         self._listen(sync.pool, "connect", self._connected)
@@ -250,6 +254,9 @@ class PostgresMetrics:
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
         self._listeners.clear()
+        for engine in self._timed:
+            untime_statements(engine, self._executed)
+        self._timed.clear()
         for hook in self._statement_hooks:
             if hook.observer == self.observe:
                 hook.observer = None
@@ -272,19 +279,7 @@ class PostgresMetrics:
 
     # -- statements (hot path) ----------------------------------------------------------
 
-    def _before(
-        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
-        if context is not None:
-            setattr(context, _T0, time.perf_counter())
-
-    def _after(
-        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
-        started = getattr(context, _T0, None)
-        if started is None:  # no context, or hooked between before and after
-            return
-        elapsed = time.perf_counter() - started
+    def _executed(self, statement: str, context: Any, elapsed: float) -> None:
         children = self._children(context, statement)
         children.success(1)
         children.duration(elapsed)
@@ -295,7 +290,7 @@ class PostgresMetrics:
         self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
     ) -> None:
         """A statement of the fast path (`blockmon.statements`) ran: the same metrics as
-        the events give SQLAlchemy's statements."""
+        the dialect wrappers give SQLAlchemy's statements."""
         if operation is None:
             children = self._by_key.get(sql) or self._bind(sql, named=False)
         else:
@@ -360,7 +355,7 @@ class PostgresMetrics:
         if execution is not None and context.statement is not None:
             children = self._children(execution, context.statement)
             children.error(1)
-            started = getattr(execution, _T0, None)
+            started = getattr(execution, STARTED, None)
             if started is not None:
                 children.duration(time.perf_counter() - started)
 
