@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from blockmon.health.model import Observation, Status
 from blockmon.health.redis_probe import RedisProbe
@@ -18,18 +19,27 @@ def redis_check(
     on_memory: Callable[[int], None] | None = None,
     *,
     saturation_warn: float = 0.9,
+    on_up: Callable[[], None] | None = None,
+    on_lost: Callable[[BaseException], None] | None = None,
 ) -> Callable[[], Awaitable[list[Observation]]]:
-    """An async check function; ``on_memory`` receives ``used_memory`` in bytes."""
+    """An async check function; ``on_memory`` receives ``used_memory`` in bytes;
+    ``on_up`` / ``on_lost`` keep the connection lifecycle log informed while the
+    application sends nothing."""
 
     async def check() -> list[Observation]:
         try:
             # Plain INFO: one round trip; several sections at once need Redis 7.
             info = await probe.info()
-        except RedisConnectionError:
-            # Drop the application's idle sockets now rather than one failed command
-            # at a time later.
-            await probe.pool.disconnect(inuse_connections=False)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            if on_lost is not None:
+                on_lost(error)
+            if isinstance(error, RedisConnectionError):
+                # Drop the application's idle sockets now rather than one failed
+                # command at a time later.
+                await probe.pool.disconnect(inuse_connections=False)
             raise
+        if on_up is not None:
+            on_up()
         memory = int(info.get("used_memory", 0))
         if on_memory is not None:
             on_memory(memory)

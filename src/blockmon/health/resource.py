@@ -100,7 +100,11 @@ def _redis_check(
     if probe is None:
         raise TypeError("build_checker: a standalone or Sentinel client needs a redis_probe")
     info = redis_check(
-        probe, on_memory=metrics.redis.memory.set, saturation_warn=settings.pool_saturation_warn
+        probe,
+        on_memory=metrics.redis.memory.set,
+        saturation_warn=settings.pool_saturation_warn,
+        on_up=metrics.redis.link.ok,
+        on_lost=metrics.redis.link.lost,
     )
     if isinstance(redis, Redis) and isinstance(redis.connection_pool, SentinelConnectionPool):
         return redis_sentinel_check(redis, info, timeout / 2)
