@@ -47,9 +47,9 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
 ) -> None:
     """Also: the container's health check fails while Redis is down and passes once it
     is back, in the same process."""
-    # Room in the pool for the probe: with 50 workers on 50 connections the check waits
-    # behind them for a slot and reports "timed out" (docs/resilience.md).
-    config = redis_config(redis_server.port, retries=retries, max_connections=60)
+    # 50 workers on 50 connections: the check has its own connection, so it does not
+    # queue behind them (it used to report "timed out"; docs/resilience.md).
+    config = redis_config(redis_server.port, retries=retries, max_connections=50)
     async with monitored(pg_config(pg_server.port), config) as handles:
         cache = handles.cache
         checker = handles.checker
@@ -76,10 +76,12 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
         await asyncio.sleep(max(0.0, stopped + 0.5 - time.monotonic()))
         await asyncio.to_thread(redis_server.start)
         back = time.monotonic()
-        await wait_for_status(checker, "redis", {Status.PASS}, HEALTH_BOUND)
+        await wait_for_status(checker, "redis", {Status.PASS, Status.WARN}, HEALTH_BOUND)
         await asyncio.sleep(max(0.0, back + 3.0 - time.monotonic()))
         stop.set()
         await asyncio.wait_for(load, op_bound(retries) + 5)
+        # Under load the check may warn (pool saturated); idle again, it passes.
+        await wait_for_status(checker, "redis", {Status.PASS}, HEALTH_BOUND)
         assert handles.sample("blockmon_health_status", component="redis", status="pass") == 1
 
         assert recorder.longest() <= op_bound(retries)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blockmon.health.checker import HealthChecker
 from blockmon.health.postgres_check import postgres_check
 from blockmon.health.redis_check import redis_check
+from blockmon.health.redis_probe import RedisProbe
 from blockmon.health.schema import SchemaProbe
 from blockmon.health.topology_checks import (
     CheckFunction,
@@ -32,9 +33,11 @@ def build_checker(
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
     router: Router | None = None,
+    redis_probe: RedisProbe | None = None,
 ) -> HealthChecker:
     """A checker with the postgres and redis checks (for the Redis topology in use),
-    one check per read replica, and metrics fed."""
+    one check per read replica, and metrics fed. ``redis_probe`` (standalone and
+    Sentinel modes; see `redis_probe_for`) is the Redis check's own connection."""
     checker = HealthChecker(
         timeout=settings.check_timeout,
         cache_ttl=settings.cache_ttl,
@@ -55,7 +58,7 @@ def build_checker(
     )
     checker.register(
         "redis",
-        _redis_check(redis, metrics, settings.check_timeout),
+        _redis_check(redis, redis_probe, metrics, settings),
         critical=settings.redis_critical,
         component_type="datastore",
     )
@@ -77,13 +80,32 @@ def build_checker(
     return checker
 
 
-def _redis_check(redis: AbstractRedis, metrics: Metrics, timeout: float) -> CheckFunction:
+def redis_probe_for(redis: AbstractRedis) -> RedisProbe | None:
+    """The health check's own connection to the client's server (or current master);
+    None for a cluster client, whose check uses the client's per-node pools."""
+    if isinstance(redis, Redis):
+        return RedisProbe(redis.connection_pool)
+    return None
+
+
+def _redis_check(
+    redis: AbstractRedis, probe: RedisProbe | None, metrics: Metrics, settings: MonitoringSettings
+) -> CheckFunction:
     """Cluster: state, slots and nodes; Sentinel: the master, its replicas and INFO;
     standalone: INFO. Each topology query is bounded by half the check's timeout, so a
     hung first node leaves time to ask the next."""
+    timeout = settings.check_timeout
     if isinstance(redis, RedisCluster):
         return redis_cluster_check(redis, timeout / 2)
-    info = redis_check(redis, on_memory=metrics.redis.memory.set)
+    if probe is None:
+        raise TypeError("build_checker: a standalone or Sentinel client needs a redis_probe")
+    info = redis_check(
+        probe,
+        on_memory=metrics.redis.memory.set,
+        saturation_warn=settings.pool_saturation_warn,
+        on_up=metrics.redis.link.ok,
+        on_lost=metrics.redis.link.lost,
+    )
     if isinstance(redis, Redis) and isinstance(redis.connection_pool, SentinelConnectionPool):
         return redis_sentinel_check(redis, info, timeout / 2)
     return info
@@ -97,10 +119,16 @@ async def health_resource(
     schema_probe: SchemaProbe | None = None,
     router: Router | None = None,
 ) -> AsyncIterator[HealthChecker]:
-    """Container Resource: the checker with its periodic loop, stopped at shutdown."""
-    checker = build_checker(settings, engine, redis, metrics, schema_probe, router)
+    """Container Resource: the checker with its periodic loop, stopped at shutdown, and
+    the Redis probe's connection, closed after it."""
+    probe = redis_probe_for(redis)
+    checker = build_checker(settings, engine, redis, metrics, schema_probe, router, probe)
     await checker.start()
     try:
         yield checker
     finally:
-        await checker.stop()
+        try:
+            await checker.stop()
+        finally:
+            if probe is not None:
+                await probe.aclose()

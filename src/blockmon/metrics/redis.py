@@ -209,7 +209,7 @@ class _PoolCollector(Collector):
             assert isinstance(self.client, RedisCluster)
             nodes = {node.name: _node_counts(node) for node in self.client.get_nodes()}
         else:
-            nodes = {"": _pool_counts(getattr(self.client, "connection_pool", None))}
+            nodes = {"": pool_counts(getattr(self.client, "connection_pool", None))}
         return self._families(nodes)
 
     def _families(self, nodes: dict[str, tuple[int, int]]) -> Iterator[GaugeMetricFamily]:
@@ -230,7 +230,7 @@ def _connected(connections: Iterable[Any]) -> int:
     return sum(1 for c in connections if getattr(c, "is_connected", True))
 
 
-def _pool_counts(pool: Any) -> tuple[int, int]:
+def pool_counts(pool: Any) -> tuple[int, int]:
     """(in use, idle) of a ConnectionPool. Private but stable since redis-py 5.0 (no
     public per-state count exists)."""
     in_use = len(getattr(pool, "_in_use_connections", ()))
