@@ -50,3 +50,30 @@ async def test_a_wait_is_bounded_by_pool_timeout(blockmon_settings):
         assert await asyncio.wait_for(client.ping(), 10) is True
     finally:
         await client.aclose()
+
+
+async def test_a_busy_caller_does_not_starve_a_queued_one(blockmon_settings):
+    """A caller that keeps releasing and re-taking the only connection must not jump
+    ahead of a caller already queued for it."""
+    settings = blockmon_settings.redis.model_copy(
+        update={"max_connections": 1, "pool_timeout": 2, "retries": 0}
+    )
+    client = create_client(settings)
+    stop = asyncio.Event()
+
+    async def busy() -> int:
+        done = 0
+        while not stop.is_set():
+            await client.get(f"{settings.key_prefix}busy")
+            done += 1
+        return done
+
+    try:
+        hog = asyncio.create_task(busy())
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(client.ping(), 10) is True  # was: "No connection available."
+        stop.set()
+        assert await asyncio.wait_for(hog, 10) > 0
+    finally:
+        stop.set()
+        await client.aclose()

@@ -7,6 +7,7 @@ reply parser (redis-py picks it whenever hiredis is installed, as ``redis[hiredi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from blockmon.errors import ConfigError
 from blockmon.redis_topology import (
@@ -28,22 +30,46 @@ _SCHEMES = {"redis", "rediss", "unix"}
 
 
 class WaitingConnectionPool(BlockingConnectionPool):
-    """A BlockingConnectionPool whose checkout takes a free connection at once when
-    there is one. redis-py's version always enters a condition, arms a timeout timer
-    and polls a predicate, which cost about 20 µs per command (docs/performance.md);
-    callers that must wait still go through it, bounded by ``timeout``."""
+    """A BlockingConnectionPool whose callers wait first come, first served.
+
+    redis-py's version enters a condition, arms a timer and polls a predicate on every
+    checkout (about 20 µs per command, docs/performance.md), and a caller that just
+    released a connection can take it back ahead of the callers queued for it, who then
+    time out. Here a FIFO semaphore as wide as the pool admits callers: a free
+    connection is taken at once, and waiting is bounded by ``timeout``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = asyncio.Semaphore(self.max_connections)
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self._in_maintenance or not self.can_get_connection():
-            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        # Nothing else runs between the check above and this call: no await in between.
-        connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        if self._gate.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._gate.acquire()
+            except TimeoutError:
+                raise RedisConnectionError("No connection available.") from None
+        else:
+            await self._gate.acquire()  # a permit is free: returns without suspending
+        try:
+            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._gate.release()
+            raise
         try:
             await self.ensure_connection(connection)
         except BaseException:
             await self.release(connection)
             raise
         return connection
+
+    async def release(self, connection: Any) -> None:
+        owned = connection in self._in_use_connections  # a second release frees no permit
+        try:
+            await super().release(connection)
+        finally:
+            if owned:
+                self._gate.release()
 
 
 def pool_kwargs(settings: RedisSettings) -> dict[str, Any]:

@@ -25,13 +25,24 @@ class StatementObserver(Protocol):
     ) -> None: ...
 
 
-class StatementHook:
-    """The slot one engine's Statements call through; ``observer`` is None when unobserved."""
+class WaitObserver(Protocol):
+    """Counts callers queued in front of the pool (see `blockmon.metrics.pool.PoolWatch`)."""
 
-    __slots__ = ("observer",)
+    waiting: int
+
+    def wait_started(self) -> None: ...
+
+    def timed_out(self) -> None: ...
+
+
+class StatementHook:
+    """The slots one engine's Statements call through; each is None when unobserved."""
+
+    __slots__ = ("observer", "waits")
 
     def __init__(self) -> None:
         self.observer: StatementObserver | None = None
+        self.waits: WaitObserver | None = None
 
 
 _hooks: WeakKeyDictionary[Engine, StatementHook] = WeakKeyDictionary()

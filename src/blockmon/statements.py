@@ -114,9 +114,9 @@ class Statements:
         self._core = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
         )
-        self._pool = engine.sync_engine.pool
         self._dialect = engine.sync_engine.dialect
-        self._gate = _gate(self._pool)
+        self._gate_pool: Pool | None = None  # the pool _gate was sized for
+        self._gate: tuple[asyncio.Semaphore, float] | None = None
         self._hook = hook_for(engine)
 
     def __repr__(self) -> str:
@@ -126,28 +126,39 @@ class Statements:
         self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
     ) -> T:
         """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
+        pool = self.engine.sync_engine.pool  # dispose() replaces it: always use the current one
+        if pool is not self._gate_pool:
+            self._gate_pool, self._gate = pool, _gate(pool)
         if self._gate is None:
-            return await self._checked_out(call, sql, operation)
+            return await self._checked_out(pool, call, sql, operation)
         gate, timeout = self._gate
         if gate.locked():
+            waits = self._hook.waits  # pool metrics, when installed
+            if waits is not None:
+                waits.wait_started()
             try:
                 async with asyncio.timeout(timeout):
                     await gate.acquire()
             except TimeoutError:
+                if waits is not None:
+                    waits.timed_out()
                 raise exc.TimeoutError(
-                    f"{self._pool.status()}: no connection free within {timeout} s"
+                    f"{pool.status()}: no connection free within {timeout} s"
                 ) from None
+            finally:
+                if waits is not None:
+                    waits.waiting -= 1
         else:
             await gate.acquire()  # a permit is free: returns without suspending
         try:
-            return await self._checked_out(call, sql, operation)
+            return await self._checked_out(pool, call, sql, operation)
         finally:
             gate.release()
 
     async def _checked_out(
-        self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
+        self, pool: Pool, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
     ) -> T:
-        fairy = await greenlet_spawn(self._pool.connect)
+        fairy = await greenlet_spawn(pool.connect)
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.statement_hooks)
         started = perf_counter() if observer is not None else 0.0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 
 from blockmon.statement_hooks import hook_for
@@ -83,3 +85,68 @@ async def test_observer_released_at_shutdown(blockmon_config):
         engine = await container.postgres.engine()
         assert hook_for(engine).observer is not None
     assert hook_for(engine).observer is None
+
+
+async def test_fast_path_waiters_and_timeouts_are_counted(blockmon_config):
+    """Callers queued at the Statements gate show in the waiting gauge, and one that
+    gives up counts as an acquire timeout."""
+    config = merged(
+        blockmon_config, postgres={"pool_size": 1, "max_overflow": 0, "pool_timeout": 1}
+    )
+    async with running(config) as container, http(container) as client:
+        statements = await container.postgres.statements()
+        metrics = await container.monitoring.metrics()
+        before = await scrape(client)
+        holder = asyncio.create_task(statements.scalar("SELECT pg_sleep(3)"))
+        await asyncio.sleep(0.3)
+        waiter = asyncio.create_task(statements.scalar("SELECT 1"))
+        await asyncio.sleep(0.3)
+        assert metrics.pool.state().waiting == 1
+        with pytest.raises(sqlalchemy.exc.TimeoutError):
+            await asyncio.wait_for(waiter, 30)
+        assert metrics.pool.state().waiting == 0
+        await asyncio.wait_for(holder, 30)
+        after = await scrape(client)
+    assert (
+        value(after, "postgres_connection_acquire_timeouts_total")
+        - value(before, "postgres_connection_acquire_timeouts_total")
+        == 1
+    )
+    assert (
+        value(after, "postgres_errors_total", type="pool_timeout")
+        - value(before, "postgres_errors_total", type="pool_timeout")
+        == 1
+    )
+
+
+async def test_statements_follow_the_pool_after_dispose(blockmon_config):
+    """dispose() (health recovery does it) replaces the pool; Statements must use the new
+    one, so shutdown closes every connection it opened."""
+    name = f"bm-dispose-{id(blockmon_config) % 100000}"
+    config = merged(blockmon_config, postgres={"application_name": name})
+    async with running(config) as container:
+        engine = await container.postgres.engine()
+        statements = await container.postgres.statements()
+        assert await statements.scalar("SELECT 1") == 1
+        await engine.dispose()
+        assert await statements.scalar("SELECT 1") == 1
+        assert engine.sync_engine.pool.checkedin() == 1  # the connection went back to the new pool
+        await engine.dispose()
+        async with engine.connect() as conn:
+            left = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE application_name = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+        assert left == 0
+
+
+async def test_unusable_operation_names_are_not_remembered(blockmon_config):
+    async with running(blockmon_config) as container:
+        statements = await container.postgres.statements()
+        metrics = await container.monitoring.metrics()
+        for i in range(300):
+            await statements.scalar("SELECT 1", operation=f"bad name {i}")  # fails the name rule
+        assert len(metrics.postgres._by_operation) < 50

@@ -92,13 +92,17 @@ async def _up(
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
         sock = bind(*serve_at) if serve_at else None
-        async with Lifespan(container):
-            status = await upgrade(container)
-            say(f"schema: at head ({status.current})")
-            code = await _report(container)
+        try:
+            async with Lifespan(container):
+                status = await upgrade(container)
+                say(f"schema: at head ({status.current})")
+                code = await _report(container)
+                if sock is not None:
+                    await _serve(container, sock, app)
+                return code
+        finally:
             if sock is not None:
-                await _serve(container, sock, app)
-            return code
+                sock.close()  # a no-op when the server already closed it
     finally:
         servers.stop()
 

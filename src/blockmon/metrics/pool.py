@@ -63,6 +63,28 @@ class PoolWatch:
         self._wrapped: dict[int, Any] = {}
         self._dispose: Any = None  # the engine's dispose before the watch wrapped it
 
+    def wait_started(self) -> None:
+        """A caller found no free connection and waits (the pool's queue, or the
+        Statements gate in front of it); the caller decrements ``waiting`` when done."""
+        self.waiting += 1
+        if not self.exhausted:
+            self.exhausted = True
+            pool: Any = self.engine.pool
+            _log.warning(
+                "postgres pool exhausted: callers wait for a connection",
+                component="postgres",
+                max=pool.size() + _max_overflow(pool),
+                in_use=pool.checkedout(),
+                waiting=self.waiting,
+                **self._pool(),
+            )
+
+    def timed_out(self) -> None:
+        """A waiting caller gave up after the pool timeout."""
+        if self._timeouts is not None and self._errors is not None:
+            self._timeouts.inc()
+            self._errors.labels(type="pool_timeout").inc()
+
     def install(self) -> None:
         self._wrap(self.engine.pool)
         self._wrap_dispose()
@@ -118,8 +140,7 @@ class PoolWatch:
         original = pool.connect
         self._wrapped = {id(pool): original}  # the old pool is gone
         max_overflow = _max_overflow(pool)
-        acquire, timeouts, errors = self._acquire, self._timeouts, self._errors
-        timeout_errors = errors.labels(type="pool_timeout") if errors is not None else None
+        acquire = self._acquire
         observe_acquire = fast.histogram(acquire) if acquire is not None else None
         watch = self
 
@@ -127,23 +148,11 @@ class PoolWatch:
             started = time.perf_counter()
             waits = pool.checkedin() == 0 and pool.overflow() >= max_overflow
             if waits:
-                watch.waiting += 1
-                if not watch.exhausted:
-                    watch.exhausted = True
-                    _log.warning(
-                        "postgres pool exhausted: callers wait for a connection",
-                        component="postgres",
-                        max=pool.size() + max_overflow,
-                        in_use=pool.checkedout(),
-                        waiting=watch.waiting,
-                        **watch._pool(),
-                    )
+                watch.wait_started()
             try:
                 connection = original()
             except exc.TimeoutError:
-                if timeouts is not None and timeout_errors is not None:
-                    timeouts.inc()
-                    timeout_errors.inc()
+                watch.timed_out()
                 raise
             finally:
                 if waits:

@@ -211,6 +211,7 @@ class PostgresMetrics:
         self._listen_engine(engine)
         self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
         self.watch.install()
+        hook_for(engine).waits = self.watch  # callers queued at the Statements gate
         self._collector = PoolCollector(self.watch)
         self._registry.register(self._collector)
         return self.watch
@@ -227,6 +228,7 @@ class PostgresMetrics:
             name=replica,
         )
         watch.install()
+        hook_for(engine).waits = watch
         if self._replica_collector is None:
             self._replica_collector = ReplicaPoolCollector()
             self._registry.register(self._replica_collector)
@@ -260,6 +262,7 @@ class PostgresMetrics:
         for hook in self._statement_hooks:
             if hook.observer == self.observe:
                 hook.observer = None
+            hook.waits = None
         self._statement_hooks.clear()
         if self.watch is not None:
             self.watch.uninstall()
@@ -334,7 +337,7 @@ class PostgresMetrics:
                 fast.histogram(self.duration.labels(operation=operation)),
             )
             self._by_operation[operation] = children
-        if named:
+        if named and fits:  # a name mapped to "other" is not remembered: memory stays bounded
             self._by_operation.setdefault(key, children)
         elif len(self._by_key) < MAX_CACHED_STATEMENTS:
             self._by_key[key] = children
