@@ -4,13 +4,17 @@ our own connections (by application_name / client_name)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from blockmon.log import configure_logging
 from blockmon.servers import connect
-from blockmon.settings import PostgresSettings, Settings
+from blockmon.settings import LogLevel, LogSettings, PostgresSettings, Settings
 
 TIMEOUT = 30.0
 
@@ -58,3 +62,17 @@ def with_names(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 def settings_of(config: dict[str, Any]) -> Settings:
     return Settings.model_validate(config)
+
+
+@contextmanager
+def captured_logs(level: LogLevel) -> Iterator[io.StringIO]:
+    """blockmon's pipeline rendering JSON lines into a buffer; the root logger restored after."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    stream = io.StringIO()
+    configure_logging(LogSettings(level=level, format="json"), stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
 from faults.servers import ThrowawayPostgres
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from support import captured_logs
 
-from blockmon.log import configure_logging
 from blockmon.postgres import create_engine
-from blockmon.settings import LogSettings, PostgresSettings
+from blockmon.settings import PostgresSettings
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +26,8 @@ def server() -> Iterator[ThrowawayPostgres]:
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    stream = io.StringIO()
-    configure_logging(LogSettings(level="info", format="json"), stream=stream)
-    try:
+    with captured_logs("info") as stream:
         yield stream
-    finally:
-        root.handlers[:] = saved[1]
-        root.setLevel(saved[0])
 
 
 async def _query(engine: AsyncEngine) -> str:

@@ -20,7 +20,7 @@ from faults.servers import free_port
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
 from sqlalchemy import text
-from support import unique
+from support import captured_logs, unique
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
@@ -53,15 +53,8 @@ def _capture(container: ApplicationContainer, stream: io.StringIO) -> None:
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
     """Everything blockmon's pipeline renders at DEBUG, SQLAlchemy echo included."""
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    stream = io.StringIO()
-    configure_logging(LogSettings(level="debug", format="json"), stream=stream)
-    try:
+    with captured_logs("debug") as stream:
         yield stream
-    finally:
-        root.handlers[:] = saved[1]
-        root.setLevel(saved[0])
 
 
 @pytest_asyncio.fixture
