@@ -169,7 +169,8 @@ class _StepTracker:
 
 
 def _run_offline(context: Any) -> None:
-    settings = _load_settings(context).migrations
+    # ``blockmon db --sql`` passes the settings it loaded (from its own ``-c FILE``).
+    settings = context.config.attributes.get(SETTINGS_KEY) or _load_settings(context).migrations
     context.configure(
         dialect_name="postgresql",
         literal_binds=True,

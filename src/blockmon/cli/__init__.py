@@ -20,8 +20,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except UsageError as error:
         return _fail(str(error), EXIT_USAGE)
-    if args.log_level:
-        os.environ["BLOCKMON_LOG_LEVEL"] = args.log_level
     try:
         code: int = args.handler(args)
         return code
@@ -34,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         from blockmon.redaction import redact
 
-        if os.environ.get("BLOCKMON_LOG_LEVEL", "").lower() == "debug":
+        level = args.log_level or os.environ.get("BLOCKMON_LOG_LEVEL", "")
+        if level.lower() == "debug":
             sys.stderr.write(redact("".join(traceback.format_exception(error))))
         return _fail(redact(f"unexpected error: {type(error).__name__}: {error}"), EXIT_FAILURE)
 

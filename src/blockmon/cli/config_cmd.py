@@ -21,10 +21,10 @@ def show_config(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from blockmon.config_file import load_settings
+    from blockmon.cli.settings import command_settings
     from blockmon.masking import masked_settings
 
-    data = masked_settings(load_settings(args.config))
+    data = masked_settings(command_settings(args))
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -44,12 +44,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def run_db(args: argparse.Namespace) -> int:
     import asyncio
 
-    from blockmon.config_file import load_settings
+    from blockmon.cli.settings import command_settings
     from blockmon.errors import UsageError
     from blockmon.log import configure_logging
     from blockmon.migrate import alembic_config, check_revision_name
 
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     configure_logging(settings.log)
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:

@@ -21,10 +21,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def run_health(args: argparse.Namespace) -> int:
     import asyncio
 
-    from blockmon.config_file import load_settings
+    from blockmon.cli.settings import command_settings
     from blockmon.log import configure_logging
 
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     configure_logging(settings.log)
     return asyncio.run(_health(settings, as_json=args.json))
 

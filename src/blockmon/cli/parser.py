@@ -53,6 +53,8 @@ class Parser(argparse.ArgumentParser):
         if not hasattr(parsed, "handler") and deepest._choices is not None:
             names = ", ".join(repr(name) for name in deepest._choices.choices)
             deepest.error(f"{deepest._choices.metavar} is required (choose from {names})")
+        for name in ("config", "log_level"):  # the common options, wherever they were given
+            setattr(parsed, name, getattr(parsed, name, None))
         return parsed
 
 
@@ -73,7 +75,11 @@ def revision_name(text: str) -> str:
 
 
 def _common() -> argparse.ArgumentParser:
-    """Options accepted before or after the sub-command."""
+    """Options accepted before or after the sub-command.
+
+    Every (sub-)parser shares these action objects, so their default must stay
+    ``SUPPRESS``: any other default would be re-applied by each sub-parser and
+    silently replace a value given before the command (``-c FILE db ...``)."""
     common = Parser(add_help=False)
     common.add_argument(
         "-c",
@@ -99,7 +105,6 @@ def build_parser() -> Parser:
         description="PostgreSQL and Redis for blockmon services: health, migrations, monitoring.",
         parents=[common],
     )
-    parser.set_defaults(config=None, log_level=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for register in commands.REGISTRY:
         register(sub, common)

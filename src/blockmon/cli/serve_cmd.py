@@ -36,11 +36,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from blockmon.config_file import load_settings
+    from blockmon.cli.settings import command_settings
     from blockmon.log import configure_logging
     from blockmon.loop import run
 
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     configure_logging(settings.log)
     host = args.host or settings.monitoring.http_host
     port = args.port or settings.monitoring.http_port

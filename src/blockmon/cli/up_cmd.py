@@ -47,13 +47,13 @@ def _app_factory(spec: str) -> AppFactory:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from blockmon.config_file import load_settings
+    from blockmon.cli.settings import command_settings
     from blockmon.log import configure_logging
     from blockmon.loop import run
 
     if args.app is not None and not args.serve:
         raise UsageError("up: argument --app: needs --serve")
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     configure_logging(settings.log)
     serve_at = None
     if args.serve:
