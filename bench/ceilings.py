@@ -14,7 +14,7 @@ import subprocess
 import redis
 from harness import Row
 
-from blockmon.settings import Settings
+from blockmon.config.settings import Settings
 
 PGBENCH_CLIENTS = 16  # the shared server keeps connections to spare for other users
 REDIS_CLIENTS = 32

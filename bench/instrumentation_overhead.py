@@ -20,11 +20,11 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from blockmon.config_file import load_settings
+from blockmon.config.file import load_settings
 from blockmon.metrics.postgres import PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
-from blockmon.postgres import create_engine
-from blockmon.redis_client import create_client
+from blockmon.postgres.engine import create_engine
+from blockmon.redis.client import create_client
 
 SELECT = text("SELECT 1")
 

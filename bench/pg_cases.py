@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres import connect_args, engine_url
+from blockmon.postgres.engine import connect_args, engine_url
 
 POOL = 10
 TASKS = (1, 32)

@@ -51,7 +51,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--only", metavar="TEXT", help="run only cases and groups whose id contains TEXT"
     )
     parser.add_argument(
-        "--uvloop", action="store_true", help="run on uvloop (blockmon.loop) instead of asyncio"
+        "--uvloop", action="store_true", help="run on uvloop (blockmon.cli.loop) instead of asyncio"
     )
     parser.add_argument("--window", type=float, help="seconds per measurement window")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     os.chdir(ROOT)
     if args.uvloop:
-        from blockmon.loop import run
+        from blockmon.cli.loop import run
 
         return run(bench(args))
     return asyncio.run(bench(args))

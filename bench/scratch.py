@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from blockmon.config_file import load_settings
-from blockmon.servers import connect
-from blockmon.settings import Settings
+from blockmon.config.file import load_settings
+from blockmon.config.settings import Settings
+from blockmon.provisioning.servers import connect
 from blockmon.testing import create_database, delete_keys, drop_database
 
 ITEMS = 10_000  # rows in bench_items; primary keys 1..ITEMS

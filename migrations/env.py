@@ -1,8 +1,8 @@
 """Alembic environment for `alembic` run from the repository root; the revisions
-live in the package (src/blockmon/migrations/versions), the logic in blockmon.migration_env."""
+live in the package (src/blockmon/migrations/versions), the logic in blockmon.migrations.runner."""
 
 from alembic import context
 
-from blockmon.migration_env import run
+from blockmon.migrations import run
 
 run(context)

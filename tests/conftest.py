@@ -1,1 +1,1 @@
-pytest_plugins = ["blockmon.testing", "blockmon.testing_deployments"]
+pytest_plugins = ["blockmon.testing", "blockmon.testing.deployments"]

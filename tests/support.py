@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from blockmon.log import configure_logging
-from blockmon.servers import connect
-from blockmon.settings import LogLevel, LogSettings, PostgresSettings, Settings
+from blockmon.config.log import configure_logging
+from blockmon.config.settings import LogLevel, LogSettings, PostgresSettings, Settings
+from blockmon.provisioning.servers import connect
 
 TIMEOUT = 30.0
 

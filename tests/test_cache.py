@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from support import eventually
 
-from blockmon.cache import Cache
+from blockmon.redis.cache import Cache
 
 CALLERS = 100
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 import yaml
 
 from blockmon.cli import main
-from blockmon.settings import PostgresSettings, Settings
+from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.testing import create_database, drop_database
 from tests.test_migrations_cli import dsn, public_tables
 

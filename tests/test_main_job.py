@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from blockmon.cli import main
-from blockmon.postgres import engine_url
-from blockmon.servers import connect
-from blockmon.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings
+from blockmon.postgres.engine import engine_url
+from blockmon.provisioning.servers import connect
 from tests.monitoring.support import free_port, merged, plain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,8 +180,14 @@ async def test_scripts_up_runs_the_main_job(
         ("alert_rules", "expected MODULE:FACTORY, got 'alert_rules'"),
         (":create_app", "expected MODULE:FACTORY, got ':create_app'"),
         ("no_such_module_bm:create_app", "cannot import module 'no_such_module_bm'"),
-        ("blockmon.http:no_such_factory", "module 'blockmon.http' has no attribute"),
-        ("blockmon.http:PATHS", "blockmon.http:PATHS is a tuple, not a callable factory"),
+        (
+            "blockmon.monitoring.app:no_such_factory",
+            "module 'blockmon.monitoring.app' has no attribute",
+        ),
+        (
+            "blockmon.monitoring.app:PATHS",
+            "blockmon.monitoring.app:PATHS is a tuple, not a callable factory",
+        ),
         ("broken_app_bm:create_app", "importing 'broken_app_bm' failed: RuntimeError: boom"),
     ],
 )
@@ -198,7 +204,7 @@ def test_bad_app_is_a_usage_error(
 
 
 def test_app_needs_serve(capsys: Any) -> None:
-    assert main(["up", "--app", "blockmon.http:create_app"]) == 2
+    assert main(["up", "--app", "blockmon.monitoring.app:create_app"]) == 2
     assert capsys.readouterr().err == "blockmon: error: up: argument --app: needs --serve\n"
 
 
@@ -217,7 +223,7 @@ async def test_async_and_dotted_factories(tmp_path: Path, monkeypatch: pytest.Mo
 
     from starlette.applications import Starlette
 
-    from blockmon.app_factory import AppFactory, load_factory
+    from blockmon.monitoring.mount import AppFactory, load_factory
 
     (tmp_path / "async_app_bm.py").write_text(
         "class Apps:\n    @staticmethod\n    async def build(container):\n"

@@ -10,21 +10,19 @@ import pytest
 from sqlalchemy import Column, MetaData, String, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon import schema
+from blockmon.config.settings import MigrationSettings, PostgresSettings, Settings
 from blockmon.containers import ApplicationContainer
-from blockmon.errors import UsageError
+from blockmon.errors import MigrationError, RevisionFailed, UsageError
 from blockmon.lifespan import Lifespan
-from blockmon.migrate import (
-    MigrationError,
+from blockmon.migrations import tables as schema
+from blockmon.migrations.api import (
     alembic_config,
     check,
     downgrade,
     schema_status,
     upgrade,
 )
-from blockmon.migration_env import RevisionFailed
-from blockmon.postgres import create_engine
-from blockmon.settings import MigrationSettings, PostgresSettings, Settings
+from blockmon.postgres.engine import create_engine
 
 EXPECTED_COLUMNS = {
     ("users", "id"): ("integer", None, "NO", "nextval('users_id_seq'::regclass)"),

@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import URL
 
-from blockmon.migration_lock import LOCK_KEY
-from blockmon.postgres import engine_url
-from blockmon.servers import connect
-from blockmon.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings
+from blockmon.migrations.lock import LOCK_KEY
+from blockmon.postgres.engine import engine_url
+from blockmon.provisioning.servers import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -11,11 +11,11 @@ from dependency_injector import providers
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.cache import Cache
+from blockmon.config.settings import PostgresSettings
 from blockmon.containers import ApplicationContainer, RedisContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres import create_engine
-from blockmon.settings import PostgresSettings
+from blockmon.postgres.engine import create_engine
+from blockmon.redis.cache import Cache
 
 _seen_containers: set[int] = set()
 

@@ -14,18 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from blockmon.config.settings import PostgresSettings, validate
 from blockmon.containers import PostgresContainer
-from blockmon.deployments import PgBouncer, PostgresServer, free_port, postgres_server
-from blockmon.errors import ConfigError
-from blockmon.postgres import create_engine
-from blockmon.replicas import (
-    NoHealthyReplica,
-    Router,
-    create_reader_engines,
-    replica_health,
-    replication_lag,
-)
-from blockmon.settings import PostgresSettings, validate
+from blockmon.errors import ConfigError, NoHealthyReplica
+from blockmon.health.checks.replicas import replica_health
+from blockmon.postgres.engine import create_engine
+from blockmon.postgres.replicas import Router, create_reader_engines, replication_lag
+from blockmon.testing.servers import PgBouncer, PostgresServer, free_port, postgres_server
 
 WAIT = 30.0  # seconds: generous bound for replication on a loaded machine
 

@@ -7,7 +7,7 @@ import pytest
 from redis.asyncio.connection import _AsyncHiredisParser
 from redis.exceptions import ConnectionError
 
-from blockmon.redis_client import WaitingConnectionPool, create_client
+from blockmon.redis.client import WaitingConnectionPool, create_client
 
 
 async def test_client_parses_replies_with_hiredis(blockmon_redis):

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from blockmon.cache import Cache
 from blockmon.cli import main
+from blockmon.config.settings import RedisSettings, validate
 from blockmon.containers import RedisContainer
-from blockmon.deployments import ClusterDeployment, SentinelDeployment
 from blockmon.errors import ConfigError
-from blockmon.redis_topology import REDIS_ERRORS, cluster_state, sentinel_master
-from blockmon.settings import RedisSettings, validate
+from blockmon.health.checks.redis_topology import cluster_state, sentinel_master
+from blockmon.redis.cache import Cache
+from blockmon.redis.topology import REDIS_ERRORS
+from blockmon.testing.servers import ClusterDeployment, SentinelDeployment
 
 FAILOVER_DEADLINE = 60.0  # seconds: generous for a loaded 2-core machine
 

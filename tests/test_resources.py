@@ -14,7 +14,7 @@ from support import eventually, pg_backends, redis_clients, settings_of, unique,
 from blockmon.containers import ApplicationContainer
 from blockmon.errors import ConfigError
 from blockmon.lifespan import Lifespan
-from blockmon.redis_client import create_client
+from blockmon.redis.client import create_client
 
 
 async def test_resources_init_use_and_leave_no_connection(blockmon_config: dict[str, Any]) -> None:

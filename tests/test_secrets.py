@@ -22,11 +22,11 @@ from redis.exceptions import AuthenticationError, ConnectionError
 from sqlalchemy import text
 from support import captured_logs, unique
 
+from blockmon.config.log import configure_logging, get_logger
+from blockmon.config.settings import LogSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from blockmon.log import configure_logging, get_logger
-from blockmon.postgres import engine_url
-from blockmon.settings import LogSettings, Settings
+from blockmon.postgres.engine import engine_url
 
 PG_SECRET = "Pg-s3ntinel-41d7"
 QUERY_SECRET = "Qs-s3ntinel-8e2b"
@@ -171,7 +171,7 @@ async def test_no_secret_when_connections_fail(
     assert_clean(logged)
     # What redaction cannot promise: exception objects from drivers are raw. blockmon
     # shows users only redacted strings; check that path (the CLI's) here.
-    from blockmon.redaction import redact
+    from blockmon.config.secrets import redact
 
     assert_clean("\n".join(redact(s) for s in shown))
 
@@ -345,6 +345,6 @@ def test_query_string_password_is_masked_in_the_engine_url() -> None:
     url = engine_url(settings.postgres)
     assert url.password == QUERY_SECRET and "password" not in url.query
     assert_clean(repr(url) + str(url))
-    from blockmon.redaction import redact
+    from blockmon.config.secrets import redact
 
     assert redact(f"echo {QUERY_SECRET}") == "echo ***"  # registered, not only pattern-matched

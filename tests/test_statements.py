@@ -14,11 +14,11 @@ import pytest_asyncio
 from sqlalchemy import event, exc, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.settings import PostgresSettings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres import create_engine
-from blockmon.settings import PostgresSettings
-from blockmon.statements import Record, Statements
+from blockmon.postgres.engine import create_engine
+from blockmon.postgres.statements import Record, Statements
 
 
 @pytest_asyncio.fixture

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from blockmon.deployments import ClusterDeployment, PostgresServer, SentinelDeployment
+from blockmon.config.settings import MonitoringSettings, validate
 from blockmon.errors import ConfigError
 from blockmon.health import CheckResult, HealthChecker, Status
 from blockmon.health.render import summary
-from blockmon.redis_topology import REDIS_ERRORS
-from blockmon.replicas import Router
-from blockmon.settings import MonitoringSettings, validate
+from blockmon.postgres.replicas import Router
+from blockmon.redis.topology import REDIS_ERRORS
+from blockmon.testing.servers import ClusterDeployment, PostgresServer, SentinelDeployment
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import scrape, value
 from tests.test_postgres_topologies import pg_config, table, wait_replicated  # noqa: F401

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from support import unique
 
 from blockmon.containers import ApplicationContainer
-from blockmon.transactions import Transactions, sqlstate
+from blockmon.postgres.transactions import Transactions, sqlstate
 
 BARRIER_TIMEOUT = 30.0
 

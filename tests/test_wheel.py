@@ -11,8 +11,8 @@ import sys
 import venv
 from pathlib import Path
 
-from blockmon.postgres import engine_url
-from blockmon.settings import Settings
+from blockmon.config.settings import Settings
+from blockmon.postgres.engine import engine_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600  # a cold pip cache on a loaded machine; warm it takes ~30 s

@@ -10,16 +10,8 @@ from dependency_injector import containers, providers
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from blockmon.cache import Cache
-from blockmon.health.resource import health_resource
-from blockmon.health.schema import alembic_schema_probe, packaged_heads
-from blockmon.http import create_app
-from blockmon.log import logging_resource
-from blockmon.metrics import create_registry, metrics_resource
-from blockmon.postgres import engine_resource
-from blockmon.redis_client import client_resource
-from blockmon.replicas import Router, router_resource
-from blockmon.settings import (
+from blockmon.config.log import logging_resource
+from blockmon.config.settings import (
     LogSettings,
     MonitoringSettings,
     PostgresSettings,
@@ -27,8 +19,17 @@ from blockmon.settings import (
     Settings,
     validate,
 )
-from blockmon.statements import Statements
-from blockmon.transactions import Transactions
+from blockmon.health.checks.schema import alembic_schema_probe
+from blockmon.health.resource import health_resource
+from blockmon.metrics import create_registry, metrics_resource
+from blockmon.migrations.api import packaged_heads
+from blockmon.monitoring.app import create_app
+from blockmon.postgres.engine import engine_resource
+from blockmon.postgres.replicas import Router, router_resource
+from blockmon.postgres.statements import Statements
+from blockmon.postgres.transactions import Transactions
+from blockmon.redis.cache import Cache
+from blockmon.redis.client import client_resource
 
 
 class PostgresContainer(containers.DeclarativeContainer):

@@ -1,4 +1,5 @@
-"""Exceptions that blockmon raises on purpose, each with a message fit for a user."""
+"""Every exception blockmon raises on purpose, one hierarchy under `BlockmonError`; each
+message is fit for a user."""
 
 from __future__ import annotations
 
@@ -13,3 +14,27 @@ class ConfigError(BlockmonError):
 
 class UsageError(BlockmonError):
     """A command was called with arguments it cannot take; the CLI exits 2 on it."""
+
+
+class MigrationError(BlockmonError):
+    """Alembic refused or failed: schema drift, database behind head, and the like."""
+
+
+class RevisionFailed(MigrationError):
+    """A revision raised; its transaction was rolled back, earlier revisions stay."""
+
+
+class MigrationLockTimeout(MigrationError):
+    """Another migration held the lock for longer than ``migrations.lock_wait``."""
+
+
+class NoHealthyReplica(BlockmonError):
+    """No replica accepts connections and falling back to the writer is switched off."""
+
+
+class EmbeddedUnavailable(BlockmonError):
+    """The ``embedded`` extra is not installed or an embedded server would not start."""
+
+
+class ServerStartError(BlockmonError):
+    """A throwaway test server did not start or did not reach the expected state in time."""

@@ -17,11 +17,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from blockmon.cache import Cache
 from blockmon.containers import ApplicationContainer, PostgresContainer, RedisContainer
 from blockmon.health import CheckResult, HealthChecker, Status
 from blockmon.lifespan import Lifespan
-from blockmon.transactions import Transactions
+from blockmon.postgres.transactions import Transactions
+from blockmon.redis.cache import Cache
 
 # Short but finite: a healthy local round trip takes milliseconds even on a loaded box.
 PG_TIMEOUTS: dict[str, Any] = {

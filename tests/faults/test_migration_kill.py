@@ -10,10 +10,10 @@ from pathlib import Path
 
 import asyncpg
 
-from blockmon.migrate import versions_dir
-from blockmon.migration_lock import LOCK_KEY
-from blockmon.servers import connect
-from blockmon.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings
+from blockmon.migrations.api import versions_dir
+from blockmon.migrations.lock import LOCK_KEY
+from blockmon.provisioning.servers import connect
 from tests.test_migrations import failing_revision
 from tests.test_migrations_cli import BIN, ROOT, dsn, environ
 

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from blockmon.migrate import upgrade
-from blockmon.postgres import create_engine
-from blockmon.settings import Settings
+from blockmon.config.settings import Settings
+from blockmon.migrations.api import upgrade
+from blockmon.postgres.engine import create_engine
 
 
 @pytest.fixture(scope="session", autouse=True)

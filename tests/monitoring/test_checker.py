@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from blockmon.config.log import configure_logging
+from blockmon.config.settings import LogSettings, MonitoringSettings, validate
 from blockmon.errors import ConfigError
 from blockmon.health import HealthChecker, Observation, Status
 from blockmon.health.model import Report
-from blockmon.log import configure_logging
-from blockmon.settings import LogSettings, MonitoringSettings, validate
 from tests.monitoring.support import http, running
 
 

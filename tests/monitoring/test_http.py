@@ -8,8 +8,8 @@ import time
 
 import httpx
 
+from blockmon.health.checks.redis_probe import RedisProbe
 from blockmon.health.model import MEDIA_TYPE
-from blockmon.health.redis_probe import RedisProbe
 from tests.monitoring.support import black_hole, free_port, http, merged, running
 
 SENTINEL = "s3ntinel-Pa55word-do-not-leak"

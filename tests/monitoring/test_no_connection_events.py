@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from blockmon.metrics import PostgresMetrics
-from blockmon.postgres import create_engine
+from blockmon.postgres.engine import create_engine
 from tests.monitoring.support import running
 
 

@@ -8,9 +8,9 @@ import logging
 
 from sqlalchemy import text
 
+from blockmon.config.log import configure_logging
+from blockmon.config.settings import LogSettings
 from blockmon.health import Status
-from blockmon.log import configure_logging
-from blockmon.settings import LogSettings
 from tests.monitoring.support import TcpProxy, merged, running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from blockmon.health import Status, alembic_schema_probe
-from blockmon.postgres import create_engine
+from blockmon.postgres.engine import create_engine
 
 
 async def test_schema_probe_reports_revision_and_warns_off_head(blockmon_fresh_database):

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
-from blockmon.statement_hooks import hook_for
+from blockmon.postgres.hooks import hook_for
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import scrape, value
 

@@ -11,9 +11,9 @@ from dependency_injector.wiring import Provide, inject
 
 from alert_rules.containers import Container
 from alert_rules.services import RuleService
-from blockmon.config_file import load_mapping
+from blockmon.config.file import load_mapping
 from blockmon.lifespan import Lifespan
-from blockmon.migrate import upgrade
+from blockmon.migrations.api import upgrade
 
 
 @inject

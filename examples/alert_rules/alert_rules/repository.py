@@ -1,4 +1,4 @@
-"""Users and their alert rules in blockmon's own tables (``blockmon.schema``, brought to
+"""Users and their alert rules in blockmon's own tables (``blockmon.migrations.tables``, brought to
 head by blockmon's migrations), through blockmon's single-statement path."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from blockmon.statements import Statements
+from blockmon.postgres.statements import Statements
 
 RULE_COLUMNS = "id, user_id, name, description, rule_type, conditions, is_active"
 

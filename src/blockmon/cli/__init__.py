@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from blockmon.redaction import redact
+        from blockmon.config.secrets import redact
 
         level = args.log_level or os.environ.get("BLOCKMON_LOG_LEVEL", "")
         if level.lower() == "debug":

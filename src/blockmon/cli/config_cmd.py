@@ -22,7 +22,7 @@ def show_config(args: argparse.Namespace) -> int:
     import yaml
 
     from blockmon.cli.settings import command_settings
-    from blockmon.masking import masked_settings
+    from blockmon.config.secrets import masked_settings
 
     data = masked_settings(command_settings(args))
     if args.json:

@@ -1,5 +1,5 @@
 """``blockmon db``: the schema migrations (upgrade, downgrade, current, history, check,
-stamp), run through the same code as `blockmon.migrate`, from a checkout or a wheel."""
+stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blockmon.settings import Settings
+    from blockmon.config.settings import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -45,9 +45,9 @@ def run_db(args: argparse.Namespace) -> int:
     import asyncio
 
     from blockmon.cli.settings import command_settings
+    from blockmon.config.log import configure_logging
     from blockmon.errors import UsageError
-    from blockmon.log import configure_logging
-    from blockmon.migrate import alembic_config, check_revision_name
+    from blockmon.migrations.api import alembic_config, check_revision_name
 
     settings = command_settings(args)
     configure_logging(settings.log)
@@ -81,7 +81,7 @@ def _offline(action: str, revision: str, settings: Settings) -> int:
     from alembic.util import CommandError
 
     from blockmon.errors import UsageError
-    from blockmon.migrate import SETTINGS_KEY, alembic_config
+    from blockmon.migrations.api import SETTINGS_KEY, alembic_config
 
     cfg = alembic_config()
     cfg.attributes[SETTINGS_KEY] = settings.migrations
@@ -96,10 +96,10 @@ def _offline(action: str, revision: str, settings: Settings) -> int:
 async def _online(action: str, revision: str | None, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from blockmon import migrate
+    from blockmon.config.secrets import redact
     from blockmon.containers import ApplicationContainer
     from blockmon.errors import BlockmonError
-    from blockmon.redaction import redact
+    from blockmon.migrations import api as migrate
 
     container = ApplicationContainer()
     container.config.from_dict(migrate.migration_mapping(settings))

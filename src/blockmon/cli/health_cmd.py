@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blockmon.settings import Settings
+    from blockmon.config.settings import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def run_health(args: argparse.Namespace) -> int:
     import asyncio
 
     from blockmon.cli.settings import command_settings
-    from blockmon.log import configure_logging
+    from blockmon.config.log import configure_logging
 
     settings = command_settings(args)
     configure_logging(settings.log)

@@ -36,9 +36,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
-    from blockmon.log import configure_logging
-    from blockmon.loop import run
+    from blockmon.config.log import configure_logging
 
     settings = command_settings(args)
     configure_logging(settings.log)
@@ -54,8 +54,8 @@ def say_urls(urls: list[str]) -> None:
 async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
     """Start a container, serve its monitoring app until Ctrl-C, shut it down."""
     from blockmon.containers import ApplicationContainer
-    from blockmon.http_server import bind, serve
     from blockmon.lifespan import Lifespan
+    from blockmon.monitoring.server import bind, serve
 
     sock = bind(host, port)
     container = ApplicationContainer()

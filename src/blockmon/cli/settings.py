@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from blockmon.config_file import load_settings
-from blockmon.settings import Settings
+from blockmon.config.file import load_settings
+from blockmon.config.settings import Settings
 
 
 def command_settings(args: argparse.Namespace) -> Settings:

@@ -10,8 +10,8 @@ from blockmon.cli import serve_cmd
 from blockmon.errors import UsageError
 
 if TYPE_CHECKING:
-    from blockmon.app_factory import AppFactory
-    from blockmon.settings import Settings
+    from blockmon.config.settings import Settings
+    from blockmon.monitoring.mount import AppFactory
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -41,15 +41,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _app_factory(spec: str) -> AppFactory:
-    from blockmon.app_factory import load_factory
+    from blockmon.monitoring.mount import load_factory
 
     return load_factory(spec)
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
-    from blockmon.log import configure_logging
-    from blockmon.loop import run
+    from blockmon.config.log import configure_logging
 
     if args.app is not None and not args.serve:
         raise UsageError("up: argument --app: needs --serve")
@@ -76,11 +76,11 @@ async def _up(
     app: AppFactory | None = None,
 ) -> int:
     from blockmon.containers import ApplicationContainer
-    from blockmon.embedded import EmbeddedServers
-    from blockmon.http_server import bind
     from blockmon.lifespan import Lifespan
-    from blockmon.migrate import upgrade
-    from blockmon.servers import ensure_database, resolve_servers
+    from blockmon.migrations.api import upgrade
+    from blockmon.monitoring.server import bind
+    from blockmon.provisioning.embedded import EmbeddedServers
+    from blockmon.provisioning.servers import ensure_database, resolve_servers
 
     servers = EmbeddedServers()
     try:
@@ -109,8 +109,8 @@ async def _up(
 
 async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
     """The monitoring app alone, or with the application mounted behind it."""
-    from blockmon.app_factory import combine
-    from blockmon.http_server import serve
+    from blockmon.monitoring.mount import combine
+    from blockmon.monitoring.server import serve
 
     monitoring = await container.monitoring.app()
     if app is None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from blockmon.health.checker import CheckFunction, HealthChecker
+from blockmon.health.checks.schema import SchemaProbe, alembic_schema_probe
 from blockmon.health.model import MEDIA_TYPE, CheckResult, Observation, Report, Status
-from blockmon.health.schema import SchemaProbe, alembic_schema_probe
 
 __all__ = [
     "MEDIA_TYPE",

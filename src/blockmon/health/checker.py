@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from blockmon.config.log import get_logger
+from blockmon.config.secrets import redact
 from blockmon.health.model import CheckResult, Observation, Report, Status, now, worst
-from blockmon.log import get_logger
-from blockmon.redaction import redact
 
 _log = get_logger("blockmon.health")
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}$")

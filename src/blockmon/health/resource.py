@@ -9,21 +9,21 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.settings import MonitoringSettings
 from blockmon.health.checker import HealthChecker
-from blockmon.health.postgres_check import postgres_check
-from blockmon.health.redis_check import redis_check
-from blockmon.health.redis_probe import RedisProbe
-from blockmon.health.schema import SchemaProbe
-from blockmon.health.topology_checks import (
+from blockmon.health.checks.postgres import postgres_check
+from blockmon.health.checks.redis import redis_check
+from blockmon.health.checks.redis_probe import RedisProbe
+from blockmon.health.checks.redis_topology import (
     CheckFunction,
-    postgres_replica_check,
     redis_cluster_check,
     redis_sentinel_check,
-    replica_check_name,
 )
+from blockmon.health.checks.replicas import postgres_replica_check, replica_check_name
+from blockmon.health.checks.schema import SchemaProbe
+from blockmon.health.metrics import HealthMetrics
 from blockmon.metrics import Metrics, replica_pool_name
-from blockmon.replicas import Router
-from blockmon.settings import MonitoringSettings
+from blockmon.postgres.replicas import Router
 
 
 def build_checker(
@@ -43,7 +43,6 @@ def build_checker(
         cache_ttl=settings.cache_ttl,
         interval=settings.health_interval,
         slow_response_warn=settings.slow_response_warn,
-        listeners=[metrics.health.observe],
     )
     checker.register(
         "postgres",
@@ -103,7 +102,7 @@ def _redis_check(
         probe,
         on_memory=metrics.redis.memory.set,
         saturation_warn=settings.pool_saturation_warn,
-        on_up=metrics.redis.link.ok,
+        on_up=metrics.redis.link.connected,
         on_lost=metrics.redis.link.lost,
     )
     if isinstance(redis, Redis) and isinstance(redis.connection_pool, SentinelConnectionPool):
@@ -123,6 +122,8 @@ async def health_resource(
     the Redis probe's connection, closed after it."""
     probe = redis_probe_for(redis)
     checker = build_checker(settings, engine, redis, metrics, schema_probe, router, probe)
+    exported = HealthMetrics(metrics.registry)
+    checker.listeners.append(exported.observe)
     await checker.start()
     try:
         yield checker
@@ -130,5 +131,6 @@ async def health_resource(
         try:
             await checker.stop()
         finally:
+            exported.unregister()
             if probe is not None:
                 await probe.aclose()

@@ -10,15 +10,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.cache import Cache
+from blockmon.config.settings import MonitoringSettings
 from blockmon.metrics.cache import CacheCollector
-from blockmon.metrics.health import HealthMetrics
 from blockmon.metrics.pool import PoolState, PoolWatch
 from blockmon.metrics.postgres import PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
-from blockmon.replicas import Router, engine_name
-from blockmon.settings import MonitoringSettings
-from blockmon.statement_hooks import OPERATION_OPTION
+from blockmon.postgres.hooks import OPERATION_OPTION
+from blockmon.postgres.replicas import Router, engine_name
+from blockmon.redis.cache import Cache
 
 __all__ = [
     "OPERATION_OPTION",
@@ -44,7 +43,6 @@ class Metrics:
     registry: CollectorRegistry
     postgres: PostgresMetrics
     redis: RedisMetrics
-    health: HealthMetrics
     pool: PoolWatch
 
 
@@ -64,12 +62,11 @@ async def metrics_resource(
         postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
     client_metrics = RedisMetrics(registry)
     client_metrics.install(redis)
-    health = HealthMetrics(registry)
     collector = CacheCollector(cache) if cache is not None else None
     if collector is not None:
         registry.register(collector)
     try:
-        yield Metrics(registry, postgres, client_metrics, health, pool)
+        yield Metrics(registry, postgres, client_metrics, pool)
     finally:
         postgres.uninstall()
         client_metrics.uninstall()
@@ -77,6 +74,6 @@ async def metrics_resource(
             registry.unregister(collector)
         # The registry may outlive this start (a Singleton, or the global one): leave it
         # empty so that the next start registers again.
-        for owner in (postgres, client_metrics, health):
+        for owner in (postgres, client_metrics):
             for family in owner.families:
                 registry.unregister(family)

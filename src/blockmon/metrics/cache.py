@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from blockmon.cache import Cache
+from blockmon.redis.cache import Cache
 
 
 class CacheCollector(Collector):

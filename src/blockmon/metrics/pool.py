@@ -22,7 +22,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
-from blockmon.log import get_logger
+from blockmon.config.log import get_logger
 from blockmon.metrics import fast
 
 _log = get_logger("blockmon.postgres")

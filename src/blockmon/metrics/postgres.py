@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.log import get_logger
+from blockmon.config.log import get_logger
 from blockmon.metrics import buckets, fast
 from blockmon.metrics.dialect_timing import STARTED, time_statements, untime_statements
 from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
-from blockmon.statement_hooks import OPERATION_OPTION, StatementHook, hook_for
+from blockmon.postgres.hooks import OPERATION_OPTION, StatementHook, hook_for
 
 OTHER = "other"
 MAX_NAMED_OPERATIONS = 100
@@ -292,7 +292,7 @@ class PostgresMetrics:
     def observe(
         self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
     ) -> None:
-        """A statement of the fast path (`blockmon.statements`) ran: the same metrics as
+        """A statement of the fast path (`blockmon.postgres.statements`) ran: the same metrics as
         the dialect wrappers give SQLAlchemy's statements."""
         if operation is None:
             children = self._by_key.get(sql) or self._bind(sql, named=False)

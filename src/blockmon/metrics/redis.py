@@ -21,13 +21,11 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.client import AbstractRedis
 
-from blockmon.log import get_logger
+from blockmon.config.log import ConnectionLog
 from blockmon.metrics import buckets, fast
-from blockmon.redaction import redact
 
 MAX_COMMANDS = 300
 OTHER = "OTHER"
-_log = get_logger("blockmon.redis")
 
 
 @dataclass(frozen=True)
@@ -35,28 +33,6 @@ class _Children:
     success: Callable[[float], None]
     error: Callable[[float], None]
     duration: Callable[[float], None]
-
-
-class _Link:
-    """Logs connected / lost / reconnected once per change of state, never per command."""
-
-    def __init__(self) -> None:
-        self.up = False
-        self.seen = False
-
-    def ok(self) -> None:
-        if not self.up:
-            _log.info("redis reconnected" if self.seen else "redis connected", component="redis")
-            self.up = self.seen = True
-
-    def lost(self, error: BaseException) -> None:
-        if self.up or not self.seen:
-            self.up, self.seen = False, True
-            _log.warning(
-                "redis connection lost",
-                component="redis",
-                error=redact(f"{type(error).__name__}: {error}"),
-            )
 
 
 def _error_type(error: BaseException) -> str:
@@ -95,7 +71,7 @@ class RedisMetrics:
             registry=registry,
         )
         self.families = (self.commands, self.duration, self.errors, self.memory)
-        self.link = _Link()
+        self.link = ConnectionLog("redis")
         self._registry = registry
         self._children: dict[Any, _Children] = {}
         self._error_children = {
@@ -159,7 +135,7 @@ class RedisMetrics:
             children.success(1)
             children.duration(time.perf_counter() - started)
             if not link.up:
-                link.ok()
+                link.connected()
             return result
 
         return execute_command
@@ -183,7 +159,7 @@ class RedisMetrics:
                 children.success(1)
                 children.duration(time.perf_counter() - started)
                 if not metrics.link.up:
-                    metrics.link.ok()
+                    metrics.link.connected()
                 return result
 
             pipe.execute = instrumented

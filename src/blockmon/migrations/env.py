@@ -1,7 +1,7 @@
-"""Alembic environment of the packaged migrations: all of it is in blockmon.migration_env."""
+"""Alembic environment of the packaged migrations: all of it is in blockmon.migrations.runner."""
 
 from alembic import context
 
-from blockmon.migration_env import run
+from blockmon.migrations import run
 
 run(context)

@@ -1,0 +1,331 @@
+"""The validated shape of blockmon's configuration.
+
+Every section forbids unknown keys and bounds every number, so a typo or an
+out-of-range value stops start-up with one line instead of surfacing later as a hang.
+Defaults are safe: every wait has a finite timeout.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from blockmon.config.secrets import register_secrets
+from blockmon.errors import ConfigError
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+SSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+RedisMode = Literal["standalone", "sentinel", "cluster"]
+TargetSessionAttrs = Literal[
+    "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
+]
+# "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
+HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
+
+_SECRET_HINTS = ("password", "url", "dsn", "token")
+_PROBLEMS = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "int_type": "must be an integer",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "literal_error": "must be one of {expected}",
+    "model_type": "must be a mapping of settings",
+    "dict_type": "must be a mapping of settings",
+    "missing": "is required",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_pattern_mismatch": "must be host:port",
+    "list_type": "must be a list",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class LogSettings(_Section):
+    level: LogLevel = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+def _url_passwords(url: SecretStr | None) -> list[str]:
+    """The passwords in the user-info part and in the query string (``?password=``)."""
+    if url is None:
+        return []
+    try:
+        parts = urlsplit(url.get_secret_value())
+    except ValueError:
+        return []
+    query = parse_qs(parts.query)
+    found = [v for k, vs in query.items() if k.lower() in ("password", "sslpassword") for v in vs]
+    return [parts.password, *found] if parts.password else found
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_url(url: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a password)."""
+    if url is None:
+        return None
+    names = [f"{s}://" for s in schemes]
+    wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+    try:
+        parts = urlsplit(url.get_secret_value())
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise PydanticCustomError(
+            "blockmon_url", f"not a valid URL (expected {wanted}...)"
+        ) from None
+    if parts.scheme.lower() not in schemes:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise PydanticCustomError("blockmon_url", f"scheme must be {wanted}, got {got}")
+    return url
+
+
+class PostgresSettings(_Section):
+    url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr | None = None
+    database: str = Field("blockmon", min_length=1)
+    sslmode: SSLMode = "prefer"
+    application_name: str = Field("blockmon", max_length=63)
+    pool_size: int = Field(10, ge=1, le=1000)
+    max_overflow: int = Field(10, ge=0, le=1000)
+    pool_timeout: float = Field(10.0, gt=0, le=3600)
+    max_lifetime: float = Field(1800.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0, le=600)
+    statement_timeout: float = Field(30.0, gt=0, le=86400)
+    command_timeout: float = Field(35.0, gt=0, le=86400)
+    close_timeout: float = Field(2.0, gt=0, le=600)
+    validation: Literal["bypass", "pre_ping", "none"] = "bypass"
+    validation_window: float = Field(0.5, ge=0, le=3600)
+    echo: bool = False
+    # Scale-out (docs/topologies.md): several hosts tried in order, read replicas, PgBouncer.
+    hosts: list[HostPort] = []
+    target_session_attrs: TargetSessionAttrs | None = None
+    replicas: list[SecretStr] = []
+    replica_fallback: bool = True
+    replica_retry_after: float = Field(5.0, gt=0, le=3600)
+    replica_lag_warn: float = Field(10.0, gt=0, le=86400)
+    pgbouncer: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, POSTGRES_SCHEMES)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> PostgresSettings:
+        register_secrets(
+            [
+                self.password.get_secret_value() if self.password else None,
+                *_url_passwords(self.url),
+                *(p for r in self.replicas for p in _url_passwords(r)),
+            ]
+        )
+        return self
+
+    @property
+    def autocommit_safe(self) -> bool:
+        """Whether a statement may run outside a transaction (not behind PgBouncer)."""
+        return not self.pgbouncer
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0, le=1023)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    client_name: str = "blockmon"
+    max_connections: int = Field(50, ge=1, le=100000)
+    pool_timeout: float = Field(5.0, gt=0, le=3600)
+    socket_timeout: float = Field(5.0, gt=0, le=3600)
+    socket_connect_timeout: float = Field(5.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=100)
+    retry_backoff_base: float = Field(0.05, gt=0, le=60)
+    retry_backoff_cap: float = Field(1.0, gt=0, le=600)
+    health_check_interval: float = Field(30.0, ge=0, le=86400)
+    key_prefix: str = "blockmon:"
+    # Topology (docs/topologies.md): one server, a Sentinel-managed master, or a cluster.
+    mode: RedisMode = "standalone"
+    sentinels: list[HostPort] = []
+    service_name: str | None = Field(None, min_length=1)
+    sentinel_username: str | None = None
+    sentinel_password: SecretStr | None = None
+    cluster_nodes: list[HostPort] = []
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, REDIS_SCHEMES)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> RedisSettings:
+        register_secrets(
+            [
+                self.password.get_secret_value() if self.password else None,
+                self.sentinel_password.get_secret_value() if self.sentinel_password else None,
+                *_url_passwords(self.url),
+            ]
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _topology_complete(self) -> RedisSettings:
+        if self.mode != "standalone" and self.url is not None:
+            raise ValueError(
+                f"redis.url: applies to mode standalone only (mode is {self.mode}; "
+                "use redis.sentinels or redis.cluster_nodes, and unset REDIS_URL)"
+            )
+        if self.mode == "sentinel":
+            if not self.sentinels:
+                raise ValueError("redis.sentinels: is required when redis.mode is sentinel")
+            if self.service_name is None:
+                raise ValueError("redis.service_name: is required when redis.mode is sentinel")
+        if self.mode == "cluster" and self.db != 0:
+            raise ValueError(f"redis.db: must be 0 when redis.mode is cluster, got {self.db}")
+        return self
+
+
+class MonitoringSettings(_Section):
+    health_interval: float = Field(30.0, gt=0, le=86400)
+    check_timeout: float = Field(5.0, gt=0, le=600)
+    cache_ttl: float = Field(1.0, ge=0, le=3600)
+    postgres_critical: bool = True
+    redis_critical: bool = True
+    replicas_critical: bool = False  # read-replica checks (docs/topologies.md)
+    pool_saturation_warn: float = Field(0.9, gt=0, le=1)
+    slow_response_warn: float = Field(1.0, gt=0, le=600)
+    slow_query_threshold: float = Field(1.0, ge=0, le=86400)
+    http_host: str = Field("127.0.0.1", min_length=1)
+    http_port: int = Field(9464, ge=1, le=65535)
+    details: Literal["never", "always", "token"] = "never"
+    details_token: SecretStr | None = Field(None, validate_default=True)
+    use_global_registry: bool = False
+
+    @field_validator("details_token")
+    @classmethod
+    def _token_when_needed(cls, token: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("details") == "token" and not (token and token.get_secret_value()):
+            raise PydanticCustomError("token_required", "is required when details is 'token'")
+        if token is not None:
+            register_secrets([token.get_secret_value()])
+        return token
+
+
+class MigrationSettings(_Section):
+    """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
+    goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
+    finish; ``lock_timeout``: how long DDL may wait for a table lock."""
+
+    url: SecretStr | None = None
+    lock_wait: float = Field(60.0, gt=0, le=86400)
+    lock_timeout: float = Field(5.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr | None) -> SecretStr | None:
+        return _check_url(url, POSTGRES_SCHEMES)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> MigrationSettings:
+        register_secrets(_url_passwords(self.url))
+        return self
+
+
+class Settings(_Section):
+    log: LogSettings = LogSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    migrations: MigrationSettings = MigrationSettings()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Mapping[str, Any] | None, prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; on failure raise one ConfigError naming the setting."""
+    try:
+        return model.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, model, data or {}, prefix)) from None
+
+
+def describe(
+    exc: ValidationError, model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""
+) -> str:
+    """Turn pydantic's first error into ``section.key: problem, got value``."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join(([prefix] if prefix else []) + loc)
+    kind = err["type"]
+    ctx = {k: _plain(v) for k, v in err.get("ctx", {}).items()}
+    value = _lookup(data, loc)
+    secret = any(h in part.lower() for part in loc for h in _SECRET_HINTS)
+    shown = "" if secret or value is _MISSING else f", got {value!r}"
+    if kind == "extra_forbidden":
+        hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
+        return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators name the setting themselves
+    template = _PROBLEMS.get(kind)
+    msg = str(err["msg"])
+    problem = template.format(**ctx) if template else msg[:1].lower() + msg[1:]
+    return f"{path}: {problem}{shown}"
+
+
+def _plain(value: Any) -> Any:
+    """``0`` rather than ``0.0`` in a bound: the file says ``connect_timeout: 0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, loc: list[str]) -> Any:
+    for part in loc:
+        if not isinstance(data, Mapping) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        if not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)

@@ -1,0 +1,1 @@
+"""The health checks themselves, one module per component or topology."""

@@ -1,0 +1,74 @@
+"""The PostgreSQL check: one round trip through the application's own pool, plus the
+server version, pool usage and schema state. A connection failure makes the pool drop
+its idle connections, so requests reconnect as soon as the server is back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockmon.health.checks.schema import SchemaProbe
+from blockmon.health.model import Observation, Status
+from blockmon.metrics.pool import PoolState
+
+OPERATION = "health_check"
+_PING = text("SELECT 1")
+
+
+def postgres_check(
+    engine: AsyncEngine,
+    pool_state: Callable[[], PoolState],
+    *,
+    saturation_warn: float = 0.9,
+    schema_probe: SchemaProbe | None = None,
+) -> Callable[[], Awaitable[list[Observation]]]:
+    """An async check function for `HealthChecker.register`."""
+    pinger = engine.execution_options(isolation_level="AUTOCOMMIT", blockmon_operation=OPERATION)
+
+    async def check() -> list[Observation]:
+        state = pool_state()
+        if state.max and state.used >= state.max:
+            # Another caller in the queue would tell nothing about the server and, under
+            # load, would turn a busy pool into a failed readiness probe.
+            return [_version(engine), pool_observation(state, saturation_warn)]
+        try:
+            async with pinger.connect() as conn:
+                if schema_probe is None:
+                    await conn.execute(_PING)
+                    schema = None
+                else:
+                    schema = await schema_probe(conn)  # its first query is the ping
+        except Exception as error:
+            if _connection_lost(error):
+                await engine.dispose()
+            raise
+        observations = [_version(engine), pool_observation(pool_state(), saturation_warn)]
+        if schema is not None:
+            observations.append(schema)
+        return observations
+
+    return check
+
+
+def pool_observation(state: PoolState, saturation_warn: float) -> Observation:
+    """Warn when the pool is nearly full or callers wait for a connection."""
+    value = {"used": state.used, "idle": state.idle, "max": state.max, "waiting": state.waiting}
+    if state.waiting or (state.max and state.used >= saturation_warn * state.max):
+        output = f"pool saturated: {state.used}/{state.max} in use, {state.waiting} waiting"
+        return Observation("connections", value, "connections", Status.WARN, output)
+    return Observation("connections", value, "connections")
+
+
+def _version(engine: AsyncEngine) -> Observation:
+    info = engine.dialect.server_version_info or ()
+    return Observation("version", ".".join(str(p) for p in info) or None)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, exc.InterfaceError | exc.OperationalError
+        )
+    return isinstance(error, OSError | TimeoutError | exc.DisconnectionError)

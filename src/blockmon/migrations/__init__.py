@@ -1,0 +1,30 @@
+"""Schema migrations: the Python API, the Alembic env, the advisory lock, the tables and
+the revisions (``versions/``).
+
+An Alembic ``env.py`` needs one line of blockmon: ``from blockmon.migrations import run``,
+then ``run(context)``.
+"""
+
+from __future__ import annotations
+
+from blockmon.migrations.api import (
+    SchemaStatus,
+    alembic_config,
+    check,
+    downgrade,
+    schema_status,
+    stamp,
+    upgrade,
+)
+from blockmon.migrations.runner import run
+
+__all__ = [
+    "SchemaStatus",
+    "alembic_config",
+    "check",
+    "downgrade",
+    "run",
+    "schema_status",
+    "stamp",
+    "upgrade",
+]

@@ -1,0 +1,224 @@
+"""What Alembic's env.py runs, for the repository's ``migrations/`` and the packaged
+``blockmon/migrations/`` alike.
+
+Three ways in:
+- a connection in ``config.attributes["connection"]``: `blockmon.migrations.api` (and so
+  ``blockmon db``) already holds the migration lock and runs inside its event loop;
+- offline (``--sql``): SQL is written out, nothing connects;
+- standalone (the ``alembic`` command): settings come from config.yml and the
+  environment, the engine from a blockmon container of which only logging and the
+  PostgreSQL engine are started, and writers take the migration lock first.
+
+Logging is blockmon's structlog pipeline; ``fileConfig`` is never called, so the
+application's loggers are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData
+from sqlalchemy.exc import DBAPIError
+
+from blockmon.config.log import configure_logging, get_logger
+from blockmon.config.secrets import redact
+from blockmon.config.settings import MigrationSettings, Settings, validate
+from blockmon.errors import BlockmonError, RevisionFailed
+from blockmon.migrations.api import (
+    CONNECTION_KEY,
+    METADATA_KEY,
+    SETTINGS_KEY,
+    migration_mapping,
+)
+from blockmon.migrations.lock import advisory_lock
+from blockmon.postgres.engine import create_engine
+
+_READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
+_log = get_logger("blockmon.migrate")
+_CHECK_CLIENT = "1s"  # client_connection_check_interval during migrations (PostgreSQL 14+)
+
+
+def run(context: Any) -> None:
+    """The body of env.py; ``context`` is ``alembic.context``."""
+    if context.is_offline_mode():
+        _run_offline(context)
+        return
+    connection = context.config.attributes.get(CONNECTION_KEY)
+    if connection is not None:
+        settings = context.config.attributes.get(SETTINGS_KEY) or MigrationSettings()
+        run_on_connection(context, connection, settings)
+        return
+    try:
+        _run_standalone(context)
+    except BlockmonError as error:
+        raise CommandError(str(error)) from None
+
+
+def run_on_connection(context: Any, connection: Connection, settings: MigrationSettings) -> None:
+    """Run the command on ``connection``: one transaction per revision, DDL under
+    ``lock_timeout``; a failure names the revision and its cause."""
+    _set_lock_timeout(connection, f"{round(settings.lock_timeout * 1000)}ms")
+    tracker = _StepTracker()
+    options = _options(context)
+    try:
+        context.configure(connection=connection, **options)
+        planned = context.get_context().opts.get("fn")
+        if planned is not None:
+            context.configure(
+                connection=connection,
+                fn=tracker.wrap(planned),
+                on_version_apply=tracker.applied,
+                **options,
+            )
+        with context.begin_transaction():
+            context.run_migrations()
+    except DBAPIError as error:
+        raise RevisionFailed(tracker.describe_failure(error)) from None
+    finally:
+        _reset_lock_timeout(connection)
+
+
+def _options(context: Any) -> dict[str, Any]:
+    from blockmon.migrations import tables as schema
+
+    metadata: MetaData = context.config.attributes.get(METADATA_KEY, schema.metadata)
+    return {
+        "target_metadata": metadata,
+        "transaction_per_migration": True,
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_name": _only_known_tables(metadata),
+    }
+
+
+def _only_known_tables(metadata: MetaData) -> Callable[[str | None, str, Any], bool]:
+    """Compare blockmon's tables only: an application's own tables in the same
+    database are not drift."""
+
+    def include(name: str | None, kind: str, parent: Any) -> bool:
+        return kind != "table" or name in metadata.tables
+
+    return include
+
+
+def _set_lock_timeout(connection: Connection, value: str) -> None:
+    # Committed at once: a transaction left open here would make Alembic treat it as
+    # external and roll every revision back with it.
+    connection.exec_driver_sql(f"SET lock_timeout = '{value}'")
+    if (connection.dialect.server_version_info or (0,)) >= (14,):
+        # If this process dies mid-revision, the server notices within a second even
+        # while a statement runs, and rolls the revision back; otherwise the session
+        # keeps its locks until the statement ends, and a rerun fails on them.
+        connection.exec_driver_sql(f"SET client_connection_check_interval = '{_CHECK_CLIENT}'")
+    connection.commit()
+
+
+def _reset_lock_timeout(connection: Connection) -> None:
+    if connection.invalidated or connection.closed:
+        return
+    try:
+        connection.rollback()
+        connection.exec_driver_sql("RESET lock_timeout")
+        if (connection.dialect.server_version_info or (0,)) >= (14,):
+            connection.exec_driver_sql("RESET client_connection_check_interval")
+        connection.commit()
+    except DBAPIError as error:
+        _log.warning("lock_timeout not reset", error=type(error).__name__)
+        connection.invalidate()
+
+
+class _StepTracker:
+    """Knows which revision was running when one failed, and where the database stays."""
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+        self.done = 0
+        self.heads: tuple[str, ...] = ()
+
+    def wrap(self, planned: Callable[..., Iterable[Any]]) -> Callable[..., list[Any]]:
+        def steps(heads: Any, context: Any) -> list[Any]:
+            self.heads = tuple(heads)
+            self.steps = list(planned(heads, context))
+            return self.steps
+
+        return steps
+
+    def applied(self, *, heads: Iterable[str], **_: Any) -> None:
+        self.done += 1
+        self.heads = tuple(heads)
+
+    def describe_failure(self, error: DBAPIError) -> str:
+        orig = error.orig if error.orig is not None else error
+        cause = f"{type(orig).__name__}: {redact(' '.join(str(orig).split()))}"
+        stays = ",".join(sorted(self.heads)) or "base"
+        if self.done >= len(self.steps):
+            return f"migration failed (the database stays at {stays}): {cause}"
+        script = getattr(self.steps[self.done], "revision", None)
+        name = getattr(script, "revision", None) or str(self.steps[self.done])
+        doc = getattr(script, "doc", None)
+        label = f"revision {name}" + (f" ({doc})" if doc else "")
+        return f"{label} failed and was rolled back (the database stays at {stays}): {cause}"
+
+
+def _run_offline(context: Any) -> None:
+    # ``blockmon db --sql`` passes the settings it loaded (from its own ``-c FILE``).
+    settings = context.config.attributes.get(SETTINGS_KEY) or _load_settings(context).migrations
+    context.configure(
+        dialect_name="postgresql",
+        literal_binds=True,
+        **{k: v for k, v in _options(context).items() if k != "include_name"},
+    )
+    with context.begin_transaction():
+        context.execute(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")
+        context.run_migrations()
+
+
+def _run_standalone(context: Any) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise BlockmonError(
+            "alembic was called inside a running event loop: "
+            "use `await blockmon.migrations.api.upgrade(container)` there"
+        )
+    settings = _load_settings(context)
+    asyncio.run(_standalone(context, settings))
+
+
+async def _standalone(context: Any, settings: Settings) -> None:
+    """Logging and the engine on the migration DSN (if any), nothing else of blockmon."""
+    full = validate(Settings, migration_mapping(settings))
+    configure_logging(full.log)
+    engine = create_engine(full.postgres)
+    try:
+        lock: AbstractAsyncContextManager[Any] = (
+            advisory_lock(engine, settings.migrations.lock_wait)
+            if _writes(context)
+            else nullcontext()
+        )
+        async with lock, engine.connect() as conn:
+            await conn.run_sync(
+                lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations)
+            )
+    finally:
+        await engine.dispose()
+
+
+def _load_settings(context: Any) -> Settings:
+    from blockmon.config.file import load_mapping
+
+    path = context.get_x_argument(as_dictionary=True).get("config")
+    return validate(Settings, load_mapping(path))
+
+
+def _writes(context: Any) -> bool:
+    """Whether the alembic command may change the schema (and so needs the lock)."""
+    cmd = getattr(context.config.cmd_opts, "cmd", None)
+    name = getattr(cmd[0], "__name__", None) if cmd else None
+    return name not in _READ_ONLY_COMMANDS

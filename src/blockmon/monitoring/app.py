@@ -1,0 +1,70 @@
+"""The monitoring HTTP app: /livez, /readyz, /health and /metrics.
+
+A plain Starlette app, so it can be served alone (``blockmon serve``) or mounted into an
+application: ``app.mount("/monitoring", container.monitoring.app())``. Details in health
+bodies follow the configured policy; bodies never hold secrets (outputs are redacted).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from blockmon.config.settings import MonitoringSettings
+from blockmon.health.checker import HealthChecker
+from blockmon.health.model import MEDIA_TYPE, Report, Status
+
+PATHS = ("/livez", "/readyz", "/health", "/metrics")
+
+
+class _HealthJSON(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+def create_app(
+    checker: HealthChecker, registry: CollectorRegistry, settings: MonitoringSettings
+) -> Starlette:
+    token = settings.details_token.get_secret_value().encode() if settings.details_token else b""
+
+    def details_allowed(request: Request) -> bool:
+        if settings.details == "always":
+            return True
+        if settings.details == "never" or not token:
+            return False
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
+
+    def respond(report: Report, request: Request) -> Response:
+        code = 503 if report.status == Status.FAIL else 200
+        body = report.body(details=details_allowed(request))
+        return _HealthJSON(body, status_code=code, headers={"Cache-Control": "no-store"})
+
+    async def livez(request: Request) -> Response:
+        """Alive: answers without touching any dependency (a failing liveness probe
+        restarts the process, which a database outage must not cause)."""
+        return _HealthJSON({"status": "pass"}, headers={"Cache-Control": "no-store"})
+
+    async def readyz(request: Request) -> Response:
+        return respond(await checker.readiness(), request)
+
+    async def health(request: Request) -> Response:
+        return respond(await checker.report(), request)
+
+    async def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"Content-Type": content_type})
+
+    return Starlette(
+        routes=[
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+            Route("/health", health),
+            Route("/metrics", metrics),
+        ]
+    )

@@ -1,0 +1,2 @@
+"""PostgreSQL: the engine (pool, timeouts, validation), the one-round-trip statement path,
+units of work, and read replicas."""

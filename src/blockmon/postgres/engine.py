@@ -1,0 +1,212 @@
+"""The PostgreSQL engine: URL building, pool settings, and connection validation.
+
+Validation follows HikariCP's alive-bypass rule: a connection used within the last
+``validation_window`` seconds is handed out as is; an older one is pinged first and
+replaced if dead. That keeps restarts survivable without paying a round trip on
+every checkout, as ``pool_pre_ping`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import URL, event, exc, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
+
+from blockmon.config.log import ConnectionLog, get_logger
+from blockmon.config.secrets import redact
+from blockmon.config.settings import PostgresSettings
+from blockmon.errors import ConfigError
+
+_log = get_logger("blockmon.postgres")
+_LAST_USED = "blockmon_last_used"
+
+
+def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
+    """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN).
+
+    ``postgres.hosts`` becomes a multi-host URL (``?host=A:5432&host=B:5432``) and
+    ``postgres.target_session_attrs`` says which of them to settle on."""
+    raw = url if url is not None else (settings.url.get_secret_value() if settings.url else None)
+    if raw is None:
+        built = URL.create(
+            "postgresql+asyncpg",
+            username=settings.user,
+            password=settings.password.get_secret_value() if settings.password else None,
+            host=None if settings.hosts else settings.host,
+            port=None if settings.hosts else settings.port,
+            database=settings.database,
+            query={"host": tuple(settings.hosts)} if settings.hosts else {},
+        )
+        return _with_session_attrs(built, settings)
+    try:  # the scheme was checked with the settings
+        parsed = make_url(raw)
+    except (exc.ArgumentError, ValueError):
+        raise ConfigError("postgres.url: not a valid URL (expected postgresql://...)") from None
+    return _with_session_attrs(
+        _password_out_of_query(parsed.set(drivername="postgresql+asyncpg")), settings
+    )
+
+
+def _password_out_of_query(url: URL) -> URL:
+    """``?password=`` becomes the URL's password (asyncpg lets the query win too), because
+    SQLAlchemy masks the password in every repr but prints query values as they are."""
+    value = url.query.get("password")
+    if value is None:
+        return url
+    password = value[-1] if isinstance(value, tuple) else value
+    return url.difference_update_query(["password"]).set(password=password)
+
+
+def _with_session_attrs(url: URL, settings: PostgresSettings) -> URL:
+    if settings.target_session_attrs is None or "target_session_attrs" in url.query:
+        return url
+    return url.update_query_dict({"target_session_attrs": settings.target_session_attrs})
+
+
+def pgbouncer_fixes(url: URL) -> tuple[URL, dict[str, Any]]:
+    """What asyncpg needs behind PgBouncer in transaction mode (SQLAlchemy's documented
+    fix): no statement caches, and statement names unique across client connections, as
+    consecutive transactions may run on different server connections."""
+    args = {
+        "statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+    }
+    return url.update_query_dict({"prepared_statement_cache_size": "0"}), args
+
+
+def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
+    """asyncpg connect() arguments: timeouts, server settings, TLS."""
+    server_settings = {"application_name": settings.application_name}
+    if not settings.pgbouncer:
+        # PgBouncer refuses unknown startup parameters, and a session setting would not
+        # follow the client across server connections anyway: set it on the role instead.
+        server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+    args: dict[str, Any] = {
+        "timeout": settings.connect_timeout,
+        "command_timeout": settings.command_timeout,
+        "server_settings": server_settings,
+    }
+    if "sslmode" not in url.query and "ssl" not in url.query:
+        args["ssl"] = settings.sslmode
+    return args
+
+
+def create_engine(settings: PostgresSettings, *, url: str | None = None) -> AsyncEngine:
+    """Build (but do not connect) an AsyncEngine configured from ``settings``."""
+    target = engine_url(settings, url=url)
+    query = dict(target.query)
+    extra: dict[str, Any] = {}
+    if "sslmode" in query:
+        # asyncpg spells libpq's sslmode as ``ssl``.
+        extra["ssl"] = query.pop("sslmode")
+        target = target.set(query=query)
+    if settings.pgbouncer:
+        target, fixes = pgbouncer_fixes(target)
+        extra.update(fixes)
+    engine = create_async_engine(
+        target,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_recycle=settings.max_lifetime,
+        pool_pre_ping=settings.validation == "pre_ping",
+        hide_parameters=True,
+        echo=settings.echo,
+        connect_args={**connect_args(settings, target), **extra},
+    )
+    link = install_lifecycle_log(engine)
+    if settings.validation == "bypass":
+        install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
+    install_bounded_close(engine, settings.close_timeout)
+    return engine
+
+
+def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
+    """Close pooled connections gracefully for at most ``timeout`` seconds each, and abort
+    the rest at once after one such close timed out.
+
+    asyncpg's own close waits up to ``command_timeout`` for the server, and the pool
+    closes connections one after another, so disposing a pool of N connections on a dead
+    (blackholed) network took N x command_timeout. Now it takes about ``timeout``.
+    """
+    dead_until = 0.0
+
+    def do_close(dbapi_conn: Any) -> None:
+        nonlocal dead_until
+        driver = dbapi_conn.driver_connection
+        if time.monotonic() < dead_until:
+            driver.terminate()
+            return
+        try:
+            await_(driver.close(timeout=timeout))
+        except (TimeoutError, OSError):
+            # asyncpg has aborted the socket; treat the network as dead for a while.
+            dead_until = time.monotonic() + timeout
+
+    engine.sync_engine.dialect.do_close = do_close  # type: ignore[method-assign,assignment]
+
+
+def install_bypass_validation(
+    engine: AsyncEngine,
+    window: float,
+    on_dead: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds.
+    A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it instead."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "connect")
+    def _fresh(dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _used(dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _validate(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) <= window:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            if on_dead is not None:
+                on_dead(error)
+            # The pool discards this connection and checks out another (up to 3 tries).
+            raise exc.DisconnectionError(redact(str(error))) from None
+        record.info[_LAST_USED] = time.monotonic()
+
+
+def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
+    state = ConnectionLog("postgres")
+
+    @event.listens_for(engine.sync_engine.pool, "connect")
+    def _connected(dbapi_conn: Any, record: Any) -> None:
+        state.connected()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _error(context: Any) -> None:
+        # A cancelled task drops its connection too; that is not the server going away.
+        if context.is_disconnect and not isinstance(
+            context.original_exception, asyncio.CancelledError
+        ):
+            state.lost(context.original_exception)
+
+    return state
+
+
+async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:
+    """Container Resource: the engine, disposed (every connection closed) at shutdown."""
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -1,0 +1,57 @@
+"""The observation point of the fast Statements path.
+
+SQL strings run by `blockmon.postgres.statements.Statements` go straight to asyncpg and never
+reach SQLAlchemy's cursor events, so query metrics could not see them. Each engine gets
+one `StatementHook`; Statements reads its ``observer`` once per statement and, when one
+is set, calls it once with the SQL text, the caller's operation name (or None), the
+duration and the error (or None). With no observer the path neither reads a clock nor
+allocates.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+OPERATION_OPTION = "blockmon_operation"
+
+
+class StatementObserver(Protocol):
+    def __call__(
+        self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
+    ) -> None: ...
+
+
+class WaitObserver(Protocol):
+    """Counts callers queued in front of the pool (see `blockmon.metrics.pool.PoolWatch`)."""
+
+    waiting: int
+
+    def wait_started(self) -> None: ...
+
+    def timed_out(self) -> None: ...
+
+
+class StatementHook:
+    """The slots one engine's Statements call through; each is None when unobserved."""
+
+    __slots__ = ("observer", "waits")
+
+    def __init__(self) -> None:
+        self.observer: StatementObserver | None = None
+        self.waits: WaitObserver | None = None
+
+
+_hooks: WeakKeyDictionary[Engine, StatementHook] = WeakKeyDictionary()
+
+
+def hook_for(engine: AsyncEngine) -> StatementHook:
+    """The hook of ``engine`` (made on first use, whichever side asks first)."""
+    sync = engine.sync_engine
+    hook = _hooks.get(sync)
+    if hook is None:
+        hook = _hooks[sync] = StatementHook()
+    return hook

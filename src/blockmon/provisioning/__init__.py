@@ -1,0 +1,1 @@
+"""Finding the configured PostgreSQL and Redis, or starting embedded ones."""

@@ -1,0 +1,114 @@
+"""Finding the servers: is the configured PostgreSQL or Redis reachable, and does
+the configured database exist. Used by ``blockmon up`` and the pytest plugin."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+from pydantic import SecretStr
+
+from blockmon.config.secrets import redact
+from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
+from blockmon.errors import BlockmonError
+from blockmon.postgres.engine import engine_url
+from blockmon.provisioning.embedded import EmbeddedServers
+from blockmon.redis.client import create_client
+from blockmon.redis.topology import close_client
+
+
+async def connect(
+    settings: PostgresSettings, *, database: str | None = None, timeout: float = 5.0
+) -> asyncpg.Connection:
+    """A plain asyncpg connection to the configured server (or another database on it)."""
+    url = engine_url(settings)
+    if database is not None:
+        url = url.set(database=database)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    ssl = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
+    return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout, **ssl)
+
+
+async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> str | None:
+    """None if the server answers, else why not (redacted). A missing database counts as reachable."""
+    try:
+        conn = await connect(settings, timeout=timeout)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        return redact(f"{type(error).__name__}: {error}".rstrip(": "))
+    await conn.close(timeout=timeout)
+    return None
+
+
+async def ensure_database(settings: PostgresSettings, timeout: float = 5.0) -> bool:
+    """Create the configured database if it is missing; True if it was created."""
+    name = engine_url(settings).database
+    if not name:
+        return False
+    conn = await connect(settings, database="postgres", timeout=timeout)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        await conn.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
+        return True
+    finally:
+        await conn.close(timeout=timeout)
+
+
+async def redis_problem(settings: RedisSettings, timeout: float = 3.0) -> str | None:
+    """None if the server answers PING, else why not (redacted)."""
+    fast = settings.model_copy(
+        update={"socket_timeout": timeout, "socket_connect_timeout": timeout, "retries": 0}
+    )
+    client = create_client(fast)
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except Exception as error:
+        return redact(f"{type(error).__name__}: {error}".rstrip(": "))
+    finally:
+        await close_client(client)
+    return None
+
+
+def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:
+    """The same server settings pointed at another database."""
+    if settings.url is None:
+        return settings.model_copy(update={"database": name})
+    url = engine_url(settings).set(database=name)
+    return settings.model_copy(
+        update={"url": SecretStr(url.render_as_string(hide_password=False)), "database": name}
+    )
+
+
+async def resolve_servers(
+    settings: Settings,
+    *,
+    servers: EmbeddedServers | None,
+    notify: Callable[[str], None] = lambda message: None,
+) -> Settings:
+    """The configured servers if they answer; else embedded ones (when ``servers`` is
+    given), else a `BlockmonError` that says what is missing and how to fix it."""
+    pg, redis = settings.postgres, settings.redis
+    problem = await postgres_problem(pg)
+    if problem is not None:
+        if servers is None:
+            raise BlockmonError(
+                f"PostgreSQL is not reachable ({problem}); "
+                "set DATABASE_URL or postgres.* in the config"
+            )
+        notify(
+            f"PostgreSQL is not reachable ({problem}); starting an embedded one under {servers.home}"
+        )
+        pg = pg.model_copy(update={"url": SecretStr(servers.start_postgres())})
+        pg = with_database(pg, settings.postgres.database)
+    problem = await redis_problem(redis)
+    if problem is not None:
+        if servers is None:
+            raise BlockmonError(
+                f"Redis is not reachable ({problem}); set REDIS_URL or redis.* in the config"
+            )
+        notify(f"Redis is not reachable ({problem}); starting an embedded one under {servers.home}")
+        redis = redis.model_copy(update={"url": SecretStr(servers.start_redis())})
+    return settings.model_copy(update={"postgres": pg, "redis": redis})

@@ -1,0 +1,1 @@
+"""Redis: the client and its pool, Sentinel and Cluster construction, and the cache."""

@@ -1,0 +1,139 @@
+"""Cache operations over a Redis client: plain and JSON values under a key namespace,
+pipelined batches, and cache-aside that computes a missing value once per process
+however many callers miss it at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from blockmon.redis.topology import RedisClient
+
+T = TypeVar("T")
+Value = bytes | str | int | float
+
+
+def _px(ttl: float | None) -> int | None:
+    if ttl is None:
+        return None
+    if ttl <= 0:
+        raise ValueError(f"ttl: must be > 0 seconds, got {ttl!r}")
+    return max(1, round(ttl * 1000))
+
+
+class Cache:
+    """Keys are namespaced with ``prefix``; ``ttl`` is in seconds, None means no expiry.
+
+    Works in every ``redis.mode``: in a cluster, multi-key DELETE/EXISTS are split per
+    slot by redis-py and pipelines are sent to each key's node, so keys need no hash tags.
+    """
+
+    def __init__(self, client: RedisClient, prefix: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.hits = 0  # read by the metrics collector at scrape time
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"Cache(prefix={self.prefix!r})"
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def set(self, key: str, value: Value, ttl: float | None = None) -> None:
+        await self.client.set(self.key(key), value, px=_px(ttl))
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.client.get(self.key(key))
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value if value is None or isinstance(value, bytes) else value.encode()
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        return int(await self.client.delete(*map(self.key, keys)))
+
+    async def exists(self, *keys: str) -> int:
+        """How many of ``keys`` exist (a key named twice counts twice, as in Redis)."""
+        if not keys:
+            return 0
+        return int(await self.client.exists(*map(self.key, keys)))
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left before ``key`` expires; None if it has no expiry or does not exist."""
+        ms = int(await self.client.pttl(self.key(key)))
+        return ms / 1000 if ms >= 0 else None
+
+    async def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await self.set(key, json.dumps(value, separators=(",", ":")), ttl)
+
+    async def get_json(self, key: str, default: Any = None) -> Any:
+        raw = await self.get(key)
+        return default if raw is None else json.loads(raw)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        """Fetch many keys in one round trip (a pipeline, so it also works per node in a cluster)."""
+        names = list(keys)
+        if not names:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(self.key(name))
+            values = await pipe.execute()
+        found = sum(v is not None for v in values)
+        self.hits += found
+        self.misses += len(values) - found
+        return dict(zip(names, values, strict=True))
+
+    async def set_many(self, items: Mapping[str, Value], ttl: float | None = None) -> None:
+        """Store many keys in one round trip."""
+        if not items:
+            return
+        px = _px(ttl)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, value in items.items():
+                pipe.set(self.key(name), value, px=px)
+            await pipe.execute()
+
+    async def get_or_compute(
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
+    ) -> T:
+        """Cache-aside with JSON values: on a miss, one caller computes and stores; the
+        others that miss the same key meanwhile await that one result."""
+        raw = await self.get(key)
+        if raw is not None:
+            cached: T = json.loads(raw)
+            return cached
+        pending = self._inflight.get(key)
+        if pending is not None:
+            try:
+                shared: T = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                return await self.get_or_compute(key, compute, ttl)  # the leader was cancelled
+            return shared
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await compute()
+            await self.set_json(key, value, ttl)
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # marks it retrieved when no other caller waits
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[key]
