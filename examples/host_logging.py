@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import logging.config
 import sys
 from typing import Any
 
@@ -27,12 +28,17 @@ from blockmon import ApplicationContainer, Lifespan, load_mapping
 
 def install_own_logging() -> None:
     """What the application does at start, before anything of blockmon runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("app %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("app.db").setLevel(logging.DEBUG)
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            # blockmon's loggers exist already (imported above): keep them enabled
+            "disable_existing_loggers": False,
+            "formatters": {"app": {"format": "app %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "app"}},
+            "root": {"handlers": ["stderr"], "level": "WARNING"},
+            "loggers": {"app.db": {"level": "DEBUG"}},
+        }
+    )
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.KeyValueRenderer()],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),

@@ -247,3 +247,18 @@ async def test_cli_health_json_with_echo_keeps_sql_off_stdout(
     assert "SELECT to_regclass('alembic_version') IS NOT NULL" in sql, done.stderr[-3000:]
     assert any("SQL parameters hidden" in e for e in sql)
     assert SECRET not in done.stdout + done.stderr
+
+
+def test_a_traceback_in_a_blockmon_event_reaches_the_host_as_redacted_text(host: _Host) -> None:
+    from blockmon.config.log import get_logger
+
+    try:
+        raise ConnectionError(f"cannot reach postgresql://postgres:{SECRET}@db:5432/app")
+    except ConnectionError:
+        get_logger("blockmon.postgres").exception("postgres connection lost")
+    plain = host.plain.getvalue()
+    assert "app ERROR blockmon.postgres: postgres connection lost" in plain
+    assert "Traceback (most recent call last)" in plain and "postgres:***@db" in plain
+    [event] = host.events()
+    assert "ConnectionError" in event["exception"]
+    assert SECRET not in plain + host.json.getvalue()

@@ -51,9 +51,11 @@ def _field(value: Any) -> str:
 
 
 def _to_record(logger: Any, method_name: str, event_dict: Any) -> Any:
-    return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(
+    args, kwargs = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(
         logger, method_name, _Event(event_dict)
     )
+    # The traceback is in the event, redacted; ``Logger.exception`` would attach it raw.
+    return args, {**kwargs, "exc_info": False}
 
 
 _CHAIN: list[Any] = [
