@@ -82,11 +82,25 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
     level = getattr(logging, settings.level.upper())
     logging.getLogger(_OWN).setLevel(level)
     if settings.configure_root:
-        _take_over_root(settings, level, stream or sys.stderr)
+        _take_over_root(settings, level, stream)
 
 
-def _take_over_root(settings: LogSettings, level: int, stream: TextIO) -> None:
-    as_json = settings.format == "json" or (settings.format == "auto" and not stream.isatty())
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes (as logging's last resort
+    does), so redirecting or closing a stream it was given earlier cannot break it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def _take_over_root(settings: LogSettings, level: int, stream: TextIO | None) -> None:
+    target = stream or sys.stderr
+    as_json = settings.format == "json" or (settings.format == "auto" and not target.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
@@ -106,7 +120,7 @@ def _take_over_root(settings: LogSettings, level: int, stream: TextIO) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler = _Stderr() if stream is None else logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
