@@ -262,3 +262,21 @@ def test_a_traceback_in_a_blockmon_event_reaches_the_host_as_redacted_text(host:
     [event] = host.events()
     assert "ConnectionError" in event["exception"]
     assert SECRET not in plain + host.json.getvalue()
+
+
+async def test_host_at_debug_gets_no_password_from_the_libraries_beneath(
+    host: _Host, blockmon_config: dict[str, Any], blockmon_settings: Settings
+) -> None:
+    """Without configure_root the libraries' records reach the host unredacted: with the
+    root at DEBUG, none of them carries the password."""
+    logging.getLogger().setLevel(logging.DEBUG)
+    blockmon_config["log"] = {"level": "debug"}
+    container = _container(blockmon_config, blockmon_settings)
+    async with Lifespan(container):
+        engine = await container.postgres.engine()
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT :bound"), {"bound": BOUND})
+        await (await container.redis.client()).ping()
+    plain = host.plain.getvalue()
+    assert "app INFO blockmon.postgres: postgres connected" in plain
+    assert SECRET not in plain and BOUND not in plain
