@@ -66,13 +66,15 @@ def settings_of(config: dict[str, Any]) -> Settings:
 
 @contextmanager
 def captured_logs(level: LogLevel) -> Iterator[io.StringIO]:
-    """blockmon's pipeline rendering JSON lines into a buffer; the root logger restored after."""
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
+    """blockmon's pipeline rendering JSON lines into a buffer; the root and blockmon loggers
+    restored after."""
+    root, own = logging.getLogger(), logging.getLogger("blockmon")
+    saved = (root.level, list(root.handlers), own.level)
     stream = io.StringIO()
-    configure_logging(LogSettings(level=level, format="json"), stream=stream)
+    configure_logging(LogSettings(level=level, format="json", configure_root=True), stream=stream)
     try:
         yield stream
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
+        own.setLevel(saved[2])

@@ -42,7 +42,7 @@ def assert_clean(text: str) -> None:
 
 async def _debug_logging(stream: io.StringIO) -> AsyncIterator[None]:
     """Stands in for the container's logging Resource (async, as every Resource must be)."""
-    configure_logging(LogSettings(level="debug", format="json"), stream=stream)
+    configure_logging(LogSettings(level="debug", format="json", configure_root=True), stream=stream)
     yield
 
 

@@ -1,5 +1,6 @@
 """The settings a command runs with: its ``-c FILE`` and ``--log-level``, passed as
-arguments (the process environment is read, never written)."""
+arguments (the process environment is read, never written). The command owns its
+process, so its logging takes over the root logger (``log.configure_root``)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,6 @@ def command_settings(args: argparse.Namespace) -> Settings:
     environ = dict(os.environ)
     if args.log_level:
         environ["BLOCKMON_LOG_LEVEL"] = args.log_level
-    return load_settings(args.config, environ)
+    settings = load_settings(args.config, environ)
+    log = settings.log.model_copy(update={"configure_root": True})
+    return settings.model_copy(update={"log": log})

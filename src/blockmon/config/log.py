@@ -1,8 +1,11 @@
-"""One logging pipeline for blockmon and the libraries beneath it.
+"""blockmon's logging: its own loggers by default, the whole process only when asked.
 
-structlog renders every event, including those from standard-library loggers
-(SQLAlchemy, asyncpg, Alembic, redis), and a redaction step runs last before
-rendering, so no secret reaches a log line at any level.
+Every blockmon event runs through blockmon's own chain of structlog processors (never
+structlog's global configuration), which masks secrets, and then goes to the stdlib
+logger of the same name (``blockmon.*``), so it reaches whatever handlers the host
+installed. With ``log.configure_root`` (the ``blockmon`` CLI, the standalone Alembic
+env) blockmon also takes over the root logger: one handler on stderr renders every
+record, SQLAlchemy, asyncpg, Alembic, redis and uvicorn included, redacting again.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import structlog
 from blockmon.config.secrets import redact, redact_value
 from blockmon.config.settings import LogSettings
 
+_OWN = "blockmon"
 _HANDLER_NAME = "blockmon"
 # Loggers that say nothing an operator needs at INFO (alembic announces each plugin on import).
 _CHATTY = ("alembic.runtime.plugins",)
+# Keys a stdlib Formatter shows from the record itself.
+_ON_RECORD = frozenset({"event", "level", "logger", "timestamp", "exception"})
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -29,30 +35,84 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
+class _Event(dict[str, Any]):
+    """A redacted event dict as ``record.msg``: structlog's ProcessorFormatter reads its
+    fields, a plain ``logging.Formatter`` shows it as ``event key=value ...``."""
+
+    def __str__(self) -> str:
+        fields = [f"{k}={_field(v)}" for k, v in self.items() if k not in _ON_RECORD]
+        line = " ".join([str(self.get("event", "")), *fields])
+        return f"{line}\n{self['exception']}" if "exception" in self else line
+
+
+def _field(value: Any) -> str:
+    text = str(value)
+    return repr(text) if not text or any(c.isspace() or c in "'\"=" for c in text) else text
+
+
+def _to_record(logger: Any, method_name: str, event_dict: Any) -> Any:
+    args, kwargs = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(
+        logger, method_name, _Event(event_dict)
+    )
+    # The traceback is in the event, redacted; ``Logger.exception`` would attach it raw.
+    return args, {**kwargs, "exc_info": False}
+
+
+_CHAIN: list[Any] = [
+    structlog.stdlib.filter_by_level,  # first: a dropped event costs one level check
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.processors.format_exc_info,  # tracebacks redacted too, not left to the host
+    _redact,
+    _to_record,
+]
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger on the stdlib logger ``name`` (under ``blockmon``), redacting,
+    whatever structlog's global configuration says."""
+    return structlog.stdlib.BoundLogger(logging.getLogger(name), _CHAIN, {})
+
+
 def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging through one renderer; safe to call again."""
-    stream = stream or sys.stderr
+    """Set the level of blockmon's loggers; with ``configure_root`` also route every
+    stdlib record through one redacting renderer on ``stream``. Safe to call again."""
     level = getattr(logging, settings.level.upper())
-    as_json = settings.format == "json" or (settings.format == "auto" and not stream.isatty())
+    logging.getLogger(_OWN).setLevel(level)
+    if settings.configure_root:
+        _take_over_root(settings, level, stream)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes (as logging's last resort
+    does), so redirecting or closing a stream it was given earlier cannot break it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def _take_over_root(settings: LogSettings, level: int, stream: TextIO | None) -> None:
+    target = stream or sys.stderr
+    as_json = settings.format == "json" or (settings.format == "auto" and not target.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=False,
-    )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -60,11 +120,11 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler = _Stderr() if stream is None else logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+    for old in _own_handlers():
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
@@ -72,17 +132,33 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
         logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
+def _own_handlers() -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers if h.get_name() == _HANDLER_NAME]
+
+
 async def logging_resource(settings: LogSettings) -> AsyncIterator[None]:
-    """Container Resource: configure at init; flush handlers at shutdown."""
+    """Container Resource: configure at init; flush blockmon's handler at shutdown."""
     configure_logging(settings)
     yield
-    for handler in logging.getLogger().handlers:
+    for handler in _own_handlers():
         handler.flush()
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger named like a stdlib one, so levels can be set per module."""
-    return structlog.get_logger(name)
+class _RedactRecord(logging.Filter):
+    """Masks secrets in a library's record before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+def log_sql(logger_name: str) -> None:
+    """Log the statements SQLAlchemy writes to ``logger_name`` at INFO, redacted, through
+    the handlers of the process (SQLAlchemy's own ``echo=True`` adds a stdout handler)."""
+    logger = logging.getLogger(logger_name)
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(f, _RedactRecord) for f in logger.filters):
+        logger.addFilter(_RedactRecord())
 
 
 class ConnectionLog:

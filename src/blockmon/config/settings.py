@@ -68,6 +68,8 @@ class _Section(BaseModel):
 class LogSettings(_Section):
     level: LogLevel = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    # False: only blockmon's loggers; the host's root logger and handlers stay its own.
+    configure_root: bool = False
 
 
 def _url_passwords(url: SecretStr | None) -> list[str]:

@@ -9,8 +9,8 @@ Three ways in:
   environment, the engine from a blockmon container of which only logging and the
   PostgreSQL engine are started, and writers take the migration lock first.
 
-Logging is blockmon's structlog pipeline; ``fileConfig`` is never called, so the
-application's loggers are left alone.
+Logging is blockmon's: ``fileConfig`` is never called, so the application's loggers
+stay enabled; only the standalone ``alembic`` command's root logger is taken over.
 """
 
 from __future__ import annotations
@@ -192,9 +192,10 @@ def _run_standalone(context: Any) -> None:
 
 
 async def _standalone(context: Any, settings: Settings) -> None:
-    """Logging and the engine on the migration DSN (if any), nothing else of blockmon."""
+    """Logging (the process is Alembic's: blockmon takes over its root logger) and the
+    engine on the migration DSN (if any), nothing else of blockmon."""
     full = validate(Settings, migration_mapping(settings))
-    configure_logging(full.log)
+    configure_logging(full.log.model_copy(update={"configure_root": True}))
     engine = create_engine(full.postgres)
     try:
         lock: AbstractAsyncContextManager[Any] = (

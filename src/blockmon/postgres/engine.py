@@ -18,13 +18,16 @@ from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
-from blockmon.config.log import ConnectionLog, get_logger
+from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 
 _log = get_logger("blockmon.postgres")
 _LAST_USED = "blockmon_last_used"
+# With ``postgres.echo`` the engine is named so that SQLAlchemy logs its statements on a
+# logger of its own (documented: sqlalchemy.engine.Engine.<logging_name>).
+_ECHO_NAME = "blockmon"
 
 
 def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
@@ -117,9 +120,11 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         pool_recycle=settings.max_lifetime,
         pool_pre_ping=settings.validation == "pre_ping",
         hide_parameters=True,
-        echo=settings.echo,
+        **({"logging_name": _ECHO_NAME} if settings.echo else {}),
         connect_args={**connect_args(settings, target), **extra},
     )
+    if settings.echo:
+        log_sql(f"sqlalchemy.engine.Engine.{_ECHO_NAME}")
     link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
