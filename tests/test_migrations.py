@@ -163,7 +163,9 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
     assert status == (None, "0001", False)
     assert await tables(engine) == {"blockmon_alembic_version"}
     async with engine.connect() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM blockmon_alembic_version"))).scalar() == 0
+        assert (
+            await conn.execute(text("SELECT count(*) FROM blockmon_alembic_version"))
+        ).scalar() == 0
         sequences = await conn.execute(text("SELECT relname FROM pg_class WHERE relkind = 'S'"))
         assert sequences.all() == []
 

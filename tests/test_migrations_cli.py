@@ -90,7 +90,9 @@ async def test_six_alembic_processes_at_once_apply_the_revision_once(
     assert [p.returncode for p in procs] == [0] * 6, outputs
     runs = sum(err.count("Running upgrade  -> 0001") for _, err in outputs)
     assert runs == 1, outputs
-    versions = await fetch(blockmon_fresh_database, "SELECT version_num FROM blockmon_alembic_version")
+    versions = await fetch(
+        blockmon_fresh_database, "SELECT version_num FROM blockmon_alembic_version"
+    )
     assert [r[0] for r in versions] == ["0001"]
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from blockmon import Lifespan, load_mapping, monitoring_app
 from fastapi import FastAPI
 
-from blockmon import Lifespan, load_mapping, monitoring_app
 from fastapi_service import endpoints
 from fastapi_service.containers import Container
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from blockmon import ApplicationContainer
 from dependency_injector import containers, providers
 
-from blockmon import ApplicationContainer
 from fastapi_service.repositories import UserRepository
 from fastapi_service.services import UserService
 

@@ -39,7 +39,9 @@ class UserRepository:
 
     async def add(self, email: str) -> User:
         async with self.engine.begin() as conn:
-            row = (await conn.execute(insert(accounts).values(email=email).returning(accounts))).one()
+            row = (
+                await conn.execute(insert(accounts).values(email=email).returning(accounts))
+            ).one()
         return User(**row._mapping)
 
     async def delete_by_id(self, user_id: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from blockmon import Cache
+
 from fastapi_service.repositories import User, UserRepository
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-
 from blockmon import ApplicationContainer
+
 from fastapi_service.application import create_app
 from fastapi_service.containers import Container
 

@@ -8,9 +8,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from blockmon.testing import use_fake_redis
 from fastapi.testclient import TestClient
 
-from blockmon.testing import use_fake_redis
 from fastapi_service.application import create_app
 from fastapi_service.containers import Container
 from fastapi_service.repositories import NotFoundError, User, UserRepository
