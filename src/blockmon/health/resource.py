@@ -57,7 +57,7 @@ def build_checker(
     if schema_probe is not None:
         checker.register(
             "postgres:schema",
-            schema_check(engine, schema_probe),
+            schema_check(engine, schema_probe, metrics.pool.state),
             critical=settings.postgres_critical,
             component_type="datastore",
         )

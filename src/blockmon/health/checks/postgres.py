@@ -1,6 +1,7 @@
 """The PostgreSQL check: one round trip through the application's own pool, plus the
-server version and pool usage (the schema is a check of its own, `checks.schema`). A connection failure makes the pool drop
-its idle connections, so requests reconnect as soon as the server is back."""
+server version and pool usage (the schema is a check of its own, ``postgres:schema``).
+A connection failure makes the pool drop its idle connections, so requests reconnect as
+soon as the server is back."""
 
 from __future__ import annotations
 

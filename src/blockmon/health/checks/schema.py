@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from blockmon.health.model import Observation, Status
+from blockmon.metrics.pool import PoolState
 
 SchemaProbe = Callable[[AsyncConnection], Awaitable[Observation | None]]
 Heads = Callable[[], Collection[str]]
@@ -85,16 +86,23 @@ def _behind(applied: list[str], heads: Collection[str]) -> str | None:
 
 
 def schema_check(
-    engine: AsyncEngine, probe: SchemaProbe
+    engine: AsyncEngine, probe: SchemaProbe, pool_state: Callable[[], PoolState]
 ) -> Callable[[], Awaitable[list[Observation]]]:
-    """The ``postgres:schema`` check: the probe on a connection of the engine's pool."""
+    """The ``postgres:schema`` check: the probe on a connection of the engine's pool.
+    When every connection is in use it repeats its last answer instead of queueing
+    behind the application (the postgres check reports the saturation)."""
     reader = engine.execution_options(
         isolation_level="AUTOCOMMIT", blockmon_operation="health_check"
     )
+    last: list[Observation] = []
 
     async def check() -> list[Observation]:
+        state = pool_state()
+        if state.max and state.used >= state.max:
+            return last
         async with reader.connect() as conn:
             observation = await probe(conn)
-        return [] if observation is None else [observation]
+        last[:] = [] if observation is None else [observation]
+        return list(last)
 
     return check
