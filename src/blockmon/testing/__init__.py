@@ -131,13 +131,20 @@ async def migrate(settings: Settings, alembic_ini: Path | None = None) -> None:
 def _app_config(path: Path) -> Any:
     from alembic.config import Config
 
+    return Config(str(path))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A wrong ``blockmon_alembic_config`` stops the run before any test, in one line."""
+    ini = str(config.getini(ALEMBIC_INI_OPTION))
+    if not ini:
+        return
     from blockmon.config.alembic_ini import read_chain
 
     try:
-        read_chain(str(path))
+        read_chain(str(config.rootpath / ini))
     except ValueError as error:
         raise pytest.UsageError(f"{ALEMBIC_INI_OPTION}: {error}") from None
-    return Config(str(path))
 
 
 @pytest.fixture
