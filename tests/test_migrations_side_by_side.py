@@ -104,8 +104,9 @@ async def test_blockmon_db_drives_the_apps_chain(
     assert await public_tables(blockmon_fresh_database) == {"alembic_version"}
 
 
+@pytest.mark.parametrize("through", ["alembic", "blockmon-db"])
 async def test_include_blockmon_runs_both_from_the_apps_alembic(
-    blockmon_fresh_database: PostgresSettings, service: Path
+    blockmon_fresh_database: PostgresSettings, service: Path, through: str
 ) -> None:
     env_py = service / "migrations" / "env.py"
     env_py.write_text(
@@ -115,14 +116,18 @@ async def test_include_blockmon_runs_both_from_the_apps_alembic(
         )
     )
     env = env_for(blockmon_fresh_database, service)
-    ok(alembic("upgrade", "head", env=env, cwd=service))
+    if through == "alembic":
+        ok(alembic("upgrade", "head", env=env, cwd=service))
+    else:
+        ok(blockmon("db", "--alembic-config", "alembic.ini", "upgrade", env=env, cwd=service))
     assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES | APP_TABLES
     ok(alembic("check", env=env, cwd=service))
     ok(blockmon("db", "check", env=env, cwd=service))
 
 
+@pytest.mark.parametrize("through", ["blockmon-db", "repository-alembic"])
 async def test_a_first_release_database_moves_to_the_new_layout(
-    blockmon_fresh_database: PostgresSettings, service: Path
+    blockmon_fresh_database: PostgresSettings, service: Path, through: str
 ) -> None:
     """The first release kept '0001' in alembic_version; the next upgrade moves it."""
     env = env_for(blockmon_fresh_database, service)
@@ -137,8 +142,11 @@ async def test_a_first_release_database_moves_to_the_new_layout(
     )
     assert await versions(blockmon_fresh_database, "alembic_version") == ["0001"]
 
-    upgraded = ok(blockmon("db", "upgrade", "head", env=env, cwd=service))
-    assert "schema at 0001, at head" in upgraded
+    if through == "blockmon-db":
+        upgraded = ok(blockmon("db", "upgrade", "head", env=env, cwd=service))
+        assert "schema at 0001, at head" in upgraded
+    else:  # the repository's alembic.ini, run from the checkout
+        ok(alembic("upgrade", "head", env={**env, "PYTHONPATH": ""}, cwd=ROOT))
     assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES
     ok(alembic("upgrade", "head", env=env, cwd=service))  # the app's chain starts fresh
     assert await versions(blockmon_fresh_database, "alembic_version") == ["a001"]
