@@ -74,7 +74,7 @@ EXPECTED_CONSTRAINTS = {
         "alerts_user_id_fkey",
         "FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE",
     ),
-    ("alembic_version", "alembic_version_pkc", "PRIMARY KEY (version_num)"),
+    ("blockmon_alembic_version", "blockmon_alembic_version_pkc", "PRIMARY KEY (version_num)"),
 }
 EXPECTED_INDEXES = {
     "users_pkey": "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
@@ -90,8 +90,8 @@ EXPECTED_INDEXES = {
     ),
     "alerts_pkey": "CREATE UNIQUE INDEX alerts_pkey ON public.alerts USING btree (id)",
     "idx_alerts_rule_id": "CREATE INDEX idx_alerts_rule_id ON public.alerts USING btree (rule_id)",
-    "alembic_version_pkc": (
-        "CREATE UNIQUE INDEX alembic_version_pkc ON public.alembic_version USING btree (version_num)"
+    "blockmon_alembic_version_pkc": (
+        "CREATE UNIQUE INDEX blockmon_alembic_version_pkc ON public.blockmon_alembic_version USING btree (version_num)"
     ),
 }
 
@@ -126,7 +126,7 @@ async def catalog(engine: AsyncEngine) -> tuple[dict, set, dict]:  # type: ignor
                 text(
                     "SELECT table_name, column_name, data_type, character_maximum_length, "
                     "is_nullable, column_default FROM information_schema.columns "
-                    "WHERE table_schema = 'public' AND table_name <> 'alembic_version'"
+                    "WHERE table_schema = 'public' AND table_name <> 'blockmon_alembic_version'"
                 )
             )
         }
@@ -153,7 +153,7 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
 ) -> None:
     status = await upgrade(engine, "head")
     assert status == ("0001", "0001", True)
-    assert await tables(engine) == {"users", "alert_rules", "alerts", "alembic_version"}
+    assert await tables(engine) == {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
     columns, constraints, indexes = await catalog(engine)
     assert columns == EXPECTED_COLUMNS
     assert constraints == EXPECTED_CONSTRAINTS
@@ -161,9 +161,11 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
 
     status = await downgrade(engine, "base")
     assert status == (None, "0001", False)
-    assert await tables(engine) == {"alembic_version"}
+    assert await tables(engine) == {"blockmon_alembic_version"}
     async with engine.connect() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar() == 0
+        assert (
+            await conn.execute(text("SELECT count(*) FROM blockmon_alembic_version"))
+        ).scalar() == 0
         sequences = await conn.execute(text("SELECT relname FROM pg_class WHERE relkind = 'S'"))
         assert sequences.all() == []
 
@@ -278,7 +280,7 @@ async def test_failing_revision_leaves_no_trace(engine: AsyncEngine, tmp_path: P
     message = str(failure.value)
     assert "revision 0002" in message and "division by zero" in message
     assert "stays at 0001" in message
-    assert await tables(engine) == {"users", "alert_rules", "alerts", "alembic_version"}
+    assert await tables(engine) == {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar() == 0
     assert (await schema_status(engine, config=config)) == ("0001", "0002", False)
@@ -303,4 +305,4 @@ async def test_unknown_revision_is_a_usage_error(engine: AsyncEngine) -> None:
         await upgrade(engine, "nosuchrev")
     with pytest.raises(UsageError, match="revision"):
         await downgrade(engine, "0001+5")
-    assert await tables(engine) <= {"alembic_version"}
+    assert await tables(engine) <= {"blockmon_alembic_version"}

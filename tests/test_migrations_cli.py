@@ -90,7 +90,9 @@ async def test_six_alembic_processes_at_once_apply_the_revision_once(
     assert [p.returncode for p in procs] == [0] * 6, outputs
     runs = sum(err.count("Running upgrade  -> 0001") for _, err in outputs)
     assert runs == 1, outputs
-    versions = await fetch(blockmon_fresh_database, "SELECT version_num FROM alembic_version")
+    versions = await fetch(
+        blockmon_fresh_database, "SELECT version_num FROM blockmon_alembic_version"
+    )
     assert [r[0] for r in versions] == ["0001"]
 
 
@@ -144,10 +146,10 @@ async def test_db_commands_end_to_end(blockmon_fresh_database: PostgresSettings)
 
     down = await asyncio.to_thread(db, "downgrade", "base")
     assert down.returncode == 0 and "base (empty)" in down.stdout
-    assert await public_tables(blockmon_fresh_database) == {"alembic_version"}
+    assert await public_tables(blockmon_fresh_database) == {"blockmon_alembic_version"}
     stamped = await asyncio.to_thread(db, "stamp", "0001")
     assert stamped.returncode == 0 and "at head" in stamped.stdout
-    assert await public_tables(blockmon_fresh_database) == {"alembic_version"}
+    assert await public_tables(blockmon_fresh_database) == {"blockmon_alembic_version"}
 
 
 def test_offline_sql_needs_no_database() -> None:

@@ -18,6 +18,7 @@ _EXPORTS = {
     "PostgresContainer": "blockmon.containers",
     "RedisContainer": "blockmon.containers",
     "Lifespan": "blockmon.lifespan",
+    "monitoring_app": "blockmon.monitoring.lazy",
     "Settings": "blockmon.config.settings",
     "load_mapping": "blockmon.config.file",
     "load_settings": "blockmon.config.file",
@@ -55,6 +56,7 @@ __all__ = [
     "__version__",
     "load_mapping",
     "load_settings",
+    "monitoring_app",
 ]
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from blockmon.health.checker import HealthChecker
     from blockmon.health.model import Observation, Status
     from blockmon.lifespan import Lifespan
+    from blockmon.monitoring.lazy import monitoring_app
     from blockmon.postgres.replicas import Router
     from blockmon.postgres.statements import Statements
     from blockmon.postgres.transactions import Transactions

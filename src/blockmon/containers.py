@@ -13,16 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from blockmon.config.log import logging_resource
 from blockmon.config.settings import (
     LogSettings,
+    MigrationSettings,
     MonitoringSettings,
     PostgresSettings,
     RedisSettings,
     Settings,
     validate,
 )
-from blockmon.health.checks.schema import alembic_schema_probe
 from blockmon.health.resource import health_resource
 from blockmon.metrics import create_registry, metrics_resource
-from blockmon.migrations.api import packaged_heads
+from blockmon.migrations.api import schema_probe_for
 from blockmon.monitoring.app import create_app
 from blockmon.postgres.engine import engine_resource
 from blockmon.postgres.replicas import Router, router_resource
@@ -61,7 +61,8 @@ class MonitoringContainer(containers.DeclarativeContainer):
 
     ``registry`` (a CollectorRegistry of its own), ``metrics`` (instrumentation Resource),
     ``health`` (HealthChecker Resource with its periodic loop) and ``app`` (the Starlette
-    monitoring app). ``schema_probe`` compares the schema with blockmon's migrations' heads.
+    monitoring app). ``schema_probe`` (the ``postgres:schema`` check) compares the schema
+    with blockmon's migrations' heads, and the application's (``migrations.heads_from``).
     """
 
     config = providers.Configuration()
@@ -74,7 +75,10 @@ class MonitoringContainer(containers.DeclarativeContainer):
     router: providers.Dependency[Router | None] = providers.Dependency(
         default=providers.Object(None)
     )
-    schema_probe = providers.Singleton(alembic_schema_probe, packaged_heads)
+    migration_settings: providers.Dependency[MigrationSettings] = providers.Dependency(
+        instance_of=MigrationSettings, default=providers.Singleton(MigrationSettings)
+    )
+    schema_probe = providers.Singleton(schema_probe_for, migration_settings)
     registry = providers.Singleton(create_registry, settings)
     metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache, router)
     health = providers.Resource(
@@ -100,4 +104,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
         redis=redis.client,
         cache=redis.cache,
         router=postgres.router,
+        migration_settings=settings.provided.migrations,
     )

@@ -1,45 +1,47 @@
-"""Start and stop a container's Resources around an application's life.
+"""Start and stop a container's Resources around an application's life, in any framework.
 
-``async with Lifespan(container):`` in a script, or ``Starlette(lifespan=Lifespan(container))``.
+One object serves every host: ``FastAPI(lifespan=Lifespan(c))``, ``Starlette(lifespan=...)``,
+``Litestar(lifespan=[Lifespan(c)])``, ``app.cleanup_ctx.append(Lifespan(c))`` in aiohttp,
+and ``async with Lifespan(c):`` in scripts and workers. It yields None, so Starlette's
+request ``state`` stays empty; reach the container through your own providers.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Iterator
 from typing import Any
 
-from dependency_injector import containers
+from dependency_injector import containers, providers
+from dependency_injector.ext.starlette import Lifespan as _StarletteLifespan
 
 
-class Lifespan:
-    """Validates the configuration, starts logging first, then every Resource; shuts
-    them all down on exit, also when start-up fails halfway."""
+class Lifespan(_StarletteLifespan):
+    """dependency-injector's Starlette lifespan, plus what blockmon needs: settings
+    validated first, logging started first, and every Resource shut down again when
+    start-up fails halfway."""
 
     def __init__(self, container: containers.Container) -> None:
-        self.container = container
+        super().__init__(container)
 
-    def __call__(self, app: Any = None) -> Lifespan:
-        return self
-
-    async def __aenter__(self) -> containers.Container:
-        container: Any = self.container
-        providers = container.providers
-        if "settings" in providers:
-            container.settings()
+    async def __aenter__(self) -> None:
+        parts = list(_blockmon_parts(self.container))
+        for part in parts:
+            part.settings()
         try:
-            if "logging" in providers:
-                await container.logging.init()
-            await container.init_resources()
+            for part in parts:
+                await part.logging.init()
+            await super().__aenter__()
         except BaseException:
-            await container.shutdown_resources()
+            await super().__aexit__(None, None, None)
             raise
-        return self.container
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        container: Any = self.container
-        await container.shutdown_resources()
+
+def _blockmon_parts(container: Any) -> Iterator[Any]:
+    """The container itself if it is blockmon's, and blockmon containers nested in it
+    (``blockmon = providers.Container(ApplicationContainer, ...)``)."""
+    if {"settings", "logging"} <= container.providers.keys():
+        yield container
+        return
+    for provider in container.providers.values():
+        if isinstance(provider, providers.Container):
+            yield from _blockmon_parts(provider)

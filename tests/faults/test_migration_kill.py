@@ -85,7 +85,7 @@ async def test_sigkill_mid_revision_leaves_no_trace_and_rerun_succeeds(
         while await watcher.fetchval(ADVISORY, LOCK_KEY):
             assert time.monotonic() < deadline, "the migration lock outlived the process"
             await asyncio.sleep(0.1)
-        assert await watcher.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        assert await watcher.fetchval("SELECT version_num FROM blockmon_alembic_version") == "0001"
         assert await watcher.fetchval("SELECT to_regclass('half_done')") is None
 
         # A plain rerun, no manual step: it takes the lock at once and applies 0002.
@@ -96,7 +96,7 @@ async def test_sigkill_mid_revision_leaves_no_trace_and_rerun_succeeds(
         assert rerun.returncode == 0, err.decode()
         assert "waiting for the migration lock" not in err.decode()
         assert time.monotonic() - started < BOUND
-        assert await watcher.fetchval("SELECT version_num FROM alembic_version") == "0002"
+        assert await watcher.fetchval("SELECT version_num FROM blockmon_alembic_version") == "0002"
         assert await watcher.fetchval("SELECT to_regclass('half_done')") is not None
         assert await watcher.fetchval(ADVISORY, LOCK_KEY) == 0
     finally:

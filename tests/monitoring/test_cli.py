@@ -121,5 +121,6 @@ def test_up_reports_through_the_health_checker(blockmon_config, tmp_path, capsys
     path = write_config(tmp_path, blockmon_config)
     assert main(["up", "--no-embedded", "-c", path, "--log-level", "warning"]) == 0
     out = capsys.readouterr().out
-    assert "blockmon: postgres: pass (PostgreSQL 1" in out and "; schema " in out
+    assert "blockmon: postgres: pass (PostgreSQL 1" in out
+    assert "blockmon: postgres:schema: pass (schema blockmon 0001)" in out
     assert "blockmon: redis: pass (Redis " in out

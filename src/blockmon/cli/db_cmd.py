@@ -1,5 +1,6 @@
 """``blockmon db``: the schema migrations (upgrade, downgrade, current, history, check,
-stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel."""
+stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
+``--alembic-config PATH`` runs an application's chain (its alembic.ini) instead of blockmon's."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from blockmon.config.settings import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    chain = argparse.ArgumentParser(add_help=False)
+    chain.add_argument(
+        "--alembic-config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,  # shared action: given before or after ACTION
+        help="the application's alembic.ini: run its migrations instead of blockmon's",
+    )
+    common = argparse.ArgumentParser(add_help=False, parents=[common, chain])
     db = sub.add_parser("db", help="migrate the database schema", parents=[common])
     actions = db.add_subparsers(title="actions", metavar="ACTION", parser_class=type(db))
 
@@ -51,39 +62,55 @@ def run_db(args: argparse.Namespace) -> int:
 
     settings = command_settings(args)
     configure_logging(settings.log)
+    cfg = _chain_config(getattr(args, "alembic_config", None)) or alembic_config()
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
         try:
-            check_revision_name(revision)
+            check_revision_name(revision, cfg)
         except UsageError as error:
             raise UsageError(f"db {args.action}: {error}") from None
     if args.action == "history":
         from alembic import command
 
-        command.history(alembic_config())
+        command.history(cfg)
         return 0
     if getattr(args, "sql", False):
-        return _offline(args.action, revision or "head", settings)
+        return _offline(args.action, revision or "head", settings, cfg)
     try:
-        return asyncio.run(_online(args.action, revision, settings))
+        return asyncio.run(_online(args.action, revision, settings, cfg))
     except UsageError as error:
         raise UsageError(f"db {args.action}: {error}") from None
+
+
+def _chain_config(path: str | None) -> Config | None:
+    """The application's Alembic config, checked before anything connects."""
+    if path is None:
+        return None
+    from alembic.config import Config
+
+    from blockmon.config.alembic_ini import read_chain
+    from blockmon.errors import UsageError
+
+    try:
+        read_chain(path)
+    except ValueError as error:
+        raise UsageError(f"db: argument --alembic-config: {error}") from None
+    return Config(path)
 
 
 def say(message: str) -> None:
     print(f"blockmon: {message}", flush=True)
 
 
-def _offline(action: str, revision: str, settings: Settings) -> int:
+def _offline(action: str, revision: str, settings: Settings, cfg: Config) -> int:
     """Print the SQL; Alembic decides which actions and ranges it can write offline."""
     from alembic import command
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     from blockmon.errors import UsageError
-    from blockmon.migrations.api import SETTINGS_KEY, alembic_config
+    from blockmon.migrations.api import SETTINGS_KEY
 
-    cfg = alembic_config()
     cfg.attributes[SETTINGS_KEY] = settings.migrations
     run = {"upgrade": command.upgrade, "downgrade": command.downgrade, "stamp": command.stamp}
     try:
@@ -93,7 +120,7 @@ def _offline(action: str, revision: str, settings: Settings) -> int:
     return 0
 
 
-async def _online(action: str, revision: str | None, settings: Settings) -> int:
+async def _online(action: str, revision: str | None, settings: Settings, cfg: Config) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from blockmon.config.secrets import redact
@@ -106,18 +133,18 @@ async def _online(action: str, revision: str | None, settings: Settings) -> int:
     try:
         async with migrate.database_only(container):
             if action == "check":
-                await migrate.check(container)
+                await migrate.check(container, config=cfg)
                 say("schema matches the models and is at head")
                 return 0
             if action == "current":
-                status = await migrate.schema_status(container)
+                status = await migrate.schema_status(container, config=cfg)
             else:
                 run = {
                     "upgrade": migrate.upgrade,
                     "downgrade": migrate.downgrade,
                     "stamp": migrate.stamp,
                 }[action]
-                status = await run(container, revision or "head")
+                status = await run(container, revision or "head", config=cfg)
     except (OSError, TimeoutError, SQLAlchemyError) as error:
         raise BlockmonError(
             redact(f"database: {type(error).__name__}: {' '.join(str(error).split())}")

@@ -26,6 +26,10 @@ def run_health(args: argparse.Namespace) -> int:
 
     settings = command_settings(args)
     configure_logging(settings.log)
+    if not args.json:  # stdout stays one JSON document with --json
+        from blockmon.cli.target import say_target
+
+        say_target(args, settings, lambda line: print(f"blockmon: {line}", flush=True))
     return asyncio.run(_health(settings, as_json=args.json))
 
 

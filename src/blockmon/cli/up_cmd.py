@@ -49,6 +49,7 @@ def _app_factory(spec: str) -> AppFactory:
 def run_up(args: argparse.Namespace) -> int:
     from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.target import config_line
     from blockmon.config.log import configure_logging
 
     if args.app is not None and not args.serve:
@@ -61,6 +62,7 @@ def run_up(args: argparse.Namespace) -> int:
             args.host or settings.monitoring.http_host,
             args.port or settings.monitoring.http_port,
         )
+    say(config_line(args))
     return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app))
 
 
@@ -75,6 +77,7 @@ async def _up(
     serve_at: tuple[str, int] | None = None,
     app: AppFactory | None = None,
 ) -> int:
+    from blockmon.cli.target import postgres_address, redis_address
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.migrations.api import upgrade
@@ -87,6 +90,8 @@ async def _up(
         settings = await resolve_servers(
             settings, servers=servers if embedded else None, notify=say
         )
+        say(f"postgres: {postgres_address(settings.postgres)}")
+        say(f"redis: {redis_address(settings.redis)}")
         if await ensure_database(settings.postgres):
             say(f"created database {settings.postgres.database!r}")
         container = ApplicationContainer()

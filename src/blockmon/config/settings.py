@@ -252,11 +252,26 @@ class MigrationSettings(_Section):
     url: SecretStr | None = None
     lock_wait: float = Field(60.0, gt=0, le=86400)
     lock_timeout: float = Field(5.0, gt=0, le=3600)
+    # The application's alembic.ini: health compares its chain too (docs/migrations.md).
+    heads_from: str | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
         return _check_url(url, POSTGRES_SCHEMES)
+
+    @field_validator("heads_from")
+    @classmethod
+    def _heads_from(cls, path: str | None) -> str | None:
+        if not path:
+            return None
+        from blockmon.config.alembic_ini import read_chain
+
+        try:
+            read_chain(path)
+        except ValueError as error:
+            raise PydanticCustomError("alembic_ini", str(error)) from None
+        return path
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> MigrationSettings:

@@ -21,7 +21,8 @@ from blockmon.config.secrets import redact
 from blockmon.health.model import CheckResult, Observation, Report, Status, now, worst
 
 _log = get_logger("blockmon.health")
-_NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}$")
+# "component", or "component:measurement" for a check reporting one measurement.
+_NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}(:[a-zA-Z][a-zA-Z0-9_]{0,62})?$")
 
 CheckOutcome = None | bool | Status | Sequence[Observation]
 CheckFunction = Callable[[], Awaitable[CheckOutcome] | CheckOutcome]

@@ -65,8 +65,11 @@ class CheckResult:
         return "; ".join(outputs) or None
 
     def entries(self) -> dict[str, list[dict[str, Any]]]:
-        """This result as IETF ``checks`` entries keyed ``component:measurement``."""
+        """This result as IETF ``checks`` entries keyed ``component:measurement``; a
+        check named ``component:measurement`` is that one entry."""
         time = self.checked_at.isoformat().replace("+00:00", "Z")
+        if ":" in self.component:
+            return {self.component: [self._single(time)]}
         head: dict[str, Any] = {
             "componentType": self.component_type,
             "observedValue": round(self.response_time * 1000, 3),
@@ -90,6 +93,17 @@ class CheckResult:
                 entry["output"] = obs.output
             out[f"{self.component}:{obs.measurement}"] = [entry]
         return out
+
+    def _single(self, time: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "componentType": self.component_type,
+            "observedValue": self.observations[0].value if self.observations else None,
+            "status": str(self.status),
+            "time": time,
+        }
+        if self.status != Status.PASS and self.reason:
+            entry["output"] = self.reason
+        return entry
 
 
 @dataclass(frozen=True)

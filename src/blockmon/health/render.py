@@ -17,7 +17,7 @@ def _value(obs: Observation) -> str:
             for address, node in value.items()
         )
     if isinstance(value, dict):
-        return " ".join(f"{k} {v}" for k, v in value.items())
+        return " ".join(f"{k} {'(none)' if v is None else v}" for k, v in value.items())
     if obs.unit == "bytes" and isinstance(value, int):
         return f"{value / 1048576:.1f} MiB"
     units = (None, "connections", "clients", "replicas")

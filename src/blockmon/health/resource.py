@@ -20,7 +20,7 @@ from blockmon.health.checks.redis_topology import (
     redis_sentinel_check,
 )
 from blockmon.health.checks.replicas import postgres_replica_check, replica_check_name
-from blockmon.health.checks.schema import SchemaProbe
+from blockmon.health.checks.schema import SchemaProbe, schema_check
 from blockmon.health.metrics import HealthMetrics
 from blockmon.metrics import Metrics, replica_pool_name
 from blockmon.postgres.replicas import Router
@@ -50,11 +50,17 @@ def build_checker(
             engine,
             metrics.pool.state,
             saturation_warn=settings.pool_saturation_warn,
-            schema_probe=schema_probe,
         ),
         critical=settings.postgres_critical,
         component_type="datastore",
     )
+    if schema_probe is not None:
+        checker.register(
+            "postgres:schema",
+            schema_check(engine, schema_probe, metrics.pool.state),
+            critical=settings.postgres_critical,
+            component_type="datastore",
+        )
     checker.register(
         "redis",
         _redis_check(redis, redis_probe, metrics, settings),

@@ -2,7 +2,8 @@
 the revisions (``versions/``).
 
 An Alembic ``env.py`` needs one line of blockmon: ``from blockmon.migrations import run``,
-then ``run(context)``.
+then ``run(context)`` (blockmon's chain) or ``run(context, target_metadata=AppMetadata)``
+(an application's own chain, beside blockmon's in the same database).
 """
 
 from __future__ import annotations

@@ -27,16 +27,24 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.alembic_ini import read_chain
 from blockmon.config.secrets import redact
 from blockmon.config.settings import MigrationSettings, Settings
 from blockmon.errors import ConfigError, MigrationError, UsageError
+from blockmon.health.checks.schema import Chain, SchemaProbe, chains_probe
 from blockmon.migrations.lock import advisory_lock
+from blockmon.migrations.version_tables import (
+    BLOCKMON_VERSION_TABLE,
+    adopt_first_release,
+    version_table,
+)
 from blockmon.postgres.engine import create_engine
 
 SCRIPT_LOCATION = "blockmon:migrations"
 SETTINGS_KEY = "blockmon.migrations"  # Config.attributes: the MigrationSettings to apply
 METADATA_KEY = "blockmon.target_metadata"  # Config.attributes: models to compare (check)
 CONNECTION_KEY = "connection"  # Config.attributes: the connection env.py runs on
+COMMAND_KEY = "blockmon.command"  # Config.attributes: the command run (upgrade, check, ...)
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -58,6 +66,7 @@ def alembic_config(*, extra_version_locations: Sequence[str] = ()) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_table", BLOCKMON_VERSION_TABLE)
     if extra_version_locations:
         cfg.set_main_option(
             "version_locations", os.pathsep.join([versions_dir(), *extra_version_locations])
@@ -95,7 +104,7 @@ async def upgrade(
 ) -> SchemaStatus:
     """Bring the schema up to ``revision``; a no-op when it is already there."""
     return await _run(
-        target, lambda cfg: command.upgrade(cfg, revision), revision, config, settings
+        target, lambda cfg: command.upgrade(cfg, revision), revision, config, settings, "upgrade"
     )
 
 
@@ -108,7 +117,12 @@ async def downgrade(
 ) -> SchemaStatus:
     """Take the schema down to ``revision`` (``base`` removes everything)."""
     return await _run(
-        target, lambda cfg: command.downgrade(cfg, revision), revision, config, settings
+        target,
+        lambda cfg: command.downgrade(cfg, revision),
+        revision,
+        config,
+        settings,
+        "downgrade",
     )
 
 
@@ -120,7 +134,9 @@ async def stamp(
     settings: MigrationSettings | None = None,
 ) -> SchemaStatus:
     """Record ``revision`` as current without running anything (adopting a database)."""
-    return await _run(target, lambda cfg: command.stamp(cfg, revision), revision, config, settings)
+    return await _run(
+        target, lambda cfg: command.stamp(cfg, revision), revision, config, settings, "stamp"
+    )
 
 
 async def check(
@@ -131,20 +147,22 @@ async def check(
     cfg = config or alembic_config()
     if metadata is not None:
         cfg.attributes[METADATA_KEY] = metadata
+    cfg.attributes[COMMAND_KEY] = "check"
     async with _engine(target, None, for_writing=False) as (engine, ms):
         cfg.attributes[SETTINGS_KEY] = ms
         await _on_connection(engine, cfg, command.check)
 
 
 async def schema_status(target: Any, *, config: Config | None = None) -> SchemaStatus:
-    """The revision the database is at, the head of the packaged migrations, and
-    whether they agree. Read-only and lock-free, for health checks."""
+    """The revision the database is at, the head of the migrations (``config``'s, by
+    default blockmon's), and whether they agree. Read-only and lock-free."""
     script = _script(config)
+    table = version_table(config or alembic_config())
     async with (
         _engine(target, None, for_writing=False) as (engine, _),
         engine.connect() as conn,
     ):
-        current = await conn.run_sync(_current_heads)
+        current = await conn.run_sync(_current_heads, table)
     heads = script.get_heads()
     return SchemaStatus(
         current=",".join(sorted(current)) or None,
@@ -165,21 +183,32 @@ def check_revision_name(revision: str, config: Config | None = None) -> None:
 
 
 def _script(config: Config | None) -> ScriptDirectory:
-    return ScriptDirectory.from_config(config) if config is not None else _packaged_script()
+    return ScriptDirectory.from_config(config) if config is not None else packaged_script()
 
 
 @cache
-def _packaged_script() -> ScriptDirectory:
+def packaged_script() -> ScriptDirectory:
+    """blockmon's packaged revisions (read from disk once)."""
     return ScriptDirectory.from_config(alembic_config())
 
 
 def packaged_heads() -> tuple[str, ...]:
-    """The heads of blockmon's packaged migrations (read from disk once)."""
-    return tuple(_packaged_script().get_heads())
+    """The heads of blockmon's packaged migrations."""
+    return tuple(packaged_script().get_heads())
 
 
-def _current_heads(conn: Connection) -> tuple[str, ...]:
-    return MigrationContext.configure(conn).get_current_heads()
+def schema_probe_for(settings: MigrationSettings) -> SchemaProbe:
+    """The ``postgres:schema`` probe: blockmon's chain, and the application's when
+    ``migrations.heads_from`` names its alembic.ini."""
+    chains = [Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads)]
+    if settings.heads_from:
+        app = read_chain(settings.heads_from)
+        chains.append(Chain("app", app.version_table, lambda: app.heads))
+    return chains_probe(chains)
+
+
+def _current_heads(conn: Connection, table: str) -> tuple[str, ...]:
+    return MigrationContext.configure(conn, opts={"version_table": table}).get_current_heads()
 
 
 async def _run(
@@ -188,12 +217,17 @@ async def _run(
     revision: str,
     config: Config | None,
     settings: MigrationSettings | None,
+    name: str,
 ) -> SchemaStatus:
     cfg = config or alembic_config()
     check_revision_name(revision, cfg)
+    cfg.attributes[COMMAND_KEY] = name
     async with _engine(target, settings, for_writing=True) as (engine, ms):
         cfg.attributes[SETTINGS_KEY] = ms
         async with advisory_lock(engine, ms.lock_wait):
+            if version_table(cfg) == BLOCKMON_VERSION_TABLE:
+                async with engine.connect() as conn:
+                    await conn.run_sync(adopt_first_release, _script(config))
             await _on_connection(engine, cfg, work)
     return await schema_status(target, config=config)
 

@@ -9,6 +9,11 @@ Three ways in:
   environment, the engine from a blockmon container of which only logging and the
   PostgreSQL engine are started, and writers take the migration lock first.
 
+Two kinds of env.py: blockmon's own (``run(context)``: blockmon's revisions, version
+table ``blockmon_alembic_version``) and an application's (``run(context,
+target_metadata=AppMetadata)``: the application's revisions in its own version table,
+autogenerate blind to blockmon's tables), so both chains live in one database.
+
 Logging is blockmon's: ``fileConfig`` is never called, so the application's loggers
 stay enabled; only the standalone ``alembic`` command's root logger is taken over.
 """
@@ -16,8 +21,9 @@ stay enabled; only the standalone ``alembic`` command's root logger is taken ove
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from alembic.util import CommandError
@@ -29,12 +35,20 @@ from blockmon.config.secrets import redact
 from blockmon.config.settings import MigrationSettings, Settings, validate
 from blockmon.errors import BlockmonError, RevisionFailed
 from blockmon.migrations.api import (
+    COMMAND_KEY,
     CONNECTION_KEY,
     METADATA_KEY,
     SETTINGS_KEY,
+    alembic_config,
     migration_mapping,
+    packaged_script,
 )
 from blockmon.migrations.lock import advisory_lock
+from blockmon.migrations.version_tables import (
+    BLOCKMON_VERSION_TABLE,
+    adopt_first_release,
+    version_table,
+)
 from blockmon.postgres.engine import create_engine
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
@@ -42,28 +56,52 @@ _log = get_logger("blockmon.migrate")
 _CHECK_CLIENT = "1s"  # client_connection_check_interval during migrations (PostgreSQL 14+)
 
 
-def run(context: Any) -> None:
-    """The body of env.py; ``context`` is ``alembic.context``."""
+@dataclass(frozen=True)
+class _Env:
+    """Which chain an env.py runs: blockmon's (no metadata given) or an application's."""
+
+    metadata: MetaData | None = None
+    include_blockmon: bool = False
+
+    @property
+    def is_blockmon(self) -> bool:
+        return self.metadata is None
+
+
+def run(
+    context: Any, *, target_metadata: MetaData | None = None, include_blockmon: bool = False
+) -> None:
+    """The body of env.py; ``context`` is ``alembic.context``.
+
+    blockmon's env.py calls ``run(context)``. An application's env.py passes its models
+    as ``target_metadata``; with ``include_blockmon=True`` its ``alembic upgrade`` first
+    brings blockmon's schema to head as well.
+    """
+    env = _Env(target_metadata, include_blockmon)
     if context.is_offline_mode():
-        _run_offline(context)
+        _run_offline(context, env)
         return
     connection = context.config.attributes.get(CONNECTION_KEY)
     if connection is not None:
         settings = context.config.attributes.get(SETTINGS_KEY) or MigrationSettings()
-        run_on_connection(context, connection, settings)
+        run_on_connection(context, connection, settings, env)
         return
     try:
-        _run_standalone(context)
+        _run_standalone(context, env)
     except BlockmonError as error:
         raise CommandError(str(error)) from None
 
 
-def run_on_connection(context: Any, connection: Connection, settings: MigrationSettings) -> None:
+def run_on_connection(
+    context: Any, connection: Connection, settings: MigrationSettings, env: _Env = _Env()
+) -> None:
     """Run the command on ``connection``: one transaction per revision, DDL under
     ``lock_timeout``; a failure names the revision and its cause."""
+    if env.include_blockmon and _command(context) == "upgrade":
+        _upgrade_blockmon_first(context, connection, settings)
     _set_lock_timeout(connection, f"{round(settings.lock_timeout * 1000)}ms")
     tracker = _StepTracker()
-    options = _options(context)
+    options = _options(context, env)
     try:
         context.configure(connection=connection, **options)
         planned = context.get_context().opts.get("fn")
@@ -82,16 +120,24 @@ def run_on_connection(context: Any, connection: Connection, settings: MigrationS
         _reset_lock_timeout(connection)
 
 
-def _options(context: Any) -> dict[str, Any]:
+def _options(context: Any, env: _Env) -> dict[str, Any]:
     from blockmon.migrations import tables as schema
 
-    metadata: MetaData = context.config.attributes.get(METADATA_KEY, schema.metadata)
+    if env.is_blockmon:
+        metadata: MetaData = context.config.attributes.get(METADATA_KEY, schema.metadata)
+        table, include = BLOCKMON_VERSION_TABLE, _only_known_tables(metadata)
+    else:
+        assert env.metadata is not None
+        metadata = env.metadata
+        table = version_table(context.config)
+        include = _not_blockmons(metadata, schema.metadata)
     return {
         "target_metadata": metadata,
+        "version_table": table,
         "transaction_per_migration": True,
         "compare_type": True,
         "compare_server_default": True,
-        "include_name": _only_known_tables(metadata),
+        "include_name": include,
     }
 
 
@@ -103,6 +149,52 @@ def _only_known_tables(metadata: MetaData) -> Callable[[str | None, str, Any], b
         return kind != "table" or name in metadata.tables
 
     return include
+
+
+def _not_blockmons(app: MetaData, blockmon: MetaData) -> Callable[[str | None, str, Any], bool]:
+    """In an application's env: every table but blockmon's (unless the application's
+    models declare them) and blockmon's version table."""
+    hidden = (set(blockmon.tables) | {BLOCKMON_VERSION_TABLE}) - set(app.tables)
+
+    def include(name: str | None, kind: str, parent: Any) -> bool:
+        return kind != "table" or name not in hidden
+
+    return include
+
+
+def _command(context: Any) -> str | None:
+    """The Alembic command running (``upgrade``, ``check``, ...), whoever started it."""
+    named = context.config.attributes.get(COMMAND_KEY)
+    if named is not None:
+        return str(named)
+    cmd = getattr(context.config.cmd_opts, "cmd", None)
+    return getattr(cmd[0], "__name__", None) if cmd else None
+
+
+def _upgrade_blockmon_first(
+    context: Any, connection: Connection, settings: MigrationSettings
+) -> None:
+    """``include_blockmon=True``: blockmon's chain to head on the same connection."""
+    from alembic import command
+
+    cfg = alembic_config()
+    cfg.attributes.update({CONNECTION_KEY: connection, SETTINGS_KEY: settings})
+    adopt_first_release(connection, packaged_script())
+    with _outer_environment(context):
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _outer_environment(context: Any) -> Iterator[None]:
+    """Alembic keeps the running env in module globals (``alembic.context._proxy``) and
+    a nested command removes it on exit; put the outer one back. (Alembic internals,
+    used here only.)"""
+    outer = getattr(context, "_proxy", None)
+    try:
+        yield
+    finally:
+        if outer is not None:
+            outer._install_proxy()
 
 
 def _set_lock_timeout(connection: Connection, value: str) -> None:
@@ -164,20 +256,20 @@ class _StepTracker:
         return f"{label} failed and was rolled back (the database stays at {stays}): {cause}"
 
 
-def _run_offline(context: Any) -> None:
+def _run_offline(context: Any, env: _Env) -> None:
     # ``blockmon db --sql`` passes the settings it loaded (from its own ``-c FILE``).
     settings = context.config.attributes.get(SETTINGS_KEY) or _load_settings(context).migrations
     context.configure(
         dialect_name="postgresql",
         literal_binds=True,
-        **{k: v for k, v in _options(context).items() if k != "include_name"},
+        **{k: v for k, v in _options(context, env).items() if k != "include_name"},
     )
     with context.begin_transaction():
         context.execute(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")
         context.run_migrations()
 
 
-def _run_standalone(context: Any) -> None:
+def _run_standalone(context: Any, env: _Env) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -188,10 +280,10 @@ def _run_standalone(context: Any) -> None:
             "use `await blockmon.migrations.api.upgrade(container)` there"
         )
     settings = _load_settings(context)
-    asyncio.run(_standalone(context, settings))
+    asyncio.run(_standalone(context, settings, env))
 
 
-async def _standalone(context: Any, settings: Settings) -> None:
+async def _standalone(context: Any, settings: Settings, env: _Env) -> None:
     """Logging (the process is Alembic's: blockmon takes over its root logger) and the
     engine on the migration DSN (if any), nothing else of blockmon."""
     full = validate(Settings, migration_mapping(settings))
@@ -204,8 +296,10 @@ async def _standalone(context: Any, settings: Settings) -> None:
             else nullcontext()
         )
         async with lock, engine.connect() as conn:
+            if env.is_blockmon and _writes(context):
+                await conn.run_sync(adopt_first_release, context.script)
             await conn.run_sync(
-                lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations)
+                lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations, env)
             )
     finally:
         await engine.dispose()
@@ -220,6 +314,4 @@ def _load_settings(context: Any) -> Settings:
 
 def _writes(context: Any) -> bool:
     """Whether the alembic command may change the schema (and so needs the lock)."""
-    cmd = getattr(context.config.cmd_opts, "cmd", None)
-    name = getattr(cmd[0], "__name__", None) if cmd else None
-    return name not in _READ_ONLY_COMMANDS
+    return _command(context) not in _READ_ONLY_COMMANDS

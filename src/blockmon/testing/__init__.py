@@ -5,6 +5,11 @@ gets its own database (created, then dropped) and its own Redis key prefix (its 
 deleted at the end); each test gets a fresh container. Servers come from the usual
 configuration (config.yml, BLOCKMON_CONFIG, DATABASE_URL, REDIS_URL); when none
 answers, embedded ones are started, so the suite also runs on a bare machine.
+
+``blockmon_alembic_config = alembic.ini`` in the pytest ini file migrates the per-run
+database (blockmon's chain, then the application's) before the first test.
+``blockmon_unit_container`` needs no server at all: its ``redis.client`` is a fakeredis
+client and nothing is started (PostgreSQL is never faked; SQL needs the real database).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from dependency_injector import providers
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +32,7 @@ from blockmon.config.file import load_settings
 from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.postgres.engine import create_engine
 from blockmon.provisioning.embedded import EmbeddedServers
 from blockmon.provisioning.servers import connect, resolve_servers, with_database
 from blockmon.redis.cache import Cache
@@ -75,8 +82,20 @@ async def _batches(items: Any, size: int) -> AsyncIterator[list[Any]]:
         yield batch
 
 
+ALEMBIC_INI_OPTION = "blockmon_alembic_config"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        ALEMBIC_INI_OPTION,
+        "the application's alembic.ini (relative to the rootdir): its migrations, and "
+        "blockmon's, are applied to the per-run database before the first test",
+        default="",
+    )
+
+
 @pytest.fixture(scope="session")
-def blockmon_settings() -> Iterator[Settings]:
+def blockmon_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings for this test run: its own database and its own Redis key prefix."""
     run_id = secrets.token_hex(4)
     servers = EmbeddedServers(home=Path(tempfile.mkdtemp(prefix="blockmon-embedded-")))
@@ -86,11 +105,46 @@ def blockmon_settings() -> Iterator[Settings]:
     redis = base.redis.model_copy(update={"key_prefix": f"blockmon-test:{run_id}:"})
     settings = base.model_copy(update={"postgres": pg, "redis": redis})
     try:
+        ini = str(request.config.getini(ALEMBIC_INI_OPTION))
+        if ini:
+            asyncio.run(migrate(settings, request.config.rootpath / ini))
         yield settings
     finally:
         asyncio.run(drop_database(base.postgres, name))
         asyncio.run(delete_keys(settings, redis.key_prefix))
         servers.stop()
+
+
+async def migrate(settings: Settings, alembic_ini: Path | None = None) -> None:
+    """blockmon's migrations, then the application's (its ``alembic.ini``), to head."""
+    from blockmon.migrations.api import upgrade
+
+    engine = create_engine(settings.postgres)
+    try:
+        await upgrade(engine, settings=settings.migrations)
+        if alembic_ini is not None:
+            await upgrade(engine, config=_app_config(alembic_ini), settings=settings.migrations)
+    finally:
+        await engine.dispose()
+
+
+def _app_config(path: Path) -> Any:
+    from alembic.config import Config
+
+    return Config(str(path))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A wrong ``blockmon_alembic_config`` stops the run before any test, in one line."""
+    ini = str(config.getini(ALEMBIC_INI_OPTION))
+    if not ini:
+        return
+    from blockmon.config.alembic_ini import read_chain
+
+    try:
+        read_chain(str(config.rootpath / ini))
+    except ValueError as error:
+        raise pytest.UsageError(f"{ALEMBIC_INI_OPTION}: {error}") from None
 
 
 @pytest.fixture
@@ -139,3 +193,41 @@ async def blockmon_fresh_database(blockmon_settings: Settings) -> AsyncIterator[
         yield settings
     finally:
         await drop_database(blockmon_settings.postgres, name)
+
+
+@pytest.fixture
+def blockmon_fake_redis() -> Iterator[Any]:
+    """A fakeredis ``FakeAsyncRedis``, in memory, new for each test (needs ``fakeredis``)."""
+    import fakeredis
+
+    yield fakeredis.FakeAsyncRedis()
+
+
+def use_fake_redis(container: Any, client: Any) -> None:
+    """Make ``container.redis.client`` (any blockmon container, or one holding it as
+    ``blockmon``) give ``client``; still an async Resource, so ``await`` keeps working.
+    Undo with ``container.redis.client.reset_override()``."""
+
+    async def resource() -> AsyncIterator[Any]:
+        yield client
+
+    blockmon = container.blockmon if "blockmon" in container.providers else container
+    blockmon.redis.client.override(providers.Resource(resource))
+
+
+@pytest_asyncio.fixture
+async def blockmon_unit_container(
+    blockmon_fake_redis: Any,
+) -> AsyncIterator[ApplicationContainer]:
+    """An ApplicationContainer for unit tests without servers: ``redis.client`` (and so
+    ``redis.cache``) is ``blockmon_fake_redis``; nothing is started. PostgreSQL is not
+    faked: a test that runs SQL uses ``blockmon_container`` and the per-run database."""
+    container = ApplicationContainer()
+    container.config.from_dict({})
+    use_fake_redis(container, blockmon_fake_redis)
+    try:
+        yield container
+    finally:
+        stopped: Any = container.shutdown_resources()  # async: every blockmon Resource is
+        await stopped
+        container.redis.client.reset_override()

@@ -1,6 +1,7 @@
 """The PostgreSQL check: one round trip through the application's own pool, plus the
-server version, pool usage and schema state. A connection failure makes the pool drop
-its idle connections, so requests reconnect as soon as the server is back."""
+server version and pool usage (the schema is a check of its own, ``postgres:schema``).
+A connection failure makes the pool drop its idle connections, so requests reconnect as
+soon as the server is back."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.health.checks.schema import SchemaProbe
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -22,7 +22,6 @@ def postgres_check(
     pool_state: Callable[[], PoolState],
     *,
     saturation_warn: float = 0.9,
-    schema_probe: SchemaProbe | None = None,
 ) -> Callable[[], Awaitable[list[Observation]]]:
     """An async check function for `HealthChecker.register`."""
     pinger = engine.execution_options(isolation_level="AUTOCOMMIT", blockmon_operation=OPERATION)
@@ -35,19 +34,12 @@ def postgres_check(
             return [_version(engine), pool_observation(state, saturation_warn)]
         try:
             async with pinger.connect() as conn:
-                if schema_probe is None:
-                    await conn.execute(_PING)
-                    schema = None
-                else:
-                    schema = await schema_probe(conn)  # its first query is the ping
+                await conn.execute(_PING)
         except Exception as error:
             if _connection_lost(error):
                 await engine.dispose()
             raise
-        observations = [_version(engine), pool_observation(pool_state(), saturation_warn)]
-        if schema is not None:
-            observations.append(schema)
-        return observations
+        return [_version(engine), pool_observation(pool_state(), saturation_warn)]
 
     return check
 

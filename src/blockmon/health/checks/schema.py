@@ -1,46 +1,108 @@
-"""Is the database schema at the migrations' head? Kept to one probe function so the
-application can replace it (``MonitoringContainer.schema_probe``), e.g. to compare
-with its own migrations' heads instead of blockmon's packaged ones."""
+"""Is the database schema at the migrations' heads? blockmon's chain (its own version
+table) and, when ``migrations.heads_from`` names the application's alembic.ini, the
+application's chain too. The result is a check of its own, ``postgres:schema``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from blockmon.health.model import Observation, Status
+from blockmon.metrics.pool import PoolState
 
 SchemaProbe = Callable[[AsyncConnection], Awaitable[Observation | None]]
 Heads = Callable[[], Collection[str]]
 
-_EXISTS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
-_CURRENT = text("SELECT version_num FROM alembic_version")
+_EXISTS = text("SELECT to_regclass(:table) IS NOT NULL")
 
 
-def alembic_schema_probe(heads: Heads | None = None) -> SchemaProbe:
-    """Report the applied Alembic revision(s); with ``heads``, warn when they differ
-    (also when nothing was migrated). Without ``heads``, a database without an
-    ``alembic_version`` table reports no observation."""
+@dataclass(frozen=True)
+class Chain:
+    """A migration chain to compare: ``name`` labels it in the output ("blockmon", "app")."""
+
+    name: str
+    version_table: str
+    heads: Heads
+
+
+async def _applied(conn: AsyncConnection, table: str) -> list[str] | None:
+    """The revisions in ``table``; None when the table does not exist."""
+    if not (await conn.execute(_EXISTS, {"table": table})).scalar():
+        return None
+    rows = await conn.execute(text(f'SELECT version_num FROM "{table}"'))
+    return sorted(str(v) for v in rows.scalars())
+
+
+def alembic_schema_probe(
+    heads: Heads | None = None, *, version_table: str = "alembic_version"
+) -> SchemaProbe:
+    """Report the revision(s) applied in ``version_table``; with ``heads``, warn when
+    they differ (also when nothing was migrated). Without ``heads``, a database without
+    the table reports no observation."""
 
     async def probe(conn: AsyncConnection) -> Observation | None:
-        current: list[str] = []
-        if (await conn.execute(_EXISTS)).scalar():
-            current = sorted(str(v) for v in (await conn.execute(_CURRENT)).scalars())
-        elif heads is None:
+        applied = await _applied(conn, version_table)
+        if applied is None and heads is None:
             return None
-        value = ",".join(current) or None
+        value = ",".join(applied or []) or None
         if heads is None:
             return Observation("schema", value)
-        expected = sorted(heads())
-        if current == expected:
+        problem = _behind(applied or [], heads())
+        if problem is None:
             return Observation("schema", value)
-        want = ",".join(expected) or "(none)"
-        return Observation(
-            "schema",
-            value,
-            status=Status.WARN,
-            output=f"schema at {value or '(none)'}, head is {want}",
-        )
+        return Observation("schema", value, status=Status.WARN, output=f"schema {problem}")
 
     return probe
+
+
+def chains_probe(chains: Sequence[Chain]) -> SchemaProbe:
+    """One observation for several chains: ``{"blockmon": "0001", "app": "a002"}``,
+    warning for each chain that is not at its heads."""
+
+    async def probe(conn: AsyncConnection) -> Observation | None:
+        value: dict[str, str | None] = {}
+        problems: list[str] = []
+        for chain in chains:
+            applied = await _applied(conn, chain.version_table) or []
+            value[chain.name] = ",".join(applied) or None
+            problem = _behind(applied, chain.heads())
+            if problem is not None:
+                problems.append(f"{chain.name} schema {problem}")
+        if problems:
+            return Observation("schema", value, status=Status.WARN, output="; ".join(problems))
+        return Observation("schema", value)
+
+    return probe
+
+
+def _behind(applied: list[str], heads: Collection[str]) -> str | None:
+    expected = sorted(heads)
+    if applied == expected:
+        return None
+    return f"at {','.join(applied) or '(none)'}, head is {','.join(expected) or '(none)'}"
+
+
+def schema_check(
+    engine: AsyncEngine, probe: SchemaProbe, pool_state: Callable[[], PoolState]
+) -> Callable[[], Awaitable[list[Observation]]]:
+    """The ``postgres:schema`` check: the probe on a connection of the engine's pool.
+    When every connection is in use it repeats its last answer instead of queueing
+    behind the application (the postgres check reports the saturation)."""
+    reader = engine.execution_options(
+        isolation_level="AUTOCOMMIT", blockmon_operation="health_check"
+    )
+    last: list[Observation] = []
+
+    async def check() -> list[Observation]:
+        state = pool_state()
+        if state.max and state.used >= state.max:
+            return last
+        async with reader.connect() as conn:
+            observation = await probe(conn)
+        last[:] = [] if observation is None else [observation]
+        return list(last)
+
+    return check

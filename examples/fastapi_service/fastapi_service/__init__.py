@@ -1,0 +1,1 @@
+"""A FastAPI service with its own tables and migrations, embedding blockmon."""

@@ -1,0 +1,24 @@
+"""The service's container: blockmon composed in, the service's providers on top."""
+
+from __future__ import annotations
+
+from blockmon import ApplicationContainer
+from dependency_injector import containers, providers
+
+from fastapi_service.repositories import UserRepository
+from fastapi_service.services import UserService
+
+
+class Container(containers.DeclarativeContainer):
+    """``Container()`` builds blockmon from ``config.blockmon``; tests pass a running one:
+    ``Container(blockmon=blockmon_container)``."""
+
+    wiring_config = containers.WiringConfiguration(modules=["fastapi_service.endpoints"])
+
+    config = providers.Configuration()
+    blockmon = providers.Container(ApplicationContainer, config=config.blockmon)
+
+    user_repository = providers.Factory(UserRepository, engine=blockmon.postgres.engine)
+    user_service = providers.Factory(
+        UserService, user_repository=user_repository, cache=blockmon.redis.cache
+    )

@@ -1,0 +1,169 @@
+"""An application's Alembic chain beside blockmon's in one database, driven as typed:
+``blockmon db ...`` and the application's plain ``alembic ...``, in either order; a
+database migrated by the first release; health reading both chains."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from blockmon.config.settings import PostgresSettings
+from tests.test_migrations_cli import (
+    BIN,
+    ROOT,
+    TIMEOUT,
+    blockmon,
+    dsn,
+    environ,
+    fetch,
+    one_error_line,
+    public_tables,
+)
+
+EXAMPLE = ROOT / "examples" / "fastapi_service"
+BLOCKMON_TABLES = {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
+APP_TABLES = {"accounts", "alembic_version"}
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Path:
+    """A copy of the example service (its config.yml, alembic.ini, migrations)."""
+    copy = tmp_path / "service"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    return copy
+
+
+def env_for(database: PostgresSettings, service: Path) -> dict[str, str]:
+    env = environ(DATABASE_URL=dsn(database), PYTHONPATH=str(service))
+    env.pop("BLOCKMON_CONFIG")  # the service's own ./config.yml, as a user runs it
+    return env
+
+
+def alembic(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "alembic"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+        timeout=TIMEOUT,
+    )  # fmt: skip
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+async def versions(database: PostgresSettings, table: str) -> list[str]:
+    return [r[0] for r in await fetch(database, f"SELECT version_num FROM {table}")]
+
+
+@pytest.mark.parametrize("blockmon_first", [True, False], ids=["blockmon-first", "app-first"])
+async def test_both_chains_in_either_order(
+    blockmon_fresh_database: PostgresSettings, service: Path, blockmon_first: bool
+) -> None:
+    env = env_for(blockmon_fresh_database, service)
+    steps = [
+        lambda: blockmon("db", "upgrade", "head", env=env, cwd=service),
+        lambda: alembic("upgrade", "head", env=env, cwd=service),
+    ]
+    for step in steps if blockmon_first else steps[::-1]:
+        await asyncio.to_thread(lambda step=step: ok(step()))
+    assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES | APP_TABLES
+    assert await versions(blockmon_fresh_database, "blockmon_alembic_version") == ["0001"]
+    assert await versions(blockmon_fresh_database, "alembic_version") == ["a001"]
+
+    ok(alembic("check", env=env, cwd=service))  # the app's models only: blockmon's unseen
+    ok(blockmon("db", "check", env=env, cwd=service))  # blockmon's only: accounts unseen
+    checked = ok(blockmon("db", "--alembic-config", "alembic.ini", "check", env=env, cwd=service))
+    assert "schema matches the models and is at head" in checked
+    current = ok(blockmon("db", "current", "--alembic-config", "alembic.ini", env=env, cwd=service))
+    assert "schema at a001, at head" in current
+    assert "schema at 0001, at head" in ok(blockmon("db", "current", env=env, cwd=service))
+
+    # Autogenerate in the app's env writes an empty revision: blockmon's tables unseen.
+    ok(alembic("revision", "--autogenerate", "-m", "probe", env=env, cwd=service))
+    (generated,) = (service / "migrations" / "versions").glob("*_probe.py")
+    body = generated.read_text()
+    assert "op.create_table" not in body and "op.drop_table" not in body, body
+
+    health = ok(blockmon("health", "--json", env=env, cwd=service))
+    assert '"postgres:schema"' in health and '"status": "pass"' in health
+    assert '"app": "a001"' in health and '"blockmon": "0001"' in health
+
+
+async def test_blockmon_db_drives_the_apps_chain(
+    blockmon_fresh_database: PostgresSettings, service: Path
+) -> None:
+    env = env_for(blockmon_fresh_database, service)
+    up = ok(blockmon("db", "--alembic-config", "alembic.ini", "upgrade", env=env, cwd=service))
+    assert "schema at a001, at head" in up
+    assert await public_tables(blockmon_fresh_database) == APP_TABLES
+    ok(blockmon("db", "downgrade", "base", "--alembic-config", "alembic.ini", env=env, cwd=service))
+    assert await public_tables(blockmon_fresh_database) == {"alembic_version"}
+
+
+@pytest.mark.parametrize("through", ["alembic", "blockmon-db"])
+async def test_include_blockmon_runs_both_from_the_apps_alembic(
+    blockmon_fresh_database: PostgresSettings, service: Path, through: str
+) -> None:
+    env_py = service / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "run(context, target_metadata=metadata)",
+            "run(context, target_metadata=metadata, include_blockmon=True)",
+        )
+    )
+    env = env_for(blockmon_fresh_database, service)
+    if through == "alembic":
+        ok(alembic("upgrade", "head", env=env, cwd=service))
+    else:
+        ok(blockmon("db", "--alembic-config", "alembic.ini", "upgrade", env=env, cwd=service))
+    assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES | APP_TABLES
+    ok(alembic("check", env=env, cwd=service))
+    ok(blockmon("db", "check", env=env, cwd=service))
+
+
+@pytest.mark.parametrize("through", ["blockmon-db", "repository-alembic"])
+async def test_a_first_release_database_moves_to_the_new_layout(
+    blockmon_fresh_database: PostgresSettings, service: Path, through: str
+) -> None:
+    """The first release kept '0001' in alembic_version; the next upgrade moves it."""
+    env = env_for(blockmon_fresh_database, service)
+    ok(blockmon("db", "upgrade", env=env, cwd=service))
+    await fetch(
+        blockmon_fresh_database, "ALTER TABLE blockmon_alembic_version RENAME TO alembic_version"
+    )
+    await fetch(
+        blockmon_fresh_database,
+        "ALTER TABLE alembic_version RENAME CONSTRAINT blockmon_alembic_version_pkc "
+        "TO alembic_version_pkc",
+    )
+    assert await versions(blockmon_fresh_database, "alembic_version") == ["0001"]
+
+    if through == "blockmon-db":
+        upgraded = ok(blockmon("db", "upgrade", "head", env=env, cwd=service))
+        assert "schema at 0001, at head" in upgraded
+    else:  # the repository's alembic.ini, run from the checkout
+        ok(alembic("upgrade", "head", env={**env, "PYTHONPATH": ""}, cwd=ROOT))
+    assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES
+    ok(alembic("upgrade", "head", env=env, cwd=service))  # the app's chain starts fresh
+    assert await versions(blockmon_fresh_database, "alembic_version") == ["a001"]
+    ok(blockmon("db", "check", env=env, cwd=service))
+    ok(alembic("check", env=env, cwd=service))
+
+
+def test_a_wrong_heads_from_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("migrations:\n  heads_from: missing/alembic.ini\n")
+    for command in (["health"], ["up", "--no-embedded"], ["config", "show"]):
+        result = blockmon(*command, "-c", str(config), env=environ(), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        one_error_line(result, "migrations.heads_from: no such file:", "missing/alembic.ini")
+
+
+def test_a_wrong_alembic_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = blockmon("db", "--alembic-config", "nope.ini", "current", env=environ(), cwd=tmp_path)
+    assert result.returncode == 2
+    one_error_line(result, "--alembic-config: no such file:", "nope.ini")
