@@ -116,9 +116,13 @@ def _parse(text: str, label: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "cannot parse"
-        raise ConfigError(f"{label}{where}: invalid YAML: {redact(one_line(problem, 200))}") from None
+        raise ConfigError(
+            f"{label}{where}: invalid YAML: {redact(one_line(problem, 200))}"
+        ) from None
     except (ValueError, OverflowError) as exc:  # e.g. 2024-02-30 as a date, a 5000-digit int
-        raise ConfigError(f"{label}: invalid YAML value: {redact(one_line(str(exc), 200))}") from None
+        raise ConfigError(
+            f"{label}: invalid YAML value: {redact(one_line(str(exc), 200))}"
+        ) from None
 
 
 def _check_bounds(text: str, label: str) -> None:

@@ -48,6 +48,7 @@ _PROBLEMS = {
     "less_than": "must be < {lt}",
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
+    "int_parsing_size": "must be an integer",
     "int_type": "must be an integer",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
@@ -137,8 +138,14 @@ def _choice(*values: str) -> Callable[[str], bool]:
 
 
 def _host(value: str) -> bool:
-    host, _, port = value.rpartition(":") if not value.endswith("]") else (value, "", "")
-    return bool(host or not port) and (not port or (port.isdigit() and 1 <= int(port) <= 65535))
+    """``host``, ``host:port`` (port 1-65535) or a socket directory."""
+    if value.startswith("/"):
+        return True
+    try:
+        parts = urlsplit(f"//{value}")
+        return bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        return False
 
 
 # What blockmon's engine hands asyncpg from a PostgreSQL URL's query (through SQLAlchemy,
