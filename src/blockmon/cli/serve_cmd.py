@@ -61,5 +61,10 @@ async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
     container = ApplicationContainer()
     container.config.from_dict(config)
     async with Lifespan(container):
-        await serve(await container.monitoring.app(), sock, on_ready=say_urls)
+        await serve(
+            await container.monitoring.app(),
+            sock,
+            on_ready=say_urls,
+            settings=container.settings().monitoring,
+        )
     return 0

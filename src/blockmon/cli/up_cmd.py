@@ -113,8 +113,9 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
     from blockmon.monitoring.server import serve
 
     monitoring = await container.monitoring.app()
+    limits = container.settings().monitoring
     if app is None:
-        await serve(monitoring, sock, on_ready=serve_cmd.say_urls)
+        await serve(monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits)
         return
     combined = combine(monitoring, await app.build(container))
 
@@ -123,7 +124,7 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
         root = urls[0].rsplit("/", 1)[0] + "/"
         say(f"application {app.spec} on {root}")
 
-    await serve(combined, sock, on_ready=ready)
+    await serve(combined, sock, on_ready=ready, settings=limits)
 
 
 async def _report(container: Any) -> int:

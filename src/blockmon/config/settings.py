@@ -324,6 +324,12 @@ class MonitoringSettings(_Section):
     slow_query_threshold: float = Field(1.0, ge=0, le=86400)
     http_host: str = Field("127.0.0.1", min_length=1)
     http_port: int = Field(9464, ge=1, le=65535)
+    # The monitoring server's own defence (docs/monitoring.md): connections open at once
+    # (the longest idle closed first beyond it), seconds to send a request head, seconds
+    # an idle keep-alive connection stays open.
+    http_max_connections: int = Field(1000, ge=8, le=1_000_000)
+    http_header_timeout: float = Field(10.0, gt=0, le=600)
+    http_keepalive_timeout: int = Field(5, ge=1, le=3600)
     details: Literal["never", "always", "token"] = "never"
     details_token: SecretStr | None = Field(None, validate_default=True)
     use_global_registry: bool = False
