@@ -36,15 +36,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.config.log import configure_logging
 
-    settings = command_settings(args)
-    configure_logging(settings.log)
-    host = args.host or settings.monitoring.http_host
-    port = args.port or settings.monitoring.http_port
-    return run(serve_container(settings.model_dump(), host, port))
+    with StopOnSignal() as stop:
+        settings = command_settings(args)
+        configure_logging(settings.log)
+        host = args.host or settings.monitoring.http_host
+        port = args.port or settings.monitoring.http_port
+        return stop.run(serve_container(settings.model_dump(), host, port))
 
 
 def say_urls(urls: list[str]) -> None:

@@ -47,21 +47,23 @@ def _app_factory(spec: str) -> AppFactory:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.config.log import configure_logging
 
     if args.app is not None and not args.serve:
         raise UsageError("up: argument --app: needs --serve")
-    settings = command_settings(args)
-    configure_logging(settings.log)
-    serve_at = None
-    if args.serve:
-        serve_at = (
-            args.host or settings.monitoring.http_host,
-            args.port or settings.monitoring.http_port,
-        )
-    return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app))
+    with StopOnSignal() as stop:
+        settings = command_settings(args)
+        configure_logging(settings.log)
+        serve_at = None
+        if args.serve:
+            serve_at = (
+                args.host or settings.monitoring.http_host,
+                args.port or settings.monitoring.http_port,
+            )
+        main = _up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app)
+        return stop.run(main)
 
 
 def say(message: str) -> None:
