@@ -141,3 +141,13 @@ async def test_current_mentions_tables_left_after_a_failed_upgrade(
         "blockmon: schema at base (no revision recorded, but 1 tables exist: users), "
         "not at head (0001)\n"
     )
+
+
+def test_health_names_the_unknown_host() -> None:
+    env = _env(f"postgresql://u:{SECRET}@no-such-host.invalid:5432/x")
+    done = subprocess.run(
+        [BLOCKMON, "health"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "cannot resolve host 'no-such-host.invalid'" in done.stdout
+    assert SECRET not in done.stdout + done.stderr
