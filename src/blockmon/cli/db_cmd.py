@@ -46,6 +46,7 @@ def run_db(args: argparse.Namespace) -> int:
 
     from blockmon.cli.settings import command_settings
     from blockmon.config.log import configure_logging
+    from blockmon.config.secrets import shown
     from blockmon.errors import UsageError
     from blockmon.migrations.api import alembic_config, check_revision_name
 
@@ -54,7 +55,9 @@ def run_db(args: argparse.Namespace) -> int:
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
         if ":" in revision and not getattr(args, "sql", False):
-            raise UsageError(f"db {args.action}: a range FROM:TO needs --sql, got {revision!r}")
+            raise UsageError(
+                f"db {args.action}: a range FROM:TO needs --sql, got {shown(revision)}"
+            )
         try:
             check_revision_name(revision)
         except UsageError as error:
@@ -76,7 +79,7 @@ def run_db(args: argparse.Namespace) -> int:
         # Alembic asserts (rather than raising its RevisionError) on some relative forms
         # that lead nowhere, such as head-1 or 0001+1: still the user's input.
         raise UsageError(
-            f"db {args.action}{sql}: revision {revision!r} does not resolve to a revision "
+            f"db {args.action}{sql}: revision {shown(revision)} does not resolve to a revision "
             "of the history (see blockmon db history)"
         ) from None
 

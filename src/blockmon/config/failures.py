@@ -19,7 +19,7 @@ def connection_failure(
     doing: str = "connecting to",
 ) -> str:
     """``error`` as a line naming ``address`` and, for a timeout, what was being done,
-    the setting that bounded it and its value."""
+    the setting that bounded it (if one did) and its value."""
     if isinstance(error, socket.gaierror):
         reason = error.strerror or str(error)
         return f"cannot resolve host {address.rsplit(':', 1)[0]!r} ({reason})"
@@ -27,5 +27,6 @@ def connection_failure(
         if timeout is None:
             return f"{doing} {address} timed out"
         setting, seconds = timeout
-        return f"{doing} {address} timed out after {seconds:g}s ({setting})"
+        why = f" ({setting})" if setting else ""
+        return f"{doing} {address} timed out after {seconds:g}s{why}"
     return redact(one_line(f"{type(error).__name__}: {error}".rstrip(": "), 200))

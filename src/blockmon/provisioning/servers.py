@@ -39,7 +39,7 @@ async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> 
         return None
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         address = postgres_address(settings)
-        return connection_failure(error, address=address, timeout=("a probe", timeout))
+        return connection_failure(error, address=address, timeout=("", timeout))
     await conn.close(timeout=timeout)
     return None
 
@@ -68,9 +68,7 @@ async def redis_problem(settings: RedisSettings, timeout: float = 3.0) -> str | 
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as error:
-        return connection_failure(
-            error, address=_redis_address(settings), timeout=("a probe", timeout)
-        )
+        return connection_failure(error, address=_redis_address(settings), timeout=("", timeout))
     finally:
         await close_client(client)
     return None
