@@ -56,8 +56,9 @@ def _cli(
             "a: &a " + "[" * 15 + "]" * 15 + "\nb: [[[[[[[*a]]]]]]]\n",
             "{path}:2: nested deeper than 20 levels",
         ),
+        ("postgres: &p {x: [*p]}\n", "{path}:1: alias *p is inside its own anchor"),
     ],
-    ids=["alias bomb", "billion laughs", "5000 deep", "deep through an alias"],
+    ids=["alias bomb", "billion laughs", "5000 deep", "deep through an alias", "recursive alias"],
 )
 def test_bombs_stop_with_one_line(tmp_path: Path, text: str, line: str) -> None:
     done = _cli(tmp_path, text)

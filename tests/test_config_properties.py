@@ -103,7 +103,7 @@ def documents(draw: st.DrawFn) -> str:
         )
         tree[section] = body
     text = yaml.safe_dump(tree, default_flow_style=draw(st.booleans()))
-    mangle = draw(st.sampled_from(["none", "cut", "insert", "dup", "alias", "deep"]))
+    mangle = draw(st.sampled_from(["none", "cut", "insert", "dup", "alias", "deep", "loop"]))
     if mangle == "cut":
         text = text[: draw(st.integers(0, len(text)))]
     elif mangle == "insert":
@@ -117,6 +117,10 @@ def documents(draw: st.DrawFn) -> str:
         n = draw(st.integers(1, 30))
         text += "a0: &a0 [x]\n" + "".join(
             f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, n)
+        )
+    elif mangle == "loop":
+        text += draw(
+            st.sampled_from(["r: &r [*r]\n", "postgres: &p {x: [*p]}\n", "s: &s {a: *s}\n"])
         )
     elif mangle == "deep":
         depth = draw(st.integers(1, 3000))

@@ -141,6 +141,9 @@ def _check_bounds(text: str, label: str) -> None:
             if anchor:
                 anchors[anchor] = (size, depth)
         elif isinstance(event, yaml.AliasEvent):
+            if any(entry[2] == event.anchor for entry in stack):
+                where = f"{label}:{event.start_mark.line + 1}" if event.start_mark else label
+                raise ConfigError(f"{where}: alias *{event.anchor} is inside its own anchor")
             size, depth = anchors.get(event.anchor or "", (1, 1))
         elif isinstance(event, yaml.ScalarEvent):
             size, depth = 1, 1
