@@ -395,6 +395,7 @@ def describe(
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
     path = ".".join(([prefix] if prefix else []) + [shown(p, 40).strip("'") for p in loc])
+    path = path or "the configuration"
     kind = err["type"]
     ctx = {k: _plain(v) for k, v in err.get("ctx", {}).items()}
     value = _lookup(data, loc)
