@@ -238,6 +238,13 @@ def test_accepted_query_options_connect(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_an_override_does_not_leak_into_a_section_sharing_its_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("redis: &r {}\nmonitoring: *r\n")
+    settings = load_settings(path, environ={"REDIS_URL": "redis://h:6379/0"})
+    assert settings.redis.url is not None and settings.monitoring.http_port == 9464
+
+
 @pytest.mark.parametrize("file", ["custom.yml", "config.yml"])
 def test_migrations_database_url_applies_whatever_the_file(tmp_path: Path, file: str) -> None:
     path = tmp_path / file

@@ -61,10 +61,10 @@ def load_mapping(
     data = _interpolate(data, env, [], {})
     for var, (section, key) in _ENV_OVERRIDES.items():
         value = env.get(var)
-        if value:
-            target = data.setdefault(section, {})
-            if isinstance(target, dict):
-                target[key] = value.lower() if var == "BLOCKMON_LOG_LEVEL" else value
+        target = data.get(section, {})
+        if value and isinstance(target, dict):
+            # A copy: the section may be shared with another through a YAML alias.
+            data[section] = {**target, key: value.lower() if var == "BLOCKMON_LOG_LEVEL" else value}
     return data
 
 

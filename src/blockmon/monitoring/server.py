@@ -93,6 +93,7 @@ async def serve(
         log_config=None,
         access_log=False,
         http=GuardedH11Protocol.bound(guard),
+        ws="none",  # an upgraded connection would leave the guard's count
         timeout_keep_alive=limits.http_keepalive_timeout,
     )
     server = _Server(config)
