@@ -197,6 +197,14 @@ def test_a_file_over_the_size_bound(tmp_path: Path) -> None:
         ("redis://u:{s}@cache/0?foo=bar", "redis.url: unknown query option 'foo' for redis://"),
         ("redis://u:{s}@cache/0?db=x", "redis.url: query option db has an invalid value, got 'x'"),
         (
+            "redis://cache/0?protocol=4",
+            "redis.url: query option protocol has an invalid value, got '4'",
+        ),
+        (
+            "redis://cache/0?socket_timeout=-1",
+            "redis.url: query option socket_timeout has an invalid value, got '-1'",
+        ),
+        (
             "unix:///run/redis.sock?socket_keepalive=true",
             "redis.url: unknown query option 'socket_keepalive' for unix://",
         ),

@@ -179,6 +179,19 @@ def _postgres_query_problem(url: str) -> str | None:
     return None
 
 
+# The numbers redis-py parses but would only refuse (or misuse) later: blockmon's own
+# bounds for the same settings.
+_REDIS_QUERY_RANGES: dict[str, tuple[Any, Any]] = {
+    "db": (0, 1023),
+    "protocol": (2, 3),
+    "max_connections": (1, 100000),
+    "socket_timeout": (1e-3, 3600),
+    "socket_connect_timeout": (1e-3, 600),
+    "timeout": (1e-3, 3600),
+    "health_check_interval": (0, 86400),
+}
+
+
 def _redis_query_problem(url: str) -> str | None:
     """Asks redis-py itself: its URL parser, then what its connection class accepts."""
     from redis.asyncio import connection
@@ -188,8 +201,11 @@ def _redis_query_problem(url: str) -> str | None:
         parsers = connection.URL_QUERY_ARGUMENT_PARSERS
         for value in values if key in parsers else ():
             try:
-                parsers[key](value)
+                parsed = parsers[key](value)
             except (TypeError, ValueError):
+                parsed = None
+            low, high = _REDIS_QUERY_RANGES.get(key, (None, None))
+            if parsed is None or (low is not None and not low <= parsed <= high):
                 return f"query option {key} has an invalid value, got {shown(value, 40)}"
     scheme = urlsplit(url).scheme.lower()
     kind = {"rediss": connection.SSLConnection, "unix": connection.UnixDomainSocketConnection}
