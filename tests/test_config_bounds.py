@@ -13,7 +13,9 @@ import pytest
 from blockmon.cli import main
 from blockmon.config.file import MAX_BYTES, load_settings
 from blockmon.config.secrets import LINE_LIMIT
+from blockmon.config.settings import Settings
 from blockmon.errors import ConfigError
+from blockmon.postgres.engine import engine_url
 
 SECRET = "Hunter2Secret"
 BLOCKMON = str(Path(sys.executable).with_name("blockmon"))
@@ -231,19 +233,25 @@ def test_health_says_the_same_line_instead_of_a_type_error(tmp_path: Path) -> No
     assert done.stderr.startswith("blockmon: error: postgres.url: unknown query option 'foo'")
 
 
-def test_accepted_query_options_connect(tmp_path: Path) -> None:
-    """Every option the check lets through is one asyncpg / redis-py take: a real connect."""
+def test_accepted_query_options_connect(tmp_path: Path, blockmon_settings: Settings) -> None:
+    """Options the check lets through are ones asyncpg / redis-py take: a real connect."""
+    pg = engine_url(blockmon_settings.postgres).set(drivername="postgresql")
+    pg = pg.update_query_dict(
+        {"sslmode": "disable", "target_session_attrs": "any", "prepared_statement_cache_size": "0"}
+    )
+    redis = blockmon_settings.redis
+    base = redis.url.get_secret_value() if redis.url else f"redis://{redis.host}:{redis.port}/0"
+    options = "socket_timeout=2&client_name=bm&protocol=3&health_check_interval=0"
     done = _cli(
         tmp_path,
         "{}\n",
         "health",
         env={
-            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-            "&target_session_attrs=any&prepared_statement_cache_size=0&host=127.0.0.1",
-            "REDIS_URL": "redis://127.0.0.1:6379/0?socket_timeout=2&client_name=bm&protocol=3",
+            "DATABASE_URL": pg.render_as_string(hide_password=False),
+            "REDIS_URL": base + ("&" if "?" in base else "?") + options,
         },
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_an_override_does_not_leak_into_a_section_sharing_its_mapping(tmp_path: Path) -> None:
