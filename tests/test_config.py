@@ -302,7 +302,7 @@ def test_defaults_without_a_file() -> None:
 def test_config_show_masks_every_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(
         tmp_path,
-        f"postgres:\n  url: 'postgresql://app:{SENTINEL}@db/app?sslpassword={QUERY_SECRET}'\n"
+        f"postgres:\n  url: 'postgresql://app:{SENTINEL}@db/app?password={QUERY_SECRET}'\n"
         f"  password: '{SENTINEL}'\n"
         f"redis:\n  url: 'redis://default:{SENTINEL}@cache:6379/0?password={QUERY_SECRET}'\n"
         f"  username: svc\n  password: '{SENTINEL}'\n",
@@ -312,6 +312,6 @@ def test_config_show_masks_every_secret(tmp_path: Path, capsys: pytest.CaptureFi
         out = capsys.readouterr().out
         assert SENTINEL not in out
         assert QUERY_SECRET not in out
-        assert "postgresql://app:***@db/app?sslpassword=***" in out
+        assert "postgresql://app:***@db/app?password=***" in out
         assert "redis://default:***@cache:6379/0?password=***" in out
         assert "svc" in out

@@ -39,8 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    line = " ".join(message.split())
-    sys.stderr.write(f"blockmon: error: {line}\n")
+    from blockmon.config.secrets import one_line  # cut, whatever raised it
+
+    sys.stderr.write(f"blockmon: error: {one_line(message)}\n")
     return code
 
 

@@ -57,6 +57,7 @@ def run_db(args: argparse.Namespace) -> int:
 
     from blockmon.cli.settings import command_settings
     from blockmon.config.log import configure_logging
+    from blockmon.config.secrets import shown
     from blockmon.errors import UsageError
     from blockmon.migrations.api import alembic_config, check_revision_name
 
@@ -65,6 +66,10 @@ def run_db(args: argparse.Namespace) -> int:
     cfg = _chain_config(getattr(args, "alembic_config", None)) or alembic_config()
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
+        if ":" in revision and not getattr(args, "sql", False):
+            raise UsageError(
+                f"db {args.action}: a range FROM:TO needs --sql, got {shown(revision)}"
+            )
         try:
             check_revision_name(revision, cfg)
         except UsageError as error:
@@ -74,12 +79,21 @@ def run_db(args: argparse.Namespace) -> int:
 
         command.history(cfg)
         return 0
-    if getattr(args, "sql", False):
-        return _offline(args.action, revision or "head", settings, cfg)
+    sql = " --sql" if getattr(args, "sql", False) else ""
     try:
-        return asyncio.run(_online(args.action, revision, settings, cfg))
-    except UsageError as error:
-        raise UsageError(f"db {args.action}: {error}") from None
+        if sql:
+            return _offline(args.action, revision or "head", settings, cfg)
+        try:
+            return asyncio.run(_online(args.action, revision, settings, cfg))
+        except UsageError as error:
+            raise UsageError(f"db {args.action}: {error}") from None
+    except AssertionError:
+        # Alembic asserts (rather than raising its RevisionError) on some relative forms
+        # that lead nowhere, such as head-1 or 0001+1: still the user's input.
+        raise UsageError(
+            f"db {args.action}{sql}: revision {shown(revision)} does not resolve to a revision "
+            "of the history (see blockmon db history)"
+        ) from None
 
 
 def _chain_config(path: str | None) -> Config | None:
@@ -104,6 +118,10 @@ def say(message: str) -> None:
 
 def _offline(action: str, revision: str, settings: Settings, cfg: Config) -> int:
     """Print the SQL; Alembic decides which actions and ranges it can write offline."""
+    import contextlib
+    import io
+    import sys
+
     from alembic import command
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
@@ -113,31 +131,47 @@ def _offline(action: str, revision: str, settings: Settings, cfg: Config) -> int
 
     cfg.attributes[SETTINGS_KEY] = settings.migrations
     run = {"upgrade": command.upgrade, "downgrade": command.downgrade, "stamp": command.stamp}
+    sql = io.StringIO()  # printed whole or not at all: no half script before an error
     try:
-        run[action](cfg, revision, sql=True)
+        with contextlib.redirect_stdout(sql):
+            run[action](cfg, revision, sql=True)
     except (CommandError, RevisionError) as error:
         raise UsageError(f"db {action} --sql: {' '.join(str(error).split())}") from None
+    sys.stdout.write(sql.getvalue())
     return 0
 
 
+async def _tables(engine: Any) -> list[str]:
+    from sqlalchemy import inspect
+
+    async with engine.connect() as conn:
+        names: list[str] = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    return sorted(n for n in names if n != "alembic_version")
+
+
 async def _online(action: str, revision: str | None, settings: Settings, cfg: Config) -> int:
+    from sqlalchemy import event
     from sqlalchemy.exc import SQLAlchemyError
 
-    from blockmon.config.secrets import redact
     from blockmon.containers import ApplicationContainer
     from blockmon.errors import BlockmonError
     from blockmon.migrations import api as migrate
 
     container = ApplicationContainer()
     container.config.from_dict(migrate.migration_mapping(settings))
+    connected: list[bool] = []
+    tables: list[str] = []
     try:
-        async with migrate.database_only(container):
+        async with migrate.database_only(container) as engine:
+            event.listen(engine.sync_engine, "connect", lambda *_: connected.append(True))
             if action == "check":
                 await migrate.check(container, config=cfg)
                 say("schema matches the models and is at head")
                 return 0
             if action == "current":
                 status = await migrate.schema_status(container, config=cfg)
+                if status.current is None:
+                    tables = await _tables(engine)
             else:
                 run = {
                     "upgrade": migrate.upgrade,
@@ -146,9 +180,31 @@ async def _online(action: str, revision: str | None, settings: Settings, cfg: Co
                 }[action]
                 status = await run(container, revision or "head", config=cfg)
     except (OSError, TimeoutError, SQLAlchemyError) as error:
-        raise BlockmonError(
-            redact(f"database: {type(error).__name__}: {' '.join(str(error).split())}")
-        ) from None
+        raise BlockmonError(f"database: {_failure(error, settings, bool(connected))}") from None
     where = "at head" if status.at_head else f"not at head ({status.head})"
-    say(f"schema at {status.current or 'base (empty)'}, {where}")
+    say(f"schema at {status.current or _base(tables)}, {where}")
     return 0
+
+
+def _failure(error: BaseException, settings: Settings, connected: bool) -> str:
+    """What failed, where, and which timeout ran out (a blackholed server times out)."""
+    from blockmon.config.failures import connection_failure
+    from blockmon.migrations.api import migration_mapping
+    from blockmon.provisioning.servers import postgres_address
+
+    pg = settings.postgres.model_validate(migration_mapping(settings)["postgres"])
+    address = postgres_address(pg)
+    if connected:
+        timeout = ("postgres.command_timeout", pg.command_timeout)
+        return connection_failure(error, address=address, timeout=timeout, doing="a statement on")
+    timeout = ("postgres.connect_timeout", pg.connect_timeout)
+    return connection_failure(error, address=address, timeout=timeout)
+
+
+def _base(tables: list[str]) -> str:
+    """An empty database, or one with tables but no recorded revision (a failed first
+    upgrade over tables that were already there, or another application's schema)."""
+    if not tables:
+        return "base (empty)"
+    names = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    return f"base (no revision recorded, but {len(tables)} tables exist: {names})"

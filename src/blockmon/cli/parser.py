@@ -12,8 +12,10 @@ from blockmon.cli import commands
 from blockmon.errors import UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# Alembic's revision syntax: ids, head/heads/base, branch@rev, relative +N/-N, from:to ranges.
-_REVISION = re.compile(r"[A-Za-z0-9_@+\-:]+")
+# Alembic's revision syntax: ids, head/heads/base, branch@rev, relative +N/-N or id+N,
+# and FROM:TO ranges (offline only). Anything else makes Alembic assert or mis-split.
+_ONE = r"(?:[A-Za-z0-9_]+@)?(?:[A-Za-z0-9_]+(?:[+-][0-9]+)?|[+-][0-9]+)"
+_REVISION = re.compile(rf"{_ONE}(?::{_ONE})?")
 _DEEPEST = "_blockmon_parser"  # the innermost (sub-)parser that ran, for error messages
 
 
@@ -68,8 +70,10 @@ def not_empty(text: str) -> str:
 def revision_name(text: str) -> str:
     """argparse type: reject what no Alembic revision can be, before connecting."""
     if not _REVISION.fullmatch(text):
+        from blockmon.config.secrets import shown
+
         raise argparse.ArgumentTypeError(
-            f"must be a revision id, head, base or a relative form like -1, got {text!r}"
+            f"must be a revision id, head, base or a relative form like -1, got {shown(text)}"
         )
     return text
 

@@ -36,15 +36,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.config.log import configure_logging
 
-    settings = command_settings(args)
-    configure_logging(settings.log)
-    host = args.host or settings.monitoring.http_host
-    port = args.port or settings.monitoring.http_port
-    return run(serve_container(settings.model_dump(), host, port))
+    with StopOnSignal() as stop:
+        settings = command_settings(args)
+        configure_logging(settings.log)
+        host = args.host or settings.monitoring.http_host
+        port = args.port or settings.monitoring.http_port
+        return stop.run(serve_container(settings.model_dump(), host, port))
 
 
 def say_urls(urls: list[str]) -> None:
@@ -61,5 +62,10 @@ async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
     container = ApplicationContainer()
     container.config.from_dict(config)
     async with Lifespan(container):
-        await serve(await container.monitoring.app(), sock, on_ready=say_urls)
+        await serve(
+            await container.monitoring.app(),
+            sock,
+            on_ready=say_urls,
+            settings=container.settings().monitoring,
+        )
     return 0

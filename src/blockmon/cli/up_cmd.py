@@ -47,23 +47,25 @@ def _app_factory(spec: str) -> AppFactory:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from blockmon.cli.loop import run
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.cli.target import config_line
     from blockmon.config.log import configure_logging
 
     if args.app is not None and not args.serve:
         raise UsageError("up: argument --app: needs --serve")
-    settings = command_settings(args)
-    configure_logging(settings.log)
-    serve_at = None
-    if args.serve:
-        serve_at = (
-            args.host or settings.monitoring.http_host,
-            args.port or settings.monitoring.http_port,
-        )
-    say(config_line(args))
-    return run(_up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app))
+    with StopOnSignal() as stop:
+        settings = command_settings(args)
+        configure_logging(settings.log)
+        serve_at = None
+        if args.serve:
+            serve_at = (
+                args.host or settings.monitoring.http_host,
+                args.port or settings.monitoring.http_port,
+            )
+        say(config_line(args))
+        main = _up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app)
+        return stop.run(main)
 
 
 def say(message: str) -> None:
@@ -118,8 +120,9 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
     from blockmon.monitoring.server import serve
 
     monitoring = await container.monitoring.app()
+    limits = container.settings().monitoring
     if app is None:
-        await serve(monitoring, sock, on_ready=serve_cmd.say_urls)
+        await serve(monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits)
         return
     combined = combine(monitoring, await app.build(container))
 
@@ -128,7 +131,7 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
         root = urls[0].rsplit("/", 1)[0] + "/"
         say(f"application {app.spec} on {root}")
 
-    await serve(combined, sock, on_ready=ready)
+    await serve(combined, sock, on_ready=ready, settings=limits)
 
 
 async def _report(container: Any) -> int:

@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 MASK = "***"
+SHOWN_LIMIT = 80  # characters of a value an error shows
+LINE_LIMIT = 400  # characters of an error line
 
 _URL_CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
@@ -49,6 +51,26 @@ def redact(text: str) -> str:
     if "=" in text or ":" in text:
         text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['q']}{MASK}", text)
     return text
+
+
+def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """How an error shows a value: its repr, redacted, cut to ``limit`` characters.
+
+    The one function every error formatter uses, so a 20 MB value or a password pasted
+    into the wrong setting never reaches a terminal or a log whole."""
+    long = isinstance(value, str) and len(value) > 4 * limit
+    text = redact(repr(value[: 4 * limit] if long else value))
+    if not long and len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit - 3]}...{size}"
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """An error message as one line of at most ``limit`` characters (its values were
+    already put through `shown`; the names of settings must stay readable)."""
+    line = " ".join(text[: 4 * limit].split())
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
 def redact_value(value: Any) -> Any:

@@ -8,8 +8,10 @@ Defaults are safe: every wait has a finite timeout.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
@@ -24,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from blockmon.config.secrets import register_secrets
+from blockmon.config.secrets import register_secrets, shown
 from blockmon.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -36,6 +38,8 @@ TargetSessionAttrs = Literal[
 # "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
 HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
 
+TOKEN_MIN = 16  # a bearer token a scanner cannot guess; spaces never survive a header
+_TOKEN = re.compile(rf"\S{{{TOKEN_MIN},}}")
 _SECRET_HINTS = ("password", "url", "dsn", "token")
 _PROBLEMS = {
     "greater_than_equal": "must be >= {ge}",
@@ -44,6 +48,7 @@ _PROBLEMS = {
     "less_than": "must be < {lt}",
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
+    "int_parsing_size": "must be an integer",
     "int_type": "must be an integer",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
@@ -58,11 +63,23 @@ _PROBLEMS = {
     "string_too_long": "must be at most {max_length} characters",
     "string_pattern_mismatch": "must be host:port",
     "list_type": "must be a list",
+    "finite_number": "must be a finite number",
 }
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, hide_input_in_errors=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """``pool_size: true`` is a mistake, not 1: pydantic would take it as a number."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise PydanticCustomError("bool_not_number", "must be a number")
+        return value
 
 
 class LogSettings(_Section):
@@ -89,23 +106,118 @@ POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def _check_url(url: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
-    """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a password)."""
+def _check_url(
+    url: SecretStr | None, schemes: tuple[str, ...], query: Callable[[str], str | None]
+) -> SecretStr | None:
+    """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a
+    password): scheme, port, and query options the driver would refuse later."""
     if url is None:
         return None
     names = [f"{s}://" for s in schemes]
     wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
     try:
         parts = urlsplit(url.get_secret_value())
-        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        port = parts.port
     except ValueError:
-        raise PydanticCustomError(
-            "blockmon_url", f"not a valid URL (expected {wanted}...)"
-        ) from None
+        raise _url_error(f"not a valid URL (expected {wanted}...)") from None
     if parts.scheme.lower() not in schemes:
         got = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        raise PydanticCustomError("blockmon_url", f"scheme must be {wanted}, got {got}")
+        raise _url_error(f"scheme must be {wanted}, got {got}")
+    if port == 0:
+        raise _url_error("port must be between 1 and 65535, got 0")
+    problem = query(url.get_secret_value()) if parts.query else None
+    if problem is not None:
+        raise _url_error(problem)
     return url
+
+
+def _url_error(problem: str) -> PydanticCustomError:
+    return PydanticCustomError("blockmon_url", "{problem}", {"problem": problem})
+
+
+def _choice(*values: str) -> Callable[[str], bool]:
+    return lambda value: value in values
+
+
+def _host(value: str) -> bool:
+    """``host``, ``host:port`` (port 1-65535) or a socket directory."""
+    if value.startswith("/"):
+        return True
+    try:
+        parts = urlsplit(f"//{value}")
+        return bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        return False
+
+
+# What blockmon's engine hands asyncpg from a PostgreSQL URL's query (through SQLAlchemy,
+# which passes the rest on as keyword arguments; ``sslmode`` becomes ``ssl``).
+_POSTGRES_QUERY: dict[str, Callable[[str], bool]] = {
+    "host": _host,
+    "port": lambda v: v.isdigit() and 1 <= int(v) <= 65535,
+    "user": bool,
+    "password": lambda v: True,
+    "database": bool,
+    "passfile": bool,
+    "sslmode": _choice(*get_args(SSLMode)),
+    "ssl": _choice(*get_args(SSLMode)),
+    "target_session_attrs": _choice(*get_args(TargetSessionAttrs)),
+    "krbsrvname": bool,
+    "gsslib": _choice("gssapi", "sspi"),
+    "prepared_statement_cache_size": str.isdigit,
+}
+
+
+def _postgres_query_problem(url: str) -> str | None:
+    for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
+        check = _POSTGRES_QUERY.get(key)
+        if check is None:
+            accepted = ", ".join(_POSTGRES_QUERY)
+            return f"unknown query option {shown(key, 40)} (accepted: {accepted})"
+        bad = [v for v in values if not check(v)]
+        if bad:
+            got = "" if key == "password" else f", got {shown(bad[0], 40)}"
+            return f"query option {key} has an invalid value{got}"
+    return None
+
+
+# The numbers redis-py parses but would only refuse (or misuse) later: blockmon's own
+# bounds for the same settings.
+_REDIS_QUERY_RANGES: dict[str, tuple[Any, Any]] = {
+    "db": (0, 1023),
+    "protocol": (2, 3),
+    "max_connections": (1, 100000),
+    "socket_timeout": (1e-3, 3600),
+    "socket_connect_timeout": (1e-3, 600),
+    "timeout": (1e-3, 3600),
+    "health_check_interval": (0, 86400),
+}
+
+
+def _redis_query_problem(url: str) -> str | None:
+    """Asks redis-py itself: its URL parser, then what its connection class accepts."""
+    from redis.asyncio import connection
+
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    for key, values in query.items():
+        parsers = connection.URL_QUERY_ARGUMENT_PARSERS
+        for value in values if key in parsers else ():
+            try:
+                parsed = parsers[key](value)
+            except (TypeError, ValueError):
+                parsed = None
+            low, high = _REDIS_QUERY_RANGES.get(key, (None, None))
+            if parsed is None or (low is not None and not low <= parsed <= high):
+                return f"query option {key} has an invalid value, got {shown(value, 40)}"
+    scheme = urlsplit(url).scheme.lower()
+    kind = {"rediss": connection.SSLConnection, "unix": connection.UnixDomainSocketConnection}
+    accepted = {"max_connections", "timeout"}  # the pool's
+    for cls in (kind.get(scheme, connection.Connection), connection.AbstractConnection):
+        accepted |= set(inspect.signature(cls).parameters) - {"kwargs"}
+    for key in query:
+        if key not in accepted:
+            return f"unknown query option {shown(key, 40)} for {scheme}://"
+    return None
 
 
 class PostgresSettings(_Section):
@@ -140,7 +252,7 @@ class PostgresSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, POSTGRES_SCHEMES)
+        return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
@@ -188,7 +300,7 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, REDIS_SCHEMES)
+        return _check_url(url, REDIS_SCHEMES, _redis_query_problem)
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:
@@ -230,6 +342,12 @@ class MonitoringSettings(_Section):
     slow_query_threshold: float = Field(1.0, ge=0, le=86400)
     http_host: str = Field("127.0.0.1", min_length=1)
     http_port: int = Field(9464, ge=1, le=65535)
+    # The monitoring server's own defence (docs/monitoring.md): connections open at once
+    # (the longest idle closed first beyond it), seconds to send a request head, seconds
+    # an idle keep-alive connection stays open.
+    http_max_connections: int = Field(1000, ge=8, le=1_000_000)
+    http_header_timeout: float = Field(10.0, gt=0, le=600)
+    http_keepalive_timeout: int = Field(5, ge=1, le=3600)
     details: Literal["never", "always", "token"] = "never"
     details_token: SecretStr | None = Field(None, validate_default=True)
     use_global_registry: bool = False
@@ -239,6 +357,10 @@ class MonitoringSettings(_Section):
     def _token_when_needed(cls, token: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if info.data.get("details") == "token" and not (token and token.get_secret_value()):
             raise PydanticCustomError("token_required", "is required when details is 'token'")
+        if token is not None and not _TOKEN.fullmatch(token.get_secret_value()):
+            raise PydanticCustomError(
+                "token_weak", f"must be at least {TOKEN_MIN} characters, without spaces"
+            )
         if token is not None:
             register_secrets([token.get_secret_value()])
         return token
@@ -258,7 +380,7 @@ class MigrationSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, POSTGRES_SCHEMES)
+        return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
 
     @field_validator("heads_from")
     @classmethod
@@ -301,24 +423,28 @@ def validate(model: type[M], data: Mapping[str, Any] | None, prefix: str = "") -
 def describe(
     exc: ValidationError, model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""
 ) -> str:
-    """Turn pydantic's first error into ``section.key: problem, got value``."""
+    """Turn pydantic's first error into ``section.key: problem, got value``; the value
+    goes through `shown` (redacted, cut), never for a secret-looking setting."""
     err = exc.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
-    path = ".".join(([prefix] if prefix else []) + loc)
+    path = ".".join(([prefix] if prefix else []) + [shown(p, 40).strip("'") for p in loc])
+    path = path or "the configuration"
     kind = err["type"]
     ctx = {k: _plain(v) for k, v in err.get("ctx", {}).items()}
     value = _lookup(data, loc)
     secret = any(h in part.lower() for part in loc for h in _SECRET_HINTS)
-    shown = "" if secret or value is _MISSING else f", got {value!r}"
+    shown_value = "" if secret or value is _MISSING else f", got {shown(value)}"
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(loc[-1], _known_keys(model, loc[:-1]), n=1)
         return f"{path}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])  # our own validators name the setting themselves
+    if kind in ("model_type", "dict_type") and isinstance(value, str) and "://" in value:
+        return f"{path}: must be a mapping of settings, got a URL (write it as {path}.url)"
     template = _PROBLEMS.get(kind)
     msg = str(err["msg"])
     problem = template.format(**ctx) if template else msg[:1].lower() + msg[1:]
-    return f"{path}: {problem}{shown}"
+    return f"{path}: {problem}{shown_value}"
 
 
 def _plain(value: Any) -> Any:

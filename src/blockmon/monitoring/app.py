@@ -8,12 +8,13 @@ bodies follow the configured policy; bodies never hold secrets (outputs are reda
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from blockmon.config.settings import MonitoringSettings
@@ -60,11 +61,26 @@ def create_app(
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(registry), headers={"Content-Type": content_type})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/livez", livez),
             Route("/readyz", readyz),
             Route("/health", health),
             Route("/metrics", metrics),
+            *(Route(f"{path}/", _to_without_slash(path)) for path in PATHS),
         ]
     )
+    app.router.redirect_slashes = False  # Starlette's would build the URL from the Host header
+    return app
+
+
+def _to_without_slash(path: str) -> Callable[[Request], Awaitable[Response]]:
+    """``/health/`` -> ``../health``: relative, so right behind any mount or proxy, and
+    never pointing at whatever host the request claimed to be for."""
+    target = f"..{path}"
+
+    async def redirect(request: Request) -> Response:
+        query = request.url.query
+        return RedirectResponse(f"{target}?{query}" if query else target, status_code=308)
+
+    return redirect

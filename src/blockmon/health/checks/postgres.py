@@ -5,11 +5,13 @@ soon as the server is back."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.failures import connection_failure
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -38,6 +40,9 @@ def postgres_check(
         except Exception as error:
             if _connection_lost(error):
                 await engine.dispose()
+            if isinstance(error, socket.gaierror):  # its message does not name the host
+                address = f"{engine.url.host}:{engine.url.port or 5432}"
+                raise ConnectionError(connection_failure(error, address=address)) from None
             raise
         return [_version(engine), pool_observation(pool_state(), saturation_warn)]
 
