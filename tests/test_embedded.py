@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from faults.servers import free_port
+
+from blockmon.testing.servers import free_port
 
 RUN_TIMEOUT = 300  # initdb on a loaded 2-core machine; normally a few seconds
 BLOCKMON = str(Path(sys.executable).with_name("blockmon"))
@@ -63,6 +64,10 @@ def leftovers(workdir: Path) -> list[str]:
     return found
 
 
+def found(folder: Path, pattern: str) -> list[Path]:
+    return list(folder.glob(pattern))
+
+
 def _run(args: list[str], workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=workdir
@@ -81,6 +86,7 @@ async def test_up_starts_embedded_servers_and_stops_them(workdir: Path) -> None:
     assert "blockmon: postgres: pass (PostgreSQL 16" in done.stdout
     assert "blockmon: redis: pass (Redis 6" in done.stdout
     assert (home / "postgres" / "PG_VERSION").is_file()  # data stays under the project folder
+    assert found(home, "**/*.db") == found(home, "**/*.rdb") == []  # Redis keeps nothing on disk
     assert leftovers(workdir) == []
     assert "Traceback" not in done.stderr
 
@@ -155,6 +161,7 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
                 assert await cache.get("k") == b"v"
                 info = await cache.client.info("server")
                 assert info["redis_version"].startswith("6.2")
+                assert await cache.client.config_get("save") == {"save": ""}
             """
         )
     )
@@ -183,3 +190,4 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert leftovers(workdir) == []
+    assert found(workdir, "blockmon-embedded-*") == []  # its TMPDIR: nothing left

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from dependency_injector import providers
-from faults.servers import free_port
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
 from sqlalchemy import text
@@ -27,6 +26,7 @@ from blockmon.config.settings import LogSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
 from blockmon.postgres.engine import engine_url
+from blockmon.testing.servers import free_port
 
 PG_SECRET = "Pg-s3ntinel-41d7"
 QUERY_SECRET = "Qs-s3ntinel-8e2b"
