@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from dependency_injector import providers
 from pydantic import SecretStr
 
 from blockmon.containers import ApplicationContainer
@@ -21,6 +22,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def at(port: int) -> dict[str, Any]:
+    """A connection section for 127.0.0.1:``port`` that replaces the run's own (which
+    may be a URL, e.g. a Unix socket of an embedded server) and keeps its other settings."""
+    return {"url": None, "host": "127.0.0.1", "port": port}
 
 
 def merged(config: dict[str, Any], **sections: dict[str, Any]) -> dict[str, Any]:
@@ -40,9 +47,13 @@ def plain(value: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running(config: dict[str, Any]) -> AsyncIterator[Any]:
+async def running(config: dict[str, Any], *, schema_probe: bool = True) -> AsyncIterator[Any]:
+    """A started container; ``schema_probe=False`` for a database without migrations
+    (a throwaway server's), whose schema would otherwise turn the check to warn."""
     container = ApplicationContainer()
     container.config.from_dict(config)
+    if not schema_probe:
+        container.monitoring.schema_probe.override(providers.Object(None))
     async with Lifespan(container):
         yield container
 

@@ -408,6 +408,10 @@ class PostgresServer(_Removable):
         return self.home / "data"
 
     @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
     def url(self) -> str:
         return f"postgresql://postgres@{HOST}:{self.port}/postgres"
 
