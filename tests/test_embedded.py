@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,3 +192,53 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
     assert "1 passed" in done.stdout
     assert leftovers(workdir) == []
     assert found(workdir, "blockmon-embedded-*") == []  # its TMPDIR: nothing left
+
+
+async def test_ctrl_c_leaves_no_server_and_no_folder(workdir: Path) -> None:
+    """Interrupted mid-test, a run with embedded servers and throwaway ones (the
+    deployments fixtures) stops them all and removes every folder it made."""
+    (workdir / "test_slow.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            def test_slow(blockmon_settings, pg_server, redis_server):
+                print("READY", flush=True)
+                time.sleep(600)
+            """
+        )
+    )
+    args = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+    args += ["-p", "blockmon.testing", "-p", "blockmon.testing.deployments"]
+    args += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
+    args += ["--rootdir", str(workdir), "-c", os.devnull, "test_slow.py"]
+    env = _env(workdir, **_closed())
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        seen = b""
+        while b"READY" not in seen:
+            line = await asyncio.wait_for(process.stdout.readline(), RUN_TIMEOUT)
+            assert line, seen.decode()
+            seen += line
+        assert {p.name.split("-")[0] for p in await asyncio.to_thread(_folders, workdir)} == {
+            "blockmon",
+            "bm",
+        }  # the servers' folders exist while the test runs
+        process.send_signal(signal.SIGINT)
+        output = await asyncio.wait_for(process.stdout.read(), RUN_TIMEOUT)
+        await asyncio.wait_for(process.wait(), RUN_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert b"KeyboardInterrupt" in output, output.decode()
+    assert await asyncio.to_thread(_folders, workdir) == []
+    assert leftovers(workdir) == []
+
+
+def _folders(workdir: Path) -> list[Path]:
+    """The folders that servers made in ``workdir`` (the run's TMPDIR)."""
+    return [p for p in workdir.iterdir() if p.name.startswith(("blockmon-embedded-", "bm-"))]
