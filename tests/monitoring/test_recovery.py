@@ -1,4 +1,4 @@
-"""Outages through a TCP proxy: health fails, the pool drops dead connections, and
+"""Outages through a TCP proxy (stopped: every connection dropped, the port closed): health fails, the pool drops dead connections, and
 health passes again once the server is back, without a restart."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from sqlalchemy import text
 from blockmon.config.log import configure_logging
 from blockmon.config.settings import LogSettings
 from blockmon.health import Status
-from tests.monitoring.support import TcpProxy, at, black_hole, merged, running
+from blockmon.testing.proxy import FaultProxy
+from tests.monitoring.support import at, black_hole, merged, running
 
 
 async def test_postgres_outage_and_recovery(blockmon_config, pg_server):
-    proxy = TcpProxy(pg_server.port)
+    proxy = FaultProxy("127.0.0.1", pg_server.port)
     await proxy.start()
     config = merged(
         blockmon_config,
@@ -44,7 +45,7 @@ async def test_postgres_outage_and_recovery(blockmon_config, pg_server):
 async def test_redis_lifecycle_is_logged_once_per_change(blockmon_config, redis_server, caplog):
     configure_logging(LogSettings(level="info"))
     caplog.set_level(logging.INFO, logger="blockmon.redis")
-    proxy = TcpProxy(redis_server.port)
+    proxy = FaultProxy("127.0.0.1", redis_server.port)
     await proxy.start()
     config = merged(
         blockmon_config,
