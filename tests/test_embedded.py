@@ -208,7 +208,11 @@ async def test_ctrl_c_leaves_no_server_and_no_folder(workdir: Path) -> None:
             """
         )
     )
-    args = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+    # Ctrl-C raises KeyboardInterrupt even if this run inherited an ignored SIGINT (as a
+    # background job of a script does).
+    main = "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler)"
+    main += "; sys.exit(pytest.main(sys.argv[1:]))"
+    args = [sys.executable, "-c", main, "-q", "-s", "-p", "no:cacheprovider"]
     args += ["-p", "blockmon.testing", "-p", "blockmon.testing.deployments"]
     args += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
     args += ["--rootdir", str(workdir), "-c", os.devnull, "test_slow.py"]

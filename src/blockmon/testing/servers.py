@@ -40,12 +40,24 @@ _live: set[_Removable] = set()
 
 
 class _Removable:
-    """A server that `remove_all` stops and deletes at exit, if its owner forgot."""
+    """A server that `remove_all` stops and deletes at exit, if its owner forgot; as a
+    context manager it starts on entry and is removed on exit (or if it fails to start)."""
+
+    def __post_init__(self) -> None:
+        _live.add(self)
+
+    def _begin(self) -> None:
+        raise NotImplementedError
 
     def remove(self) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
+        try:
+            self._begin()
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def __exit__(
@@ -174,7 +186,6 @@ class RedisServer(_Removable):
 
     def start(self) -> Self:
         """Start (a no-op when running) and wait until it answers PING."""
-        _live.add(self)
         if self.running():
             return self
         self.home.mkdir(parents=True, exist_ok=True)
@@ -197,8 +208,8 @@ class RedisServer(_Removable):
             raise ServerStartError(f"redis-server exited; see {self.home}")
         return bool(self.client().ping())
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _begin(self) -> None:
+        self.start()
 
     def client(self) -> redis.Redis:
         """A synchronous client for setting up and inspecting the server."""
@@ -256,7 +267,6 @@ class SentinelDeployment(_Removable):
 
     def start(self) -> Self:
         """Start every server and wait until the topology is settled (all stopped on failure)."""
-        _live.add(self)
         try:
             self._start()
         except BaseException:
@@ -264,8 +274,8 @@ class SentinelDeployment(_Removable):
             raise
         return self
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _begin(self) -> None:
+        self.start()
 
     def _node(self, *extra: str) -> RedisServer:
         port = free_port()
@@ -332,7 +342,6 @@ class ClusterDeployment(_Removable):
 
     def start(self) -> Self:
         """Start every server and wait until the topology is settled (all stopped on failure)."""
-        _live.add(self)
         try:
             self._start()
         except BaseException:
@@ -340,8 +349,8 @@ class ClusterDeployment(_Removable):
             raise
         return self
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _begin(self) -> None:
+        self.start()
 
     def _start(self) -> None:
         for _ in range(6):
@@ -432,7 +441,6 @@ class PostgresServer(_Removable):
 
     def init(self) -> Self:
         """initdb into a fresh folder, then our settings."""
-        _live.add(self)
         self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
                  "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
         self._configure()
@@ -449,7 +457,6 @@ class PostgresServer(_Removable):
 
     def start(self) -> Self:
         """Start (a no-op when running); waits until it accepts connections."""
-        _live.add(self)
         if self.running():
             return self
         log = str(self.home / "server.log")
@@ -457,10 +464,10 @@ class PostgresServer(_Removable):
                  "-t", str(int(START_TIMEOUT)), "start", timeout=START_TIMEOUT + 10)  # fmt: skip
         return self
 
-    def __enter__(self) -> Self:
+    def _begin(self) -> None:
         if not self.data.exists():
             self.init()
-        return self.start()
+        self.start()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop; ``fast`` ends every session (what a restart does), ``immediate`` is a crash-stop."""
@@ -501,7 +508,6 @@ class PostgresServer(_Removable):
     def replica(self) -> PostgresServer:
         """A streaming replica of this (running) server: pg_basebackup -R, then start."""
         standby = PostgresServer()
-        _live.add(standby)
         try:
             standby._pg("pg_basebackup", "-h", HOST, "-p", str(self.port), "-U", "postgres",
                         "-D", str(standby.data), "-R", "-X", "stream", "--no-sync",
@@ -558,7 +564,6 @@ class PgBouncer(_Removable):
                 "pgbouncer": True}  # fmt: skip
 
     def start(self) -> Self:
-        _live.add(self)
         users = self.home / "users.txt"
         users.write_text('"postgres" ""\n')
         conf = self.home / "pgbouncer.ini"
@@ -586,8 +591,8 @@ class PgBouncer(_Removable):
             raise
         return self
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _begin(self) -> None:
+        self.start()
 
     def _listening(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
