@@ -122,6 +122,9 @@ async def test_sentinel_health_shows_the_new_master_after_failover(
         values = observed(result)
         assert values["master"] == redis_sentinel.current_master()
         assert values["replicas"] == 1 and values["role"] == "master"
+        assert redis_sentinel.master is not None  # the probe asked the master, nobody else
+        clients = await asyncio.to_thread(redis_sentinel.master.client().client_list)
+        assert any(c["name"].endswith("-health") for c in clients), clients
         assert values["memory"] > 0
         body = (await client.get("/health")).text
         assert redis_sentinel.password not in body
