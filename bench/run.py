@@ -76,10 +76,16 @@ def machine() -> str:
 
 
 def versions() -> str:
-    from importlib.metadata import version
+    """The measured libraries' versions; uvloop (the speed extra) may be absent."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    names = ("sqlalchemy", "asyncpg", "redis", "hiredis", "uvloop")
-    return ", ".join(f"{n} {version(n)}" for n in names)
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} not installed"
+
+    return ", ".join(installed(n) for n in ("sqlalchemy", "asyncpg", "redis", "hiredis", "uvloop"))
 
 
 def fmt(value: float) -> str:

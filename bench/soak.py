@@ -3,8 +3,8 @@ memory (RSS) and the connections it holds over time. Neither may grow. Not run i
 
     .venv/bin/python bench/soak.py --seconds 300 --workers 40 --every 10
 
-It starts its own throwaway PostgreSQL and Redis (as in tests/faults) behind fault
-proxies and cycles through the faults: PostgreSQL restart, Redis restart, blackhole of
+It starts its own throwaway PostgreSQL and Redis (blockmon.testing.servers) behind
+fault proxies (blockmon.testing.proxy) and cycles through the faults: PostgreSQL restart, Redis restart, blackhole of
 each for a few seconds, added latency, and a cut of every connection.
 """
 
@@ -17,28 +17,49 @@ import itertools
 import sys
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import psutil
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from blockmon.containers import PostgresContainer, RedisContainer
+from blockmon.lifespan import Lifespan
+from blockmon.testing.proxy import FaultProxy, Mode
+from blockmon.testing.servers import PostgresServer, RedisServer
 
-from faults.clients import pg_config, postgres, queue_pool, redis, redis_config
-from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayPostgres, ThrowawayRedis
+# Short but finite, so a fault shows within seconds.
+PG_TIMEOUTS = {"connect_timeout": 2.0, "statement_timeout": 2.5, "command_timeout": 3.0}
+REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0, "pool_timeout": 3.0}
+
+
+@asynccontextmanager
+async def started(container: Any, config: dict[str, Any]) -> AsyncIterator[Any]:
+    """A started container (PostgresContainer or RedisContainer); shut down on exit."""
+    container.config.from_dict(config)
+    async with Lifespan(container):
+        yield container
 
 
 async def main(seconds: float, workers: int, every: float) -> int:
-    with ThrowawayPostgres() as pg_server, ThrowawayRedis() as redis_server:
+    with PostgresServer() as pg_server, RedisServer() as redis_server:
         async with (
             FaultProxy("127.0.0.1", pg_server.port) as pg_proxy,
             FaultProxy("127.0.0.1", redis_server.port) as redis_proxy,
-            postgres(pg_config(pg_proxy.port, pool_size=10, max_overflow=10)) as pgc,
-            redis(redis_config(redis_proxy.port)) as rc,
+            started(
+                PostgresContainer(),
+                pg_server.settings()
+                | {"port": pg_proxy.port, "pool_size": 10, "max_overflow": 10, **PG_TIMEOUTS},
+            ) as pgc,
+            started(
+                RedisContainer(),
+                redis_server.settings() | {"port": redis_proxy.port, **REDIS_TIMEOUTS},
+            ) as rc,
         ):
-            engine = pgc.engine
-            cache = rc.cache
+            engine = await pgc.engine()
+            cache = await rc.cache()
             async with engine.begin() as conn:
                 await conn.execute(text("CREATE TABLE IF NOT EXISTS soak (id bigint, v text)"))
             outcomes: Counter[str] = Counter()
@@ -102,7 +123,8 @@ async def main(seconds: float, workers: int, every: float) -> int:
             while time.monotonic() - t0 < seconds:
                 await asyncio.sleep(5)
                 gc.collect()
-                pool = queue_pool(engine)
+                pool = engine.pool
+                assert isinstance(pool, QueuePool)
                 redis_pool = cache.client.connection_pool
                 rss = me.memory_info().rss / 2**20
                 sessions = pg_proxy.connections

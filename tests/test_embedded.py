@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from faults.servers import free_port
+
+from blockmon.testing.servers import free_port
 
 RUN_TIMEOUT = 300  # initdb on a loaded 2-core machine; normally a few seconds
 BLOCKMON = str(Path(sys.executable).with_name("blockmon"))
@@ -63,6 +65,10 @@ def leftovers(workdir: Path) -> list[str]:
     return found
 
 
+def found(folder: Path, pattern: str) -> list[Path]:
+    return list(folder.glob(pattern))
+
+
 def _run(args: list[str], workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=workdir
@@ -81,6 +87,7 @@ async def test_up_starts_embedded_servers_and_stops_them(workdir: Path) -> None:
     assert "blockmon: postgres: pass (PostgreSQL 16" in done.stdout
     assert "blockmon: redis: pass (Redis 6" in done.stdout
     assert (home / "postgres" / "PG_VERSION").is_file()  # data stays under the project folder
+    assert found(home, "**/*.db") == found(home, "**/*.rdb") == []  # Redis keeps nothing on disk
     assert leftovers(workdir) == []
     assert "Traceback" not in done.stderr
 
@@ -155,6 +162,7 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
                 assert await cache.get("k") == b"v"
                 info = await cache.client.info("server")
                 assert info["redis_version"].startswith("6.2")
+                assert await cache.client.config_get("save") == {"save": ""}
             """
         )
     )
@@ -183,3 +191,58 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert leftovers(workdir) == []
+    assert found(workdir, "blockmon-embedded-*") == []  # its TMPDIR: nothing left
+
+
+async def test_ctrl_c_leaves_no_server_and_no_folder(workdir: Path) -> None:
+    """Interrupted mid-test, a run with embedded servers and throwaway ones (the
+    deployments fixtures) stops them all and removes every folder it made."""
+    (workdir / "test_slow.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            def test_slow(blockmon_settings, pg_server, redis_server):
+                print("READY", flush=True)
+                time.sleep(600)
+            """
+        )
+    )
+    # Ctrl-C raises KeyboardInterrupt even if this run inherited an ignored SIGINT (as a
+    # background job of a script does).
+    main = "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler)"
+    main += "; sys.exit(pytest.main(sys.argv[1:]))"
+    args = [sys.executable, "-c", main, "-q", "-s", "-p", "no:cacheprovider"]
+    args += ["-p", "blockmon.testing", "-p", "blockmon.testing.deployments"]
+    args += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
+    args += ["--rootdir", str(workdir), "-c", os.devnull, "test_slow.py"]
+    env = _env(workdir, **_closed())
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        seen = b""
+        while b"READY" not in seen:
+            line = await asyncio.wait_for(process.stdout.readline(), RUN_TIMEOUT)
+            assert line, seen.decode()
+            seen += line
+        assert {p.name.split("-")[0] for p in await asyncio.to_thread(_folders, workdir)} == {
+            "blockmon",
+            "bm",
+        }  # the servers' folders exist while the test runs
+        process.send_signal(signal.SIGINT)
+        output = await asyncio.wait_for(process.stdout.read(), RUN_TIMEOUT)
+        await asyncio.wait_for(process.wait(), RUN_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert b"KeyboardInterrupt" in output, output.decode()
+    assert await asyncio.to_thread(_folders, workdir) == []
+    assert leftovers(workdir) == []
+
+
+def _folders(workdir: Path) -> list[Path]:
+    """The folders that servers made in ``workdir`` (the run's TMPDIR)."""
+    return [p for p in workdir.iterdir() if p.name.startswith(("blockmon-embedded-", "bm-"))]

@@ -9,18 +9,18 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from faults.servers import ThrowawayPostgres
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import captured_logs
 
 from blockmon.config.settings import PostgresSettings
 from blockmon.postgres.engine import create_engine
+from blockmon.testing.servers import PostgresServer
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ThrowawayPostgres]:
-    with ThrowawayPostgres() as pg:
+def server() -> Iterator[PostgresServer]:
+    with PostgresServer() as pg:
         yield pg
 
 
@@ -46,7 +46,7 @@ def _events(stream: io.StringIO) -> list[str]:
 
 @pytest.mark.parametrize("validation", ["bypass", "pre_ping", "none"])
 async def test_connected_lost_reconnected_once_each(
-    server: ThrowawayPostgres, log_lines: io.StringIO, validation: str
+    server: PostgresServer, log_lines: io.StringIO, validation: str
 ) -> None:
     engine = create_engine(
         PostgresSettings(

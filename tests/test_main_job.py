@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 from blockmon.cli import main
-from blockmon.config.settings import PostgresSettings
+from blockmon.config.settings import MonitoringSettings, PostgresSettings
 from blockmon.postgres.engine import engine_url
 from blockmon.provisioning.servers import connect
 from tests.monitoring.support import free_port, merged, plain
@@ -25,6 +27,7 @@ from tests.monitoring.support import free_port, merged, plain
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "alert_rules"
 APP = "alert_rules.web:create_app"
+DEFAULT_PORT = MonitoringSettings().http_port
 START_TIMEOUT = 120.0  # bootstrap (a no-op when done), imports, migrations on a loaded machine
 STOP_TIMEOUT = 30.0
 
@@ -91,6 +94,39 @@ async def start(*command: str, env: dict[str, str], cwd: Path) -> asyncio.subpro
         cwd=cwd,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C would reach
     )
+
+
+def readme_curls() -> list[str]:
+    """The curl lines of examples/alert_rules/README.md, which use the default port."""
+    lines = (EXAMPLE / "README.md").read_text().splitlines()
+    curls = [line for line in lines if line.startswith("curl ")]
+    assert len(curls) == 4 and all(f"localhost:{DEFAULT_PORT}/" in c for c in curls), curls
+    return curls
+
+
+def run_typed(line: str, port: int) -> str:
+    typed = line.replace(f"localhost:{DEFAULT_PORT}/", f"localhost:{port}/")
+    done = subprocess.run(
+        ["bash", "-c", f"{typed} --fail --silent --show-error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, (typed, done.stderr)
+    return done.stdout.replace(" ", "")
+
+
+def test_every_documented_url_uses_the_default_port() -> None:
+    """Monitoring URLs and curl lines in the README and docs use monitoring.http_port's default."""
+    pattern = re.compile(r"(?:http://|curl .*?)(?:localhost|127\.0\.0\.1|0\.0\.0\.0):(\d+)")
+    docs = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *EXAMPLE.glob("*.md")]
+    wrong = [
+        f"{doc.name}: {match.group(0)}"
+        for doc in docs
+        for match in pattern.finditer(doc.read_text())
+        if int(match.group(1)) != DEFAULT_PORT
+    ]
+    assert wrong == []
 
 
 async def rename_rule(settings: PostgresSettings, rule_id: int, name: str) -> None:
@@ -169,6 +205,9 @@ async def test_scripts_up_runs_the_main_job(
             user = await client.post("/users", json={"telegram_id": 7, "username": "grace"})
             assert user.status_code == 201, user.text
             assert (await client.get(f"/users/{user.json()['id']}/rules")).json() == []
+        # The example README's curl lines, as typed (on this test's port).
+        outputs = [await asyncio.to_thread(run_typed, line, port) for line in readme_curls()]
+        assert '"id"' in outputs[0] and all('"name":"cpu-high"' in o for o in outputs[2:])
         await stop(process, group=True)
     finally:
         await kill(process)

@@ -18,6 +18,7 @@ from blockmon.config.settings import PostgresSettings
 from blockmon.migrations.lock import LOCK_KEY
 from blockmon.postgres.engine import engine_url
 from blockmon.provisioning.servers import connect
+from tests.test_wheel import offline_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -220,41 +221,7 @@ async def test_migration_dsn_is_used_and_its_password_never_shown(
 async def test_wheel_in_a_fresh_venv_runs_db_upgrade(
     blockmon_fresh_database: PostgresSettings, tmp_path: Path
 ) -> None:
-    def build_and_install() -> Path:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "-q",
-                "-w",
-                str(tmp_path),
-                str(ROOT),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=TIMEOUT,
-        )
-        (wheel,) = tmp_path.glob("blockmon-*.whl")
-        venv = tmp_path / "venv"
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT
-        )
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")),
-                *("install", "-q", "--no-compile", "--disable-pip-version-check"),
-                *("-c", str(ROOT / "constraints.txt"), str(wheel)),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=TIMEOUT * 2,
-        )
-        return venv
-
-    venv = await asyncio.to_thread(build_and_install)
+    venv = await asyncio.to_thread(offline_venv, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = environ(DATABASE_URL=dsn(blockmon_fresh_database))

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from dependency_injector import providers
-from faults.servers import free_port
-from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
 from sqlalchemy import text
 from support import captured_logs, unique
@@ -27,6 +24,7 @@ from blockmon.config.settings import LogSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
 from blockmon.postgres.engine import engine_url
+from blockmon.testing.servers import PostgresServer, RedisServer, free_port
 
 PG_SECRET = "Pg-s3ntinel-41d7"
 QUERY_SECRET = "Qs-s3ntinel-8e2b"
@@ -57,12 +55,23 @@ def log_output() -> Iterator[io.StringIO]:
         yield stream
 
 
-@pytest_asyncio.fixture
-async def acl_user(blockmon_redis: Redis, blockmon_settings: Settings) -> AsyncIterator[str]:
-    """A Redis ACL user whose password is the sentinel; deleted afterwards."""
+Servers = tuple[PostgresServer, RedisServer]
+
+
+@pytest.fixture
+def servers(pg_server: PostgresServer, redis_server: RedisServer) -> Servers:
+    """The throwaway PostgreSQL and Redis (TCP, trust auth): the ACL user lives there."""
+    return pg_server, redis_server
+
+
+@pytest.fixture
+def acl_user(redis_server: RedisServer, blockmon_settings: Settings) -> Iterator[str]:
+    """A Redis ACL user (on the throwaway Redis) whose password is the sentinel; deleted
+    afterwards."""
     name = unique("bm_acl")
     prefix = blockmon_settings.redis.key_prefix
-    await blockmon_redis.acl_setuser(
+    admin = redis_server.client()
+    admin.acl_setuser(
         name,
         enabled=True,
         passwords=[f"+{REDIS_SECRET}"],
@@ -72,22 +81,24 @@ async def acl_user(blockmon_redis: Redis, blockmon_settings: Settings) -> AsyncI
     try:
         yield name
     finally:
-        await blockmon_redis.acl_deluser(name)
+        admin.acl_deluser(name)
+        admin.close()
 
 
-def _config(blockmon_config: dict[str, Any], acl_user: str, **redis: Any) -> dict[str, Any]:
-    pg = blockmon_config["postgres"]
-    settings = Settings.model_validate(blockmon_config)
-    assert settings.postgres.url is None or "@/" not in settings.postgres.url.get_secret_value()
+def _config(
+    blockmon_config: dict[str, Any], acl_user: str, servers: Servers, **redis: Any
+) -> dict[str, Any]:
+    """The run's settings, connected to the throwaway servers with a password each."""
+    pg_server, redis_server = servers
     blockmon_config["postgres"] = {
-        **pg,
-        "url": None,
+        **blockmon_config["postgres"],
+        **pg_server.settings(),
         "password": PG_SECRET,  # trust auth accepts any password
         "echo": True,
     }
     blockmon_config["redis"] = {
         **blockmon_config["redis"],
-        "url": None,
+        **redis_server.settings(),
         "username": acl_user,
         "password": REDIS_SECRET,
         **redis,
@@ -96,9 +107,9 @@ def _config(blockmon_config: dict[str, Any], acl_user: str, **redis: Any) -> dic
 
 
 async def test_no_secret_in_logs_or_reprs_of_a_good_run(
-    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+    blockmon_config: dict[str, Any], acl_user: str, servers: Servers, log_output: io.StringIO
 ) -> None:
-    config = _config(blockmon_config, acl_user)
+    config = _config(blockmon_config, acl_user, servers)
     container = ApplicationContainer()
     container.config.from_dict(config)
     _capture(container, log_output)
@@ -130,10 +141,10 @@ async def test_no_secret_in_logs_or_reprs_of_a_good_run(
 
 
 async def test_no_secret_when_connections_fail(
-    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+    blockmon_config: dict[str, Any], acl_user: str, servers: Servers, log_output: io.StringIO
 ) -> None:
     closed = free_port()
-    config = _config(blockmon_config, acl_user, password=WRONG_SECRET, retries=0)
+    config = _config(blockmon_config, acl_user, servers, password=WRONG_SECRET, retries=0)
     config["postgres"].update(
         url=f"postgresql://postgres:{PG_SECRET}@127.0.0.1:{closed}/db", connect_timeout=5
     )
@@ -176,16 +187,10 @@ async def test_no_secret_when_connections_fail(
     assert_clean("\n".join(redact(s) for s in shown))
 
 
-async def test_cli_failures_show_no_secret(
-    blockmon_settings: Settings, acl_user: str, tmp_path: Path
-) -> None:
+async def test_cli_failures_show_no_secret(acl_user: str, servers: Servers, tmp_path: Path) -> None:
     closed = free_port()
-    pg_ok = (
-        engine_url(blockmon_settings.postgres)
-        .set(drivername="postgresql", password=PG_SECRET)
-        .render_as_string(hide_password=False)
-    )
-    redis = blockmon_settings.redis
+    pg_server, redis_server = servers
+    pg_ok = f"postgresql://postgres:{PG_SECRET}@{pg_server.address}/postgres"
     (tmp_path / "empty.yml").write_text("{}\n")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATABASE"))},
@@ -196,7 +201,7 @@ async def test_cli_failures_show_no_secret(
         {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/x?password={QUERY_SECRET}"},
         {
             "DATABASE_URL": pg_ok,
-            "REDIS_URL": f"redis://{acl_user}:{WRONG_SECRET}@{redis.host}:{redis.port}/0",
+            "REDIS_URL": f"redis://{acl_user}:{WRONG_SECRET}@{redis_server.address}/0",
         },
         {
             "DATABASE_URL": pg_ok,
@@ -233,14 +238,14 @@ def assert_all_clean(text: str) -> None:
 
 
 async def test_monitoring_and_reprs_after_failures_show_no_secret(
-    blockmon_config: dict[str, Any], acl_user: str, log_output: io.StringIO
+    blockmon_config: dict[str, Any], acl_user: str, servers: Servers, log_output: io.StringIO
 ) -> None:
     """Query-string password on a closed port, a wrong ACL password, a details token:
     health bodies (details always), /metrics after the failures, logs and reprs."""
     import httpx
 
     closed = free_port()
-    config = _config(blockmon_config, acl_user, password=WRONG_SECRET, retries=0)
+    config = _config(blockmon_config, acl_user, servers, password=WRONG_SECRET, retries=0)
     config["postgres"].update(
         url=f"postgresql://postgres@127.0.0.1:{closed}/db?password={QUERY_SECRET}",
         connect_timeout=2,
@@ -282,12 +287,11 @@ async def test_monitoring_and_reprs_after_failures_show_no_secret(
 
 
 async def test_every_cli_command_fails_without_showing_a_secret(
-    blockmon_settings: Settings, acl_user: str, tmp_path: Path
+    acl_user: str, servers: Servers, tmp_path: Path
 ) -> None:
     """DEBUG logging and SQLAlchemy echo on; every component made to fail in turn."""
     closed = free_port()
-    pg = blockmon_settings.postgres
-    redis = blockmon_settings.redis
+    pg, redis_server = servers
     (tmp_path / "config.yml").write_text(
         "postgres:\n  echo: true\n  connect_timeout: 3\n"
         "monitoring:\n  details: token\n  details_token: ${BM_TOKEN}\n  check_timeout: 5\n"
@@ -297,13 +301,13 @@ async def test_every_cli_command_fails_without_showing_a_secret(
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATABASE"))},
         "BLOCKMON_CONFIG": str(tmp_path / "config.yml"),
         "BM_TOKEN": TOKEN_SECRET,
-        "REDIS_URL": f"redis://{redis.host}:{redis.port}/0",
+        "REDIS_URL": redis_server.url,
     }
     env.pop("MIGRATIONS_DATABASE_URL", None)
     query_closed = f"postgresql://postgres@127.0.0.1:{closed}/x?password={QUERY_SECRET}"
-    wrong_db = f"postgresql://postgres:{PG_SECRET}@{pg.host}:{pg.port}/{unique('bm_nodb')}"
-    good_pg = f"postgresql://postgres:{PG_SECRET}@{pg.host}:{pg.port}/{pg.database}"
-    wrong_acl = f"redis://{acl_user}:{WRONG_SECRET}@{redis.host}:{redis.port}/0"
+    wrong_db = f"postgresql://postgres:{PG_SECRET}@{pg.address}/{unique('bm_nodb')}"
+    good_pg = f"postgresql://postgres:{PG_SECRET}@{pg.address}/postgres"
+    wrong_acl = f"redis://{acl_user}:{WRONG_SECRET}@{redis_server.address}/0"
     mig_closed = f"postgresql://postgres:{MIG_SECRET}@127.0.0.1:{closed}/x"
     runs: list[tuple[list[str], dict[str, str], int]] = [
         (

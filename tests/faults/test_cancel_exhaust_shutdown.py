@@ -14,10 +14,10 @@ from sqlalchemy import exc, text
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.testing.proxy import FaultProxy, Mode
+from blockmon.testing.servers import PostgresServer, RedisServer
 from faults.clients import monitored, pg_config, postgres, queue_pool, redis, redis_config
 from faults.load import Recorder
-from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayPostgres, ThrowawayRedis
 from faults.test_postgres_faults import eventually, server_connections
 
 
@@ -34,7 +34,7 @@ async def cancel_all(tasks: list[asyncio.Task[Any]], after: float) -> None:
 
 
 async def test_cancelling_hundreds_of_queries_leaves_nothing_checked_out(
-    pg_server: ThrowawayPostgres,
+    pg_server: PostgresServer,
 ) -> None:
     config = pg_config(pg_server.port, pool_size=10, max_overflow=10)
     name = config["application_name"]
@@ -77,7 +77,7 @@ async def _matches(count: Any, expected: int) -> bool:
 
 
 async def test_cancelling_hundreds_of_redis_commands_leaves_nothing_in_use(
-    redis_proxy: FaultProxy, redis_server: ThrowawayRedis
+    redis_proxy: FaultProxy, redis_server: RedisServer
 ) -> None:
     config = redis_config(redis_proxy.port, max_connections=20, retries=0)
     name = config["client_name"]
@@ -105,7 +105,7 @@ async def test_cancelling_hundreds_of_redis_commands_leaves_nothing_in_use(
 
 
 async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
-    pg_server: ThrowawayPostgres, redis_server: ThrowawayRedis
+    pg_server: PostgresServer, redis_server: RedisServer
 ) -> None:
     config = pg_config(pg_server.port, pool_size=2, max_overflow=0, pool_timeout=1.0)
     async with monitored(config, redis_config(redis_server.port)) as handles:
@@ -137,7 +137,7 @@ async def test_postgres_pool_exhaustion_waits_pool_timeout_then_clear_error(
 
 
 async def test_postgres_latency_within_timeouts_succeeds(
-    pg_proxy: FaultProxy, redis_server: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+    pg_proxy: FaultProxy, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The latency shows in the query histogram and, above the threshold, in the
     slow-query log (engine path: SQLAlchemy's cursor events)."""
@@ -216,7 +216,7 @@ async def test_shutdown_while_blackholed_is_bounded_and_leaks_nothing(
     assert sockets_to(redis_proxy.port) == 0
 
 
-async def test_shutdown_while_healthy_closes_gracefully(pg_server: ThrowawayPostgres) -> None:
+async def test_shutdown_while_healthy_closes_gracefully(pg_server: PostgresServer) -> None:
     config = pg_config(pg_server.port, pool_size=5, max_overflow=0)
     async with postgres(config) as handles:
         engine = handles.engine

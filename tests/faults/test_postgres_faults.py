@@ -18,6 +18,8 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.health import Status
+from blockmon.testing.proxy import FaultProxy, Mode
+from blockmon.testing.servers import PostgresServer, RedisServer
 from faults.clients import (
     MONITORING,
     PG_TIMEOUTS,
@@ -29,8 +31,6 @@ from faults.clients import (
     wait_for_status,
 )
 from faults.load import Recorder, run_workers
-from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayPostgres, ThrowawayRedis
 
 # The longest one operation may take: wait for the pool, connect, then BEGIN, two
 # INSERTs and COMMIT each up to command_timeout, plus aborting a dead connection, plus
@@ -87,7 +87,7 @@ async def make_table(engine: AsyncEngine) -> str:
     ("validation", "crash"), [*((v, False) for v in VALIDATIONS), ("bypass", True)]
 )
 async def test_restart_under_load_loses_nothing_and_recovers(
-    pg_server: ThrowawayPostgres, redis_server: ThrowawayRedis, validation: str, crash: bool
+    pg_server: PostgresServer, redis_server: RedisServer, validation: str, crash: bool
 ) -> None:
     """A clean restart (pg_ctl stop -m fast, then start) or a crash (SIGKILL, then start
     with crash recovery) while 50 workers write two-row transactions and read them back.
@@ -167,7 +167,7 @@ async def test_restart_under_load_loses_nothing_and_recovers(
 
 @pytest.mark.parametrize("validation", VALIDATIONS)
 async def test_blackhole_fails_within_timeouts_and_heals(
-    pg_proxy: FaultProxy, redis_server: ThrowawayRedis, validation: str
+    pg_proxy: FaultProxy, redis_server: RedisServer, validation: str
 ) -> None:
     config = pg_config(pg_proxy.port, validation=validation, pool_size=5, max_overflow=5)
     async with monitored(config, redis_config(redis_server.port)) as handles:
@@ -211,7 +211,7 @@ async def test_blackhole_fails_within_timeouts_and_heals(
 
 @pytest.mark.parametrize(("validation", "may_fail"), [("bypass", 0), ("pre_ping", 0), ("none", 1)])
 async def test_restart_while_idle_costs_at_most_one_request(
-    pg_server: ThrowawayPostgres, validation: str, may_fail: int
+    pg_server: PostgresServer, validation: str, may_fail: int
 ) -> None:
     """After an idle restart, validation decides who finds the dead connections: the
     pool (bypass: idle longer than the window; pre_ping: always) or the first request

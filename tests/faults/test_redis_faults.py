@@ -14,6 +14,8 @@ import pytest
 from redis import exceptions
 
 from blockmon.health import Status
+from blockmon.testing.proxy import FaultProxy, Mode
+from blockmon.testing.servers import PostgresServer, RedisServer
 from faults.clients import (
     MONITORING,
     REDIS_TIMEOUTS,
@@ -24,8 +26,6 @@ from faults.clients import (
     wait_for_status,
 )
 from faults.load import Recorder, run_workers
-from faults.proxy import FaultProxy, Mode
-from faults.servers import ThrowawayPostgres, ThrowawayRedis
 
 REDIS_DOWN_ERRORS = (exceptions.ConnectionError, exceptions.TimeoutError)
 # How long health may take to notice a change: a few on-demand checks, each bounded by
@@ -43,7 +43,7 @@ def op_bound(retries: int) -> float:
 
 @pytest.mark.parametrize("retries", [0, 3])
 async def test_restart_under_load_fails_fast_or_retries_then_recovers(
-    redis_server: ThrowawayRedis, pg_server: ThrowawayPostgres, retries: int
+    redis_server: RedisServer, pg_server: PostgresServer, retries: int
 ) -> None:
     """Also: the container's health check fails while Redis is down and passes once it
     is back, in the same process."""
@@ -94,7 +94,7 @@ async def test_restart_under_load_fails_fast_or_retries_then_recovers(
 
 
 async def test_blackhole_fails_within_timeouts_and_heals(
-    redis_proxy: FaultProxy, pg_server: ThrowawayPostgres
+    redis_proxy: FaultProxy, pg_server: PostgresServer
 ) -> None:
     retries = 1
     config = redis_config(redis_proxy.port, retries=retries)
@@ -133,7 +133,7 @@ async def test_blackhole_fails_within_timeouts_and_heals(
 
 
 async def test_latency_within_timeouts_succeeds(
-    redis_proxy: FaultProxy, pg_server: ThrowawayPostgres
+    redis_proxy: FaultProxy, pg_server: PostgresServer
 ) -> None:
     """The latency shows in the command histogram."""
     async with monitored(pg_config(pg_server.port), redis_config(redis_proxy.port)) as handles:
@@ -157,7 +157,7 @@ async def test_latency_within_timeouts_succeeds(
 
 
 async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
-    redis_server: ThrowawayRedis, pg_server: ThrowawayPostgres
+    redis_server: RedisServer, pg_server: PostgresServer
 ) -> None:
     """Redis has no waiters gauge; the timeouts count as BLPOP errors of type connection."""
     config = redis_config(redis_server.port, max_connections=2, pool_timeout=1.0, retries=3)

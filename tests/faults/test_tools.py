@@ -11,8 +11,8 @@ import warnings
 
 import pytest
 
+from blockmon.testing.proxy import FaultProxy, Mode
 from faults.guards import Leaks, collect_leaks
-from faults.proxy import FaultProxy, Mode
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

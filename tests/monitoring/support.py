@@ -1,26 +1,29 @@
-"""Helpers for the monitoring tests: containers with overrides, free ports, a TCP proxy
-that can drop every connection, and a listener that accepts and never answers."""
+"""Helpers for the monitoring tests: containers with overrides, connection sections for a
+port, and a listener that accepts and never answers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from dependency_injector import providers
 from pydantic import SecretStr
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.testing.servers import free_port
+
+__all__ = ["at", "black_hole", "free_port", "http", "merged", "plain", "running"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def at(port: int) -> dict[str, Any]:
+    """A connection section for 127.0.0.1:``port`` that replaces the run's own (which
+    may be a URL, e.g. a Unix socket of an embedded server) and keeps its other settings."""
+    return {"url": None, "host": "127.0.0.1", "port": port}
 
 
 def merged(config: dict[str, Any], **sections: dict[str, Any]) -> dict[str, Any]:
@@ -40,9 +43,13 @@ def plain(value: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running(config: dict[str, Any]) -> AsyncIterator[Any]:
+async def running(config: dict[str, Any], *, schema_probe: bool = True) -> AsyncIterator[Any]:
+    """A started container; ``schema_probe=False`` for a database without migrations
+    (a throwaway server's), whose schema would otherwise turn the check to warn."""
     container = ApplicationContainer()
     container.config.from_dict(config)
+    if not schema_probe:
+        container.monitoring.schema_probe.override(providers.Object(None))
     async with Lifespan(container):
         yield container
 
@@ -53,48 +60,6 @@ async def http(container: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://monitor") as client:
         yield client
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:port to a target; `stop` drops every connection and the port."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update({writer, up_writer})
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
-            self._writers.discard(writer)
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from blockmon.cli import main
-from tests.monitoring.support import free_port, merged, plain
+from tests.monitoring.support import at, free_port, merged, plain
 
 SENTINEL = "s3ntinel-Token-never-shown"
 
@@ -34,7 +34,7 @@ def test_health_passes_with_exit_0(blockmon_config, tmp_path, capsys):
 
 
 def test_health_json_fails_with_exit_1(blockmon_config, tmp_path, capsys):
-    config = merged(blockmon_config, postgres={"port": free_port()})
+    config = merged(blockmon_config, postgres=at(free_port()))
     path = write_config(tmp_path, config)
     assert main(["health", "--json", "-c", path, "--log-level", "error"]) == 1
     body = json.loads(capsys.readouterr().out)

@@ -10,7 +10,7 @@ import httpx
 
 from blockmon.health.checks.redis_probe import RedisProbe
 from blockmon.health.model import MEDIA_TYPE
-from tests.monitoring.support import black_hole, free_port, http, merged, running
+from tests.monitoring.support import at, black_hole, free_port, http, merged, running
 
 SENTINEL = "s3ntinel-Pa55word-do-not-leak"
 
@@ -82,8 +82,8 @@ async def test_unreachable_dependencies_fail_with_503_within_the_timeout(blockmo
     async with black_hole() as silent_port:
         config = merged(
             blockmon_config,
-            postgres={"port": free_port()},  # closed: refused at once
-            redis={"port": silent_port},  # accepts, never answers: the check must time out
+            postgres=at(free_port()),  # closed: refused at once
+            redis=at(silent_port),  # accepts, never answers: the check must time out
             monitoring={"check_timeout": timeout, "details": "always"},
         )
         async with running(config) as container, http(container) as client:

@@ -1,4 +1,4 @@
-"""Outages through a TCP proxy: health fails, the pool drops dead connections, and
+"""Outages through a TCP proxy (stopped: every connection dropped, the port closed): health fails, the pool drops dead connections, and
 health passes again once the server is back, without a restart."""
 
 from __future__ import annotations
@@ -11,22 +11,24 @@ from sqlalchemy import text
 from blockmon.config.log import configure_logging
 from blockmon.config.settings import LogSettings
 from blockmon.health import Status
-from tests.monitoring.support import TcpProxy, merged, running
+from blockmon.testing.proxy import FaultProxy
+from tests.monitoring.support import at, black_hole, merged, running
 
 
-async def test_postgres_outage_and_recovery(blockmon_config):
-    proxy = TcpProxy(blockmon_config["postgres"]["port"])
+async def test_postgres_outage_and_recovery(blockmon_config, pg_server):
+    proxy = FaultProxy("127.0.0.1", pg_server.port)
     await proxy.start()
     config = merged(
         blockmon_config,
-        postgres={"port": proxy.port, "connect_timeout": 2},
+        postgres=pg_server.settings() | at(proxy.port) | {"connect_timeout": 2},
         monitoring={"check_timeout": 2},
     )
     try:
-        async with running(config) as container:
+        async with running(config, schema_probe=False) as container:
             checker = await container.monitoring.health()
             engine = await container.postgres.engine()
-            assert (await checker.check("postgres", max_age=0)).status == Status.PASS
+            first = await checker.check("postgres", max_age=0)
+            assert first.status == Status.PASS, first
             await proxy.stop()  # every open connection dies, new ones are refused
             down = await checker.check("postgres", max_age=0)
             assert down.status == Status.FAIL
@@ -40,14 +42,16 @@ async def test_postgres_outage_and_recovery(blockmon_config):
         await proxy.stop()
 
 
-async def test_redis_lifecycle_is_logged_once_per_change(blockmon_config, caplog):
+async def test_redis_lifecycle_is_logged_once_per_change(blockmon_config, redis_server, caplog):
     configure_logging(LogSettings(level="info"))
     caplog.set_level(logging.INFO, logger="blockmon.redis")
-    proxy = TcpProxy(blockmon_config["redis"]["port"])
+    proxy = FaultProxy("127.0.0.1", redis_server.port)
     await proxy.start()
     config = merged(
         blockmon_config,
-        redis={"port": proxy.port, "retries": 0, "socket_connect_timeout": 1},
+        redis=redis_server.settings()
+        | at(proxy.port)
+        | {"retries": 0, "socket_connect_timeout": 1},
         monitoring={"check_timeout": 2},
     )
     try:
@@ -70,10 +74,8 @@ async def test_redis_lifecycle_is_logged_once_per_change(blockmon_config, caplog
 
 
 async def test_a_blackholed_database_never_hangs_shutdown(blockmon_config):
-    from tests.monitoring.support import black_hole
-
     async with black_hole() as port:
-        config = merged(blockmon_config, postgres={"port": port}, monitoring={"check_timeout": 0.5})
+        config = merged(blockmon_config, postgres=at(port), monitoring={"check_timeout": 0.5})
         async with running(config) as container:
             checker = await container.monitoring.health()
             result = await asyncio.wait_for(checker.check("postgres"), timeout=5)

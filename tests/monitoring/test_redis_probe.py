@@ -10,7 +10,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from blockmon.config.settings import Settings
 from blockmon.health import HealthChecker, Status
+from blockmon.redis.client import create_client
 from tests.monitoring.support import merged, running
 
 POOL = 4
@@ -30,10 +32,10 @@ async def named(admin: Redis, name: str) -> list[dict[str, Any]]:
 
 
 async def test_check_answers_with_the_pool_checked_out_and_closes_at_shutdown(
-    blockmon_config: dict[str, Any],
+    blockmon_config: dict[str, Any], blockmon_settings: Settings
 ) -> None:
     name = f"bm-probe-{secrets.token_hex(4)}"
-    admin = Redis(host=blockmon_config["redis"]["host"], port=blockmon_config["redis"]["port"])
+    admin = create_client(blockmon_settings.redis)
     try:
         async with running(probe_config(blockmon_config, name)) as container:
             checker: HealthChecker = await container.monitoring.health()
@@ -63,10 +65,10 @@ async def test_check_answers_with_the_pool_checked_out_and_closes_at_shutdown(
 
 
 async def test_probe_reconnects_after_its_connection_is_killed(
-    blockmon_config: dict[str, Any],
+    blockmon_config: dict[str, Any], blockmon_settings: Settings
 ) -> None:
     name = f"bm-probe-{secrets.token_hex(4)}"
-    admin = Redis(host=blockmon_config["redis"]["host"], port=blockmon_config["redis"]["port"])
+    admin = create_client(blockmon_settings.redis)
     try:
         async with running(probe_config(blockmon_config, name)) as container:
             checker: HealthChecker = await container.monitoring.health()

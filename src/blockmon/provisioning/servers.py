@@ -98,6 +98,32 @@ def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:
     )
 
 
+def postgres_address(settings: PostgresSettings) -> str:
+    """Where the configured PostgreSQL is, without credentials: host:port (or the hosts,
+    or a Unix-socket folder) and the database."""
+    url = engine_url(settings)
+    hosts = url.query.get("host")
+    if hosts:
+        where = hosts if isinstance(hosts, str) else ", ".join(hosts)
+    else:
+        where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"{where} (database {url.database!r})"
+
+
+def redis_address(settings: RedisSettings) -> str:
+    """Where the configured Redis is, without credentials."""
+    if settings.mode == "sentinel":
+        return f"{', '.join(settings.sentinels)} (sentinel, service {settings.service_name!r})"
+    if settings.mode == "cluster":
+        return f"{', '.join(settings.cluster_nodes)} (cluster)"
+    if settings.url is None:
+        return f"{settings.host}:{settings.port}"
+    parts = urlsplit(settings.url.get_secret_value())
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
 async def resolve_servers(
     settings: Settings,
     *,
@@ -119,6 +145,8 @@ async def resolve_servers(
         )
         pg = pg.model_copy(update={"url": SecretStr(servers.start_postgres())})
         pg = with_database(pg, settings.postgres.database)
+    else:
+        notify(f"PostgreSQL at {postgres_address(pg)}")
     problem = await redis_problem(redis)
     if problem is not None:
         if servers is None:
@@ -127,4 +155,6 @@ async def resolve_servers(
             )
         notify(f"Redis is not reachable ({problem}); starting an embedded one under {servers.home}")
         redis = redis.model_copy(update={"url": SecretStr(servers.start_redis())})
+    else:
+        notify(f"Redis at {redis_address(redis)}")
     return settings.model_copy(update={"postgres": pg, "redis": redis})

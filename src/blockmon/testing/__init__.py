@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -99,20 +100,25 @@ def blockmon_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings for this test run: its own database and its own Redis key prefix."""
     run_id = secrets.token_hex(4)
     servers = EmbeddedServers(home=Path(tempfile.mkdtemp(prefix="blockmon-embedded-")))
-    base = asyncio.run(resolve_servers(load_settings(), servers=servers))
-    name = f"blockmon_test_{run_id}"
-    pg = asyncio.run(create_database(base.postgres, name))
-    redis = base.redis.model_copy(update={"key_prefix": f"blockmon-test:{run_id}:"})
-    settings = base.model_copy(update={"postgres": pg, "redis": redis})
-    try:
-        ini = str(request.config.getini(ALEMBIC_INI_OPTION))
-        if ini:
-            asyncio.run(migrate(settings, request.config.rootpath / ini))
-        yield settings
+    try:  # the embedded servers and their folder go, also on failure or Ctrl-C
+        base = asyncio.run(resolve_servers(load_settings(), servers=servers))
+        name = f"blockmon_test_{run_id}"
+        pg = asyncio.run(create_database(base.postgres, name))
+        redis = base.redis.model_copy(update={"key_prefix": f"blockmon-test:{run_id}:"})
+        settings = base.model_copy(update={"postgres": pg, "redis": redis})
+        try:
+            ini = str(request.config.getini(ALEMBIC_INI_OPTION))
+            if ini:
+                asyncio.run(migrate(settings, request.config.rootpath / ini))
+            yield settings
+        finally:
+            try:
+                asyncio.run(drop_database(base.postgres, name))
+            finally:
+                asyncio.run(delete_keys(settings, redis.key_prefix))
     finally:
-        asyncio.run(drop_database(base.postgres, name))
-        asyncio.run(delete_keys(settings, redis.key_prefix))
         servers.stop()
+        shutil.rmtree(servers.home, ignore_errors=True)
 
 
 async def migrate(settings: Settings, alembic_ini: Path | None = None) -> None:

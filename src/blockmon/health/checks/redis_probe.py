@@ -54,6 +54,10 @@ class RedisProbe:
             connection = self._connection
             try:
                 await self._follow_master(connection)
+                if not connection.is_connected:
+                    # connect() first: send_command on a closed connection skips the
+                    # Sentinel class's connect() and would dial localhost:6379.
+                    await connection.connect()  # type: ignore[no-untyped-call]
                 await connection.send_command("INFO")
                 response = await connection.read_response()
             except BaseException:
