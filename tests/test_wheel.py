@@ -92,5 +92,5 @@ async def test_wheel_installs_and_runs(
     assert up.returncode == 0, up.stderr
     assert "postgres: pass" in up.stdout and "redis: pass" in up.stdout
     # Configured servers are named, without credentials.
-    assert f"blockmon: PostgreSQL at {pg_server.address} (database 'postgres')\n" in up.stdout
-    assert f"blockmon: Redis at {redis_server.address}\n" in up.stdout
+    assert f"blockmon: postgres: postgres@{pg_server.address}/postgres\n" in up.stdout
+    assert f"blockmon: redis: {redis_server.address}/0\n" in up.stdout

@@ -79,13 +79,17 @@ async def _up(
     serve_at: tuple[str, int] | None = None,
     app: AppFactory | None = None,
 ) -> int:
-    from blockmon.cli.target import postgres_address, redis_address
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.migrations.api import upgrade
     from blockmon.monitoring.server import bind
     from blockmon.provisioning.embedded import EmbeddedServers
-    from blockmon.provisioning.servers import ensure_database, resolve_servers
+    from blockmon.provisioning.servers import (
+        ensure_database,
+        postgres_address,
+        redis_address,
+        resolve_servers,
+    )
 
     servers = EmbeddedServers()
     try:

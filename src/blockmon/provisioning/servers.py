@@ -11,6 +11,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from blockmon.config.failures import connection_failure
+from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from blockmon.errors import BlockmonError
 from blockmon.postgres.engine import engine_url
@@ -68,24 +69,10 @@ async def redis_problem(settings: RedisSettings, timeout: float = 3.0) -> str | 
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except Exception as error:
-        return connection_failure(error, address=_redis_address(settings), timeout=("", timeout))
+        return connection_failure(error, address=redis_address(settings), timeout=("", timeout))
     finally:
         await close_client(client)
     return None
-
-
-def postgres_address(settings: PostgresSettings) -> str:
-    """``host:port`` (or the list of them) that ``settings`` connect to, for messages."""
-    url = engine_url(settings)
-    hosts = url.query.get("host")
-    return ",".join(hosts) if isinstance(hosts, tuple) else f"{url.host}:{url.port or 5432}"
-
-
-def _redis_address(settings: RedisSettings) -> str:
-    if settings.url is None:
-        return f"{settings.host}:{settings.port}"
-    parts = urlsplit(settings.url.get_secret_value())
-    return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
 
 
 def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:
@@ -99,29 +86,35 @@ def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:
 
 
 def postgres_address(settings: PostgresSettings) -> str:
-    """Where the configured PostgreSQL is, without credentials: host:port (or the hosts,
-    or a Unix-socket folder) and the database."""
+    """Where ``settings`` connect, for messages: ``user:***@host:port/database`` (the
+    hosts, or a Unix-socket folder); a password is never shown."""
     url = engine_url(settings)
     hosts = url.query.get("host")
-    if hosts:
-        where = hosts if isinstance(hosts, str) else ", ".join(hosts)
-    else:
+    where = ",".join(hosts) if isinstance(hosts, tuple) else (hosts or "")
+    if not where:
         where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    return f"{where} (database {url.database!r})"
+    user = f"{url.username}{':***' if url.password else ''}@" if url.username else ""
+    return redact(f"{user}{where}/{url.database or ''}")
 
 
 def redis_address(settings: RedisSettings) -> str:
-    """Where the configured Redis is, without credentials."""
+    """Where ``settings`` connect, for messages; a password is never shown."""
     if settings.mode == "sentinel":
-        return f"{', '.join(settings.sentinels)} (sentinel, service {settings.service_name!r})"
+        return f"sentinel {settings.service_name} via {','.join(settings.sentinels)}"
     if settings.mode == "cluster":
-        return f"{', '.join(settings.cluster_nodes)} (cluster)"
-    if settings.url is None:
-        return f"{settings.host}:{settings.port}"
-    parts = urlsplit(settings.url.get_secret_value())
-    if parts.scheme == "unix":
-        return parts.path
-    return f"{parts.hostname}:{parts.port or 6379}"
+        return f"cluster via {','.join(settings.cluster_nodes)}"
+    if settings.url is not None:
+        parts = urlsplit(settings.url.get_secret_value())
+        if parts.scheme == "unix":
+            return redact(f"unix:{parts.path}")
+        user = parts.username or ""
+        secret = ":***" if parts.password else ""
+        at = f"{user}{secret}@" if user or secret else ""
+        db = parts.path.lstrip("/") or "0"
+        return redact(f"{at}{parts.hostname}:{parts.port or 6379}/{db}")
+    secret = ":***" if settings.password else ""
+    at = f"{settings.username or ''}{secret}@" if settings.username or secret else ""
+    return redact(f"{at}{settings.host}:{settings.port}/{settings.db}")
 
 
 async def resolve_servers(
@@ -145,8 +138,6 @@ async def resolve_servers(
         )
         pg = pg.model_copy(update={"url": SecretStr(servers.start_postgres())})
         pg = with_database(pg, settings.postgres.database)
-    else:
-        notify(f"PostgreSQL at {postgres_address(pg)}")
     problem = await redis_problem(redis)
     if problem is not None:
         if servers is None:
@@ -155,6 +146,4 @@ async def resolve_servers(
             )
         notify(f"Redis is not reachable ({problem}); starting an embedded one under {servers.home}")
         redis = redis.model_copy(update={"url": SecretStr(servers.start_redis())})
-    else:
-        notify(f"Redis at {redis_address(redis)}")
     return settings.model_copy(update={"postgres": pg, "redis": redis})
