@@ -16,8 +16,8 @@ from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util import await_
 
+from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
@@ -120,6 +120,7 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         echo=settings.echo,
         connect_args={**connect_args(settings, target), **extra},
     )
+    sa_compat.declare_max_overflow(engine, settings.max_overflow)
     link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
@@ -133,7 +134,8 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
 
     asyncpg's own close waits up to ``command_timeout`` for the server, and the pool
     closes connections one after another, so disposing a pool of N connections on a dead
-    (blackholed) network took N x command_timeout. Now it takes about ``timeout``.
+    (blackholed) network took N x command_timeout. Now it takes about ``timeout``
+    (unless SQLAlchemy's internals changed: `blockmon._compat.sqlalchemy.replace_close`).
     """
     dead_until = 0.0
 
@@ -144,12 +146,12 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
             driver.terminate()
             return
         try:
-            await_(driver.close(timeout=timeout))
+            dbapi_conn.run_async(lambda connection: connection.close(timeout=timeout))
         except (TimeoutError, OSError):
             # asyncpg has aborted the socket; treat the network as dead for a while.
             dead_until = time.monotonic() + timeout
 
-    engine.sync_engine.dialect.do_close = do_close  # type: ignore[method-assign,assignment]
+    sa_compat.replace_close(engine, do_close)
 
 
 def install_bypass_validation(
