@@ -94,6 +94,7 @@ def _offline(action: str, revision: str, settings: Settings) -> int:
 
 
 async def _online(action: str, revision: str | None, settings: Settings) -> int:
+    from asyncpg import InterfaceError, PostgresError
     from sqlalchemy.exc import SQLAlchemyError
 
     from blockmon.config.secrets import redact
@@ -118,7 +119,8 @@ async def _online(action: str, revision: str | None, settings: Settings) -> int:
                     "stamp": migrate.stamp,
                 }[action]
                 status = await run(container, revision or "head")
-    except (OSError, TimeoutError, SQLAlchemyError) as error:
+    # SQLAlchemy 2.0 lets asyncpg's connect errors through unwrapped (2.1 wraps them).
+    except (OSError, TimeoutError, SQLAlchemyError, PostgresError, InterfaceError) as error:
         raise BlockmonError(
             redact(f"database: {type(error).__name__}: {' '.join(str(error).split())}")
         ) from None
