@@ -94,7 +94,6 @@ def _offline(action: str, revision: str, settings: Settings) -> int:
 
 
 async def _online(action: str, revision: str | None, settings: Settings) -> int:
-    from asyncpg import InterfaceError, PostgresError
     from sqlalchemy.exc import SQLAlchemyError
 
     from blockmon.config.secrets import redact
@@ -119,8 +118,7 @@ async def _online(action: str, revision: str | None, settings: Settings) -> int:
                     "stamp": migrate.stamp,
                 }[action]
                 status = await run(container, revision or "head")
-    # SQLAlchemy 2.0 lets asyncpg's connect errors through unwrapped (2.1 wraps them).
-    except (OSError, TimeoutError, SQLAlchemyError, PostgresError, InterfaceError) as error:
+    except (OSError, TimeoutError, SQLAlchemyError) as error:
         raise BlockmonError(
             redact(f"database: {type(error).__name__}: {' '.join(str(error).split())}")
         ) from None
