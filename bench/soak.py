@@ -133,7 +133,7 @@ async def main(seconds: float, workers: int, every: float) -> int:
                     rss,
                     sessions,
                     pool.checkedin() + pool.checkedout(),
-                    len(redis_pool._available_connections) + len(redis_pool._in_use_connections),
+                    sum(count for count, _ in redis_pool.get_connection_count()),
                     me.num_fds(),
                 )
                 samples.append(row)

@@ -1,22 +1,21 @@
 """Statement timing without ConnectionEvents: wraps one engine's dialect execution methods.
 
-Any ConnectionEvents listener (``before_cursor_execute``, ``engine_disposed``, ...) sets
-``engine._has_events``, and from then on every new ``Connection`` joins its event
-dispatcher to the engine's and looks up ~7 event names per checkout, listened to or not:
-about 130 Python calls per ``connect()`` + ``SELECT 1`` on top of ~600. Wrapping
-``do_execute``, ``do_executemany`` and ``do_execute_no_params`` on the dialect instance
-costs one call per statement instead. ``create_async_engine`` builds one dialect per
-engine, so the wrappers see exactly that engine's statements (``_cursor_execute`` and
-insertmanyvalues batches included, as the cursor events did). Like the cursor events,
-they skip the dialect's own first-connect queries (version, ``SHOW ...``): SQLAlchemy runs
-them on the only ``Connection`` made with ``_allow_autobegin=False`` (and
-``_has_events=False``), a plain attribute read where ``_has_events`` would need a lookup
-in the instance's ``__dict__``.
+Any ConnectionEvents listener (``before_cursor_execute``, ``engine_disposed``, ...) makes
+every new ``Connection`` join its event dispatcher to the engine's and look up ~7 event
+names per checkout, listened to or not: about 130 Python calls per ``connect()`` +
+``SELECT 1`` on top of ~600. Wrapping ``do_execute``, ``do_executemany`` and
+``do_execute_no_params`` on the dialect instance costs one call per statement instead.
+``create_async_engine`` builds one dialect per engine, so the wrappers see exactly that
+engine's statements (``_cursor_execute`` and insertmanyvalues batches included, as the
+cursor events did). Like the cursor events, they skip the dialect's own first-connect
+queries (version, ``SHOW ...``). The wrapping relies on SQLAlchemy's internals and lives in
+`blockmon._compat.sqlalchemy`; when their layout changed, the public cursor events time
+the statements instead (slower, same metrics).
 
-A failed statement raises through the wrapper untouched; the wrapper only leaves its
-start time on the execution context (`STARTED`) for the ``handle_error`` listener (a
-DialectEvents event in SQLAlchemy 2.1, so it does not set ``engine._has_events``), which
-classifies the error with SQLAlchemy's view of it (disconnect, wrapped class).
+A failed statement raises untouched; its start time is left on the execution context
+(`STARTED`) for the ``handle_error`` listener (a DialectEvents event in SQLAlchemy 2.1, so
+it does not tax checkouts), which classifies the error with SQLAlchemy's view of it
+(disconnect, wrapped class).
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ from time import perf_counter
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon._compat import sqlalchemy as sa_compat
+
 STARTED = "_blockmon_t0"
-_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
 
 
 class ExecuteObserver(Protocol):
@@ -37,13 +37,24 @@ class ExecuteObserver(Protocol):
 
 
 class _Timing:
-    """One engine's wrappers; ``observer`` is read per statement, so it can change."""
+    """One engine's timing; ``observer`` is read per statement, so it can change."""
 
-    __slots__ = ("observer", "originals")
+    __slots__ = ("__weakref__", "observer", "originals")
 
-    def __init__(self, observer: ExecuteObserver, originals: dict[str, Any]) -> None:
+    def __init__(self, observer: ExecuteObserver) -> None:
         self.observer = observer
-        self.originals = originals  # what the dialect's instance held before
+        self.originals: dict[str, Any] | None = None  # the dialect's own, when wrapped
+
+    def after_cursor_execute(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        self.observer(statement, context, perf_counter() - getattr(context, STARTED))
+
+
+def _before_cursor_execute(
+    conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+) -> None:
+    setattr(context, STARTED, perf_counter())
 
 
 _timings: WeakKeyDictionary[Engine, _Timing] = WeakKeyDictionary()
@@ -57,11 +68,11 @@ def time_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
     if timing is not None:
         timing.observer = observer
         return
-    dialect = sync.dialect
-    timing = _timings[sync] = _Timing(observer, {n: dialect.__dict__.get(n) for n in _METHODS})
-    dialect.do_execute = _with_parameters(dialect.do_execute, timing)  # type: ignore[method-assign]
-    dialect.do_executemany = _with_parameters(dialect.do_executemany, timing)  # type: ignore[method-assign]
-    dialect.do_execute_no_params = _without_parameters(dialect.do_execute_no_params, timing)  # type: ignore[method-assign]
+    timing = _timings[sync] = _Timing(observer)
+    timing.originals = sa_compat.wrap_execution(sync.dialect, timing, STARTED)
+    if timing.originals is None:
+        event.listen(sync, "before_cursor_execute", _before_cursor_execute)
+        event.listen(sync, "after_cursor_execute", timing.after_cursor_execute)
 
 
 def untime_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
@@ -72,40 +83,8 @@ def untime_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
     if timing is None or timing.observer != observer:
         return
     del _timings[sync]
-    for name, original in timing.originals.items():
-        if original is None:
-            del sync.dialect.__dict__[name]
-        else:
-            setattr(sync.dialect, name, original)
-
-
-def _with_parameters(original: Any, timing: _Timing) -> Any:
-    def timed(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-        if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, parameters, context)
-            return
-        started = perf_counter()
-        try:
-            original(cursor, statement, parameters, context)
-        except BaseException:
-            setattr(context, STARTED, started)
-            raise
-        timing.observer(statement, context, perf_counter() - started)
-
-    return timed
-
-
-def _without_parameters(original: Any, timing: _Timing) -> Any:
-    def timed(cursor: Any, statement: str, context: Any = None) -> None:
-        if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, context)
-            return
-        started = perf_counter()
-        try:
-            original(cursor, statement, context)
-        except BaseException:
-            setattr(context, STARTED, started)
-            raise
-        timing.observer(statement, context, perf_counter() - started)
-
-    return timed
+    if timing.originals is not None:
+        sa_compat.unwrap_execution(sync.dialect, timing.originals)
+    else:
+        event.remove(sync, "before_cursor_execute", _before_cursor_execute)
+        event.remove(sync, "after_cursor_execute", timing.after_cursor_execute)

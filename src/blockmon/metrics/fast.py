@@ -4,9 +4,8 @@
 value's locked increment) and ``Histogram.observe`` walks the buckets in a Python loop.
 These bind the child's own value objects once, so a count is one call and an
 observation a bisect in C plus two calls; the exposition is unchanged because the same
-value objects are incremented. They rely on prometheus_client's child layout
-(``_value``, ``_sum``, ``_buckets``, ``_upper_bounds``; pinned in constraints.txt, and
-tests/monitoring check the exposed values).
+value objects are incremented. The value objects come from `blockmon._compat.prometheus`,
+which falls back to the public ``inc``/``observe`` when prometheus_client's layout changed.
 """
 
 from __future__ import annotations
@@ -15,18 +14,21 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
+from blockmon._compat import prometheus as prom_compat
+
 
 def counter(child: Any) -> Callable[[float], None]:
     """``child.inc`` as one call: ``count(1)``."""
-    increment: Callable[[float], None] = child._value.inc
-    return increment
+    return prom_compat.increment(child)
 
 
 def histogram(child: Any) -> Callable[[float], None]:
     """``child.observe`` without the Python loop over buckets."""
-    add_sum = child._sum.inc
-    bounds = tuple(child._upper_bounds)  # ends with +Inf, so bisect always lands inside
-    increments = tuple(bucket.inc for bucket in child._buckets)
+    parts = prom_compat.histogram_parts(child)
+    if parts is None:
+        public: Callable[[float], None] = child.observe
+        return public
+    add_sum, bounds, increments = parts  # bounds end with +Inf: bisect always lands inside
 
     def observe(amount: float) -> None:
         add_sum(amount)

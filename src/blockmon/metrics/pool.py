@@ -3,25 +3,27 @@ an "exhausted" log once per episode, and gauges read at scrape time.
 
 SQLAlchemy has no public count of waiters, so `PoolWatch` wraps the pool's public
 ``connect()`` and counts the callers that found no free connection and no room to open
-one. `Engine.dispose()` replaces the pool, so the watch wraps the engine's ``dispose`` too
-and follows the new pool (an ``engine_disposed`` listener would be a ConnectionEvents
-listener, which taxes every connection checkout: see `blockmon.metrics.dialect_timing`).
+one. `Engine.dispose()` replaces the pool, so the watch follows the new pool
+(`blockmon._compat.sqlalchemy.follow_dispose`: the engine's ``dispose`` wrapped, as an
+``engine_disposed`` listener would be a ConnectionEvents listener, which taxes every
+connection checkout: see `blockmon.metrics.dialect_timing`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import event, exc
+from sqlalchemy import Engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
+from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import get_logger
 from blockmon.metrics import fast
 
@@ -37,8 +39,9 @@ class PoolState:
     waiting: int
 
 
-def _max_overflow(pool: Pool) -> int:
-    return int(getattr(pool, "_max_overflow", 0))  # private in SQLAlchemy, stable since 1.x
+def _max_overflow(engine: Engine) -> int:
+    """The pool's max_overflow; 0 when unknown (`blockmon._compat.sqlalchemy`)."""
+    return sa_compat.max_overflow(engine) or 0
 
 
 class PoolWatch:
@@ -61,7 +64,7 @@ class PoolWatch:
         self._timeouts = timeouts
         self._errors = errors  # the postgres_errors_total Counter, labelled by type
         self._wrapped: dict[int, Any] = {}
-        self._dispose: Any = None  # the engine's dispose before the watch wrapped it
+        self._unfollow: Callable[[], None] | None = None  # stops following dispose()
 
     def wait_started(self) -> None:
         """A caller found no free connection and waits (the pool's queue, or the
@@ -73,7 +76,7 @@ class PoolWatch:
             _log.warning(
                 "postgres pool exhausted: callers wait for a connection",
                 component="postgres",
-                max=pool.size() + _max_overflow(pool),
+                max=pool.size() + _max_overflow(self.engine),
                 in_use=pool.checkedout(),
                 waiting=self.waiting,
                 **self._pool(),
@@ -87,15 +90,15 @@ class PoolWatch:
 
     def install(self) -> None:
         self._wrap(self.engine.pool)
-        self._wrap_dispose()
+        self._unfollow = sa_compat.follow_dispose(self.engine, lambda: self._wrap(self.engine.pool))
         event.listen(self.engine.pool, "checkin", self._on_checkin)
 
     def uninstall(self) -> None:
         if event.contains(self.engine.pool, "checkin", self._on_checkin):
             event.remove(self.engine.pool, "checkin", self._on_checkin)
-        if self._dispose is not None:
-            del self.engine.__dict__["dispose"]  # the class's own method again
-            self._dispose = None
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
         pool = self.engine.pool
         original = self._wrapped.pop(id(pool), None)
         if original is not None:
@@ -109,20 +112,10 @@ class PoolWatch:
         return PoolState(
             used=pool.checkedout(),
             idle=pool.checkedin(),
-            max=size + _max_overflow(pool),
+            max=size + _max_overflow(self.engine),
             min=size,
             waiting=self.waiting,
         )
-
-    def _wrap_dispose(self) -> None:
-        engine = self.engine
-        original = self._dispose = engine.dispose
-
-        def dispose(close: bool = True) -> None:
-            original(close=close)
-            self._wrap(engine.pool)
-
-        engine.dispose = dispose  # type: ignore[method-assign]
 
     def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
         if self.exhausted and self.waiting == 0:
@@ -139,14 +132,18 @@ class PoolWatch:
             return
         original = pool.connect
         self._wrapped = {id(pool): original}  # the old pool is gone
-        max_overflow = _max_overflow(pool)
+        max_overflow = sa_compat.max_overflow(self.engine)  # None: unknown, waits not seen
         acquire = self._acquire
         observe_acquire = fast.histogram(acquire) if acquire is not None else None
         watch = self
 
         def connect() -> Any:
             started = time.perf_counter()
-            waits = pool.checkedin() == 0 and pool.overflow() >= max_overflow
+            waits = (
+                max_overflow is not None
+                and pool.checkedin() == 0
+                and pool.overflow() >= max_overflow
+            )
             if waits:
                 watch.wait_started()
             try:

@@ -9,7 +9,7 @@ of pre-bound children per command.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import exceptions as redis_errors
 from redis.asyncio import RedisCluster
-from redis.asyncio.cluster import ClusterNode
 from redis.client import AbstractRedis
 
+from blockmon._compat import redis as redis_compat
 from blockmon.config.log import ConnectionLog
 from blockmon.metrics import buckets, fast
 
@@ -183,9 +183,11 @@ class _PoolCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if self.cluster:
             assert isinstance(self.client, RedisCluster)
-            nodes = {node.name: _node_counts(node) for node in self.client.get_nodes()}
+            counts = {node.name: redis_compat.node_counts(node) for node in self.client.get_nodes()}
+            nodes = {name: c for name, c in counts.items() if c is not None}  # None: unknown
         else:
-            nodes = {"": pool_counts(getattr(self.client, "connection_pool", None))}
+            pool = getattr(self.client, "connection_pool", None)
+            nodes = {"": redis_compat.pool_counts(pool)}
         return self._families(nodes)
 
     def _families(self, nodes: dict[str, tuple[int, int]]) -> Iterator[GaugeMetricFamily]:
@@ -200,22 +202,3 @@ class _PoolCollector(Collector):
                 for name, counts in sorted(nodes.items()):
                     family.add_metric([name], counts[index])
                 yield family
-
-
-def _connected(connections: Iterable[Any]) -> int:
-    return sum(1 for c in connections if getattr(c, "is_connected", True))
-
-
-def pool_counts(pool: Any) -> tuple[int, int]:
-    """(in use, idle) of a ConnectionPool. Private but stable since redis-py 5.0 (no
-    public per-state count exists)."""
-    in_use = len(getattr(pool, "_in_use_connections", ()))
-    return in_use, _connected(getattr(pool, "_available_connections", ()))
-
-
-def _node_counts(node: ClusterNode) -> tuple[int, int]:
-    """(in use, idle) of a cluster node's own pool (private ``_connections``/``_free``,
-    redis-py 5.0 to 8.x)."""
-    every: Any = getattr(node, "_connections", ())
-    free: Any = getattr(node, "_free", ())
-    return len(every) - len(free), _connected(free)

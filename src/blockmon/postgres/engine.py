@@ -16,8 +16,8 @@ from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util import await_
 
+from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
@@ -123,6 +123,7 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         **({"logging_name": _ECHO_NAME} if settings.echo else {}),
         connect_args={**connect_args(settings, target), **extra},
     )
+    sa_compat.declare_max_overflow(engine, settings.max_overflow)
     if settings.echo:
         log_sql(f"sqlalchemy.engine.Engine.{_ECHO_NAME}")
     link = install_lifecycle_log(engine)
@@ -138,7 +139,8 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
 
     asyncpg's own close waits up to ``command_timeout`` for the server, and the pool
     closes connections one after another, so disposing a pool of N connections on a dead
-    (blackholed) network took N x command_timeout. Now it takes about ``timeout``.
+    (blackholed) network took N x command_timeout. Now it takes about ``timeout``
+    (unless SQLAlchemy's internals changed: `blockmon._compat.sqlalchemy.replace_close`).
     """
     dead_until = 0.0
 
@@ -149,12 +151,12 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
             driver.terminate()
             return
         try:
-            await_(driver.close(timeout=timeout))
+            dbapi_conn.run_async(lambda connection: connection.close(timeout=timeout))
         except (TimeoutError, OSError):
             # asyncpg has aborted the socket; treat the network as dead for a while.
             dead_until = time.monotonic() + timeout
 
-    engine.sync_engine.dialect.do_close = do_close  # type: ignore[method-assign,assignment]
+    sa_compat.replace_close(engine, do_close)
 
 
 def install_bypass_validation(

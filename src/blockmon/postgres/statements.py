@@ -43,11 +43,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg import PostgresError
-from sqlalchemy import Dialect, Executable, Row, exc, text
+from sqlalchemy import Dialect, Engine, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
-from sqlalchemy.util import greenlet_spawn
 
+from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 
 Statement = str | Executable
@@ -96,13 +96,14 @@ def _named(operation: str | None) -> dict[str, Any] | None:
     return None if operation is None else {OPERATION_OPTION: operation}
 
 
-def _gate(pool: Pool) -> tuple[asyncio.Semaphore, float] | None:
-    """A FIFO semaphore as wide as a QueuePool's capacity, and the pool's timeout;
-    None for pools without a bound."""
-    if not isinstance(pool, QueuePool):
+def _gate(engine: Engine) -> tuple[asyncio.Semaphore, float] | None:
+    """A FIFO semaphore as wide as the engine's QueuePool's capacity, and the pool's
+    timeout; None for pools without a (known) bound, whose own queue then applies."""
+    pool = engine.pool
+    overflow = sa_compat.max_overflow(engine)  # None: not a QueuePool, or unknown
+    if overflow is None or overflow < 0 or not isinstance(pool, QueuePool):
         return None
-    overflow = pool._max_overflow  # no public accessor; -1 means unbounded
-    return None if overflow < 0 else (asyncio.Semaphore(pool.size() + overflow), pool.timeout())
+    return asyncio.Semaphore(pool.size() + overflow), pool.timeout()
 
 
 class Statements:
@@ -128,9 +129,9 @@ class Statements:
         """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
         pool = self.engine.sync_engine.pool  # dispose() replaces it: always use the current one
         if pool is not self._gate_pool:
-            self._gate_pool, self._gate = pool, _gate(pool)
+            self._gate_pool, self._gate = pool, _gate(self.engine.sync_engine)
         if self._gate is None:
-            return await self._checked_out(pool, call, sql, operation)
+            return await self._checked_out(call, sql, operation)
         gate, timeout = self._gate
         if gate.locked():
             waits = self._hook.waits  # pool metrics, when installed
@@ -151,14 +152,14 @@ class Statements:
         else:
             await gate.acquire()  # a permit is free: returns without suspending
         try:
-            return await self._checked_out(pool, call, sql, operation)
+            return await self._checked_out(call, sql, operation)
         finally:
             gate.release()
 
     async def _checked_out(
-        self, pool: Pool, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
+        self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
     ) -> T:
-        fairy = await greenlet_spawn(pool.connect)
+        fairy = await self.engine.raw_connection()  # out of the pool, as pool.connect()
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.postgres.hooks)
         started = perf_counter() if observer is not None else 0.0

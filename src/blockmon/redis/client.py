@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from blockmon._compat import redis as redis_compat
 from blockmon.config.settings import RedisSettings
 from blockmon.errors import ConfigError
 from blockmon.redis.topology import (
@@ -61,7 +62,7 @@ class WaitingConnectionPool(BlockingConnectionPool):
         return connection
 
     async def release(self, connection: Any) -> None:
-        owned = connection in self._in_use_connections  # a second release frees no permit
+        owned = redis_compat.in_use(self, connection)  # a second release frees no permit
         try:
             await super().release(connection)
         finally:
@@ -87,17 +88,19 @@ def pool_kwargs(settings: RedisSettings) -> dict[str, Any]:
     }
 
 
-def create_pool(settings: RedisSettings) -> WaitingConnectionPool:
+def create_pool(settings: RedisSettings) -> BlockingConnectionPool:
+    """Our first-come first-served pool; redis-py's own when its internals changed."""
     kwargs = pool_kwargs(settings)
+    pool_class = WaitingConnectionPool if redis_compat.LAYOUT.ok() else BlockingConnectionPool
     if settings.url is not None:
         url = settings.url.get_secret_value()
         try:  # the scheme was checked with the settings
-            return WaitingConnectionPool.from_url(url, **kwargs)
+            return pool_class.from_url(url, **kwargs)
         except ValueError:
             raise ConfigError("redis.url: not a valid Redis URL") from None
     if settings.tls:
         kwargs["connection_class"] = SSLConnection
-    return WaitingConnectionPool(
+    return pool_class(
         host=settings.host,
         port=settings.port,
         db=settings.db,

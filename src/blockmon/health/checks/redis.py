@@ -9,9 +9,9 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from blockmon._compat.redis import pool_counts
 from blockmon.health.checks.redis_probe import RedisProbe
 from blockmon.health.model import Observation, Status
-from blockmon.metrics.redis import pool_counts
 
 
 def redis_check(

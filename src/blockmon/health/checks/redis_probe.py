@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis._parsers.helpers import parse_info
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from blockmon._compat import redis as redis_compat
 
 HEALTH_SUFFIX = "-health"
 
@@ -63,8 +64,7 @@ class RedisProbe:
             except BaseException:
                 await connection.disconnect(nowait=True)
                 raise
-        info: dict[str, Any] = parse_info(response)  # type: ignore[no-untyped-call]
-        return info
+        return redis_compat.parse_info(response)
 
     async def _follow_master(self, connection: AbstractConnection) -> None:
         """After a failover, leave the old master: the address comes from the pool's
