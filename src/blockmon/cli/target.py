@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from blockmon.config.file import config_path
 from blockmon.config.settings import Settings
-from blockmon.provisioning.servers import postgres_address, redis_address
+from blockmon.provisioning.servers import postgres_target, redis_target
 
 
 def config_line(args: argparse.Namespace) -> str:
@@ -23,5 +23,5 @@ def config_line(args: argparse.Namespace) -> str:
 def say_target(args: argparse.Namespace, settings: Settings, say: Callable[[str], None]) -> None:
     """Three lines: the config file, PostgreSQL, Redis."""
     say(config_line(args))
-    say(f"postgres: {postgres_address(settings.postgres)}")
-    say(f"redis: {redis_address(settings.redis)}")
+    say(f"postgres: {postgres_target(settings.postgres)}")
+    say(f"redis: {redis_target(settings.redis)}")

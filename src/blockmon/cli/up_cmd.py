@@ -86,8 +86,8 @@ async def _up(
     from blockmon.provisioning.embedded import EmbeddedServers
     from blockmon.provisioning.servers import (
         ensure_database,
-        postgres_address,
-        redis_address,
+        postgres_target,
+        redis_target,
         resolve_servers,
     )
 
@@ -96,8 +96,8 @@ async def _up(
         settings = await resolve_servers(
             settings, servers=servers if embedded else None, notify=say
         )
-        say(f"postgres: {postgres_address(settings.postgres)}")
-        say(f"redis: {redis_address(settings.redis)}")
+        say(f"postgres: {postgres_target(settings.postgres)}")
+        say(f"redis: {redis_target(settings.redis)}")
         if await ensure_database(settings.postgres):
             say(f"created database {settings.postgres.database!r}")
         container = ApplicationContainer()

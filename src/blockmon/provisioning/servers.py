@@ -86,35 +86,48 @@ def with_database(settings: PostgresSettings, name: str) -> PostgresSettings:
 
 
 def postgres_address(settings: PostgresSettings) -> str:
-    """Where ``settings`` connect, for messages: ``user:***@host:port/database`` (the
-    hosts, or a Unix-socket folder); a password is never shown."""
+    """``host:port`` (the hosts, or a Unix-socket folder) that ``settings`` connect to."""
     url = engine_url(settings)
     hosts = url.query.get("host")
     where = ",".join(hosts) if isinstance(hosts, tuple) else (hosts or "")
-    if not where:
-        where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return where or f"{url.host or 'localhost'}:{url.port or 5432}"
+
+
+def postgres_target(settings: PostgresSettings) -> str:
+    """``user:***@host:port/database``: what a command talks to; never a password."""
+    url = engine_url(settings)
     user = f"{url.username}{':***' if url.password else ''}@" if url.username else ""
-    return redact(f"{user}{where}/{url.database or ''}")
+    return redact(f"{user}{postgres_address(settings)}/{url.database or ''}")
 
 
 def redis_address(settings: RedisSettings) -> str:
-    """Where ``settings`` connect, for messages; a password is never shown."""
+    """``host:port``, a socket path, or the sentinels or cluster nodes ``settings`` use."""
     if settings.mode == "sentinel":
         return f"sentinel {settings.service_name} via {','.join(settings.sentinels)}"
     if settings.mode == "cluster":
         return f"cluster via {','.join(settings.cluster_nodes)}"
-    if settings.url is not None:
+    if settings.url is None:
+        return f"{settings.host}:{settings.port}"
+    parts = urlsplit(settings.url.get_secret_value())
+    return (
+        f"unix:{parts.path}" if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+    )
+
+
+def redis_target(settings: RedisSettings) -> str:
+    """``user:***@host:port/db``: what a command talks to; never a password."""
+    where = redis_address(settings)
+    if settings.mode != "standalone":
+        return where
+    if settings.url is None:
+        user, secret, db = settings.username or "", settings.password is not None, str(settings.db)
+    else:
         parts = urlsplit(settings.url.get_secret_value())
         if parts.scheme == "unix":
-            return redact(f"unix:{parts.path}")
-        user = parts.username or ""
-        secret = ":***" if parts.password else ""
-        at = f"{user}{secret}@" if user or secret else ""
-        db = parts.path.lstrip("/") or "0"
-        return redact(f"{at}{parts.hostname}:{parts.port or 6379}/{db}")
-    secret = ":***" if settings.password else ""
-    at = f"{settings.username or ''}{secret}@" if settings.username or secret else ""
-    return redact(f"{at}{settings.host}:{settings.port}/{settings.db}")
+            return redact(where)
+        user, secret, db = parts.username or "", bool(parts.password), parts.path.lstrip("/") or "0"
+    at = f"{user}{':***' if secret else ''}@" if user or secret else ""
+    return redact(f"{at}{where}/{db}")
 
 
 async def resolve_servers(
