@@ -133,7 +133,9 @@ def test_serve_exits_0(
     marker: str, sig: signal.Signals, blockmon_config: dict[str, Any], tmp_path: Path
 ) -> None:
     path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(plain(merged(blockmon_config, log={"level": "info"}))))
+    # a short health interval: the checks (and so the connect events) come at once
+    config = merged(blockmon_config, log={"level": "info"}, monitoring={"health_interval": 0.5})
+    path.write_text(yaml.safe_dump(plain(config)))
     argv = [BLOCKMON, "serve", "-c", str(path), "--port", str(free_port())]
     code, seen = _run_until(argv, tmp_path, _environ(), marker, sig)
     assert code == 0, "".join(seen)
