@@ -25,7 +25,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     db = sub.add_parser("db", help="migrate the database schema", parents=[common])
     actions = db.add_subparsers(title="actions", metavar="ACTION", parser_class=type(db))
 
-    from blockmon.cli.parser import revision_name
+    from blockmon.cli.arguments import revision_name
 
     def action(name: str, help: str, rev: str | None, sql: bool) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=[common])

@@ -4,18 +4,14 @@ that names the command (``db upgrade: ...``)."""
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from blockmon.cli import commands
+from blockmon.cli.arguments import not_empty
 from blockmon.errors import UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# Alembic's revision syntax: ids, head/heads/base, branch@rev, relative +N/-N or id+N,
-# and FROM:TO ranges (offline only). Anything else makes Alembic assert or mis-split.
-_ONE = r"(?:[A-Za-z0-9_]+@)?(?:[A-Za-z0-9_]+(?:[+-][0-9]+)?|[+-][0-9]+)"
-_REVISION = re.compile(rf"{_ONE}(?::{_ONE})?")
 _DEEPEST = "_blockmon_parser"  # the innermost (sub-)parser that ran, for error messages
 
 
@@ -58,24 +54,6 @@ class Parser(argparse.ArgumentParser):
         for name in ("config", "log_level"):  # the common options, wherever they were given
             setattr(parsed, name, getattr(parsed, name, None))
         return parsed
-
-
-def not_empty(text: str) -> str:
-    """argparse type: an empty value would silently fall back to a default."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-def revision_name(text: str) -> str:
-    """argparse type: reject what no Alembic revision can be, before connecting."""
-    if not _REVISION.fullmatch(text):
-        from blockmon.config.secrets import shown
-
-        raise argparse.ArgumentTypeError(
-            f"must be a revision id, head, base or a relative form like -1, got {shown(text)}"
-        )
-    return text
 
 
 def _common() -> argparse.ArgumentParser:

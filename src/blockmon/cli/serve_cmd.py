@@ -17,7 +17,7 @@ def port_number(text: str) -> int:
 
 
 def add_server_options(parser: Any) -> None:
-    from blockmon.cli.parser import not_empty
+    from blockmon.cli.arguments import not_empty
 
     parser.add_argument(
         "--host", type=not_empty, help="address to listen on (default: monitoring.http_host)"
