@@ -21,6 +21,7 @@ classifies the error with SQLAlchemy's view of it (disconnect, wrapped class).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from time import perf_counter
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
@@ -28,48 +29,59 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.metrics.recorder import Series
+from blockmon.postgres.hooks import OPERATION_OPTION
+
 STARTED = "_blockmon_t0"
 _METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
+_CONTEXT_AT = {"do_execute": 1, "do_executemany": 1, "do_execute_no_params": 0}
 
 
-class ExecuteObserver(Protocol):
-    def __call__(self, statement: str, context: Any, elapsed: float) -> None: ...
+class StatementSink(Protocol):
+    """Where timed statements are recorded (`blockmon.metrics.postgres.PostgresMetrics`)."""
+
+    by_statement: dict[str, Series]  # SQL text -> its operation's series
+    by_operation: dict[str, Series]  # operation name -> series
+    slow: float  # the slow-query threshold in seconds (inf: off)
+
+    def bind(self, key: str, *, named: bool) -> Series: ...
+
+    def slow_query(self, statement: str, elapsed: float, series: Series) -> None: ...
 
 
 class _Timing:
-    """One engine's wrappers; ``observer`` is read per statement, so it can change."""
+    """One engine's wrappers; ``sink`` is read per statement, so it can change."""
 
-    __slots__ = ("observer", "originals")
+    __slots__ = ("originals", "sink")
 
-    def __init__(self, observer: ExecuteObserver, originals: dict[str, Any]) -> None:
-        self.observer = observer
+    def __init__(self, sink: StatementSink, originals: dict[str, Any]) -> None:
+        self.sink = sink
         self.originals = originals  # what the dialect's instance held before
 
 
 _timings: WeakKeyDictionary[Engine, _Timing] = WeakKeyDictionary()
 
 
-def time_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
-    """Call ``observer`` after each statement ``engine`` runs successfully (one observer
-    per engine: the last one set wins, as for the Statements hook)."""
+def time_statements(engine: AsyncEngine, sink: StatementSink) -> None:
+    """Record each statement ``engine`` runs successfully in ``sink`` (one sink per
+    engine: the last one set wins, as for the Statements hook)."""
     sync = engine.sync_engine
     timing = _timings.get(sync)
     if timing is not None:
-        timing.observer = observer
+        timing.sink = sink
         return
     dialect = sync.dialect
-    timing = _timings[sync] = _Timing(observer, {n: dialect.__dict__.get(n) for n in _METHODS})
-    dialect.do_execute = _with_parameters(dialect.do_execute, timing)  # type: ignore[method-assign]
-    dialect.do_executemany = _with_parameters(dialect.do_executemany, timing)  # type: ignore[method-assign]
-    dialect.do_execute_no_params = _without_parameters(dialect.do_execute_no_params, timing)  # type: ignore[method-assign]
+    timing = _timings[sync] = _Timing(sink, {n: dialect.__dict__.get(n) for n in _METHODS})
+    for name in _METHODS:
+        setattr(dialect, name, _timed(getattr(dialect, name), timing, _CONTEXT_AT[name]))
 
 
-def untime_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
-    """Undo `time_statements` if ``observer`` is still the one set: the dialect's own
+def untime_statements(engine: AsyncEngine, sink: StatementSink) -> None:
+    """Undo `time_statements` if ``sink`` is still the one set: the dialect's own
     methods come back, so an uninstalled engine pays nothing."""
     sync = engine.sync_engine
     timing = _timings.get(sync)
-    if timing is None or timing.observer != observer:
+    if timing is None or timing.sink is not sink:
         return
     del _timings[sync]
     for name, original in timing.originals.items():
@@ -79,33 +91,37 @@ def untime_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
             setattr(sync.dialect, name, original)
 
 
-def _with_parameters(original: Any, timing: _Timing) -> Any:
-    def timed(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+def _timed(original: Any, timing: _Timing, context_at: int) -> Any:
+    """``original`` timed; the context is positional argument ``context_at`` after the
+    statement, as SQLAlchemy passes it. Recording is written out here: one C call."""
+
+    def timed(cursor: Any, statement: str, *args: Any, **kwargs: Any) -> None:
+        try:
+            context = args[context_at]
+        except IndexError:
+            context = None
         if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, parameters, context)
+            original(cursor, statement, *args, **kwargs)
             return
         started = perf_counter()
         try:
-            original(cursor, statement, parameters, context)
+            original(cursor, statement, *args, **kwargs)
         except BaseException:
             setattr(context, STARTED, started)
             raise
-        timing.observer(statement, context, perf_counter() - started)
-
-    return timed
-
-
-def _without_parameters(original: Any, timing: _Timing) -> Any:
-    def timed(cursor: Any, statement: str, context: Any = None) -> None:
-        if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, context)
-            return
-        started = perf_counter()
-        try:
-            original(cursor, statement, context)
-        except BaseException:
-            setattr(context, STARTED, started)
-            raise
-        timing.observer(statement, context, perf_counter() - started)
+        elapsed = perf_counter() - started
+        sink = timing.sink
+        options = context.execution_options
+        if OPERATION_OPTION in options:
+            name = options[OPERATION_OPTION]
+            table = sink.by_operation
+            series = table[name] if name in table else sink.bind(name, named=True)
+        else:
+            table = sink.by_statement
+            series = table[statement] if statement in table else sink.bind(statement, named=False)
+        series.counts[bisect_left(series.bounds, elapsed)] += 1
+        series.sum += elapsed
+        if elapsed >= sink.slow:
+            sink.slow_query(statement, elapsed, series)
 
     return timed
