@@ -4,6 +4,10 @@ Each case has variants (A, B, C, ...) measured on the same data; a case runs
 ``rounds`` rounds of A B C, A B C, ... after one warm-up window per variant, so
 background load on a shared machine hits every variant alike and the ratios between
 them stay meaningful even when the absolute figures move.
+
+Besides throughput, each variant gets its client CPU per item (per window) and its
+Python calls per item (cProfile over sequential calls): the two figures a layer's
+overhead is judged on, because the machine's load moves them little or not at all.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Case:
     tasks: int
     variants: list[Variant]
     unit: str = "ops/s"
+    rounds_factor: int = 1  # cases judged on throughput run this many times the rounds
 
 
 @dataclass
@@ -67,6 +72,14 @@ class Outcome:
 
     def cpu_per_item(self, variant: str) -> float:
         return statistics.median(self.cpu[variant])
+
+    def paired(self, num: str, den: str, *, cpu: bool = False) -> list[float]:
+        """The per-round ratios num/den of throughput (or of CPU per item), sorted."""
+        series = self.cpu if cpu else self.rates
+        return sorted(n / d for n, d in zip(series[num], series[den], strict=True) if d)
+
+    def calls_ratio(self, num: str, den: str) -> float:
+        return self.calls[num] / self.calls[den]
 
 
 @dataclass
@@ -137,7 +150,7 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
         outcome.rates[variant.name] = []
         outcome.cpu[variant.name] = []
         outcome.errors[variant.name] = 0
-    for _ in range(timing.rounds):
+    for _ in range(timing.rounds * case.rounds_factor):
         for variant in case.variants:
             measured = await window(
                 variant.op, variant.tasks or case.tasks, timing.window, variant.per_op

@@ -93,6 +93,23 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
             "blockmon client": client_ops(client, scratch.prefix),
             "blockmon cache": cache_ops(cache),
         }
+        pipelined = [  # a throughput target: twice the rounds, two variants
+            Case(
+                f"pipeline.{work}.{tasks}",
+                f"pipelining, {title}, {tasks} task{'s' * (tasks > 1)}",
+                tasks,
+                [
+                    Variant("blockmon cache", ops["blockmon cache"][work]),
+                    Variant(
+                        "blockmon cache x100", ops["blockmon cache"][f"{work}_batch"], per_op=BATCH
+                    ),
+                ],
+                unit="keys/s",
+                rounds_factor=2,
+            )
+            for tasks in TASKS
+            for work, title in WORKLOADS.items()
+        ]
         yield [
             Case(
                 f"redis.{work}.{tasks}",
@@ -107,4 +124,4 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
             )
             for tasks in TASKS
             for work, title in WORKLOADS.items()
-        ]
+        ] + pipelined

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -32,7 +34,7 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.18, rounds=5, warmup=0.08, profiled_calls=20)
+QUICK = Timing(window=0.18, rounds=5, warmup=0.08, profiled_calls=30)
 FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=300)
 
 
@@ -55,6 +57,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--window", type=float, help="seconds per measurement window")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case")
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        default=str(Path(tempfile.gettempdir()) / "blockmon-bench.log"),
+        help="where the log lines of the containers under test go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.window is not None and not 0 < args.window <= 60:
         parser.error(f"--window: must be > 0 and <= 60 seconds, got {args.window}")
@@ -75,11 +83,21 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def versions() -> str:
-    from importlib.metadata import version
+def load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
-    names = ("sqlalchemy", "asyncpg", "redis", "hiredis", "uvloop")
-    return ", ".join(f"{n} {version(n)}" for n in names)
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    names = ("sqlalchemy", "asyncpg", "redis", "hiredis", "prometheus-client", "uvloop")
+    return ", ".join(f"{n} {installed(n)}" for n in names)
 
 
 def fmt(value: float) -> str:
@@ -143,7 +161,7 @@ async def bench(args: argparse.Namespace) -> int:
             async with group(state) as cases:
                 for case in cases:
                     if wanted(case.key):
-                        print(f"  {case.key} ...", file=sys.stderr, flush=True)
+                        print(f"  {case.key} ...", file=PROGRESS, flush=True)
                         outcomes.append(await interleave(case, timing))
         if wanted("monitoring"):
             rows += await monitoring_cases.rows(state, 2000 if args.quick else 10000)
@@ -162,7 +180,7 @@ async def bench(args: argparse.Namespace) -> int:
         f"({timing.rounds} interleaved rounds x {timing.window} s windows per variant, median), "
         f"{time.perf_counter() - started:.0f} s"
     )
-    print(f"machine: {machine()}; event loop: {loop}")
+    print(f"machine: {machine()}; event loop: {loop}; load average {load()}")
     print(f"versions: {versions()}")
     for note in notes:
         print(note)
@@ -177,18 +195,23 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"\n{failed} target(s) failed" if failed else "\nall measured targets passed")
     for outcome in outcomes:
         for variant, error in outcome.first_error.items():
-            print(f"first error in {outcome.case.key} / {variant}: {error}", file=sys.stderr)
+            print(f"first error in {outcome.case.key} / {variant}: {error}", file=PROGRESS)
     return 1 if failed else 0
+
+
+PROGRESS = sys.stderr  # progress lines; the containers' log lines go to --log
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     os.chdir(ROOT)
-    if args.uvloop:
-        from blockmon.cli.loop import run
+    with open(args.log, "w") as log, contextlib.redirect_stderr(log):
+        print(f"log lines: {args.log}", file=PROGRESS, flush=True)
+        if args.uvloop:
+            from blockmon.cli.loop import run
 
-        return run(bench(args))
-    return asyncio.run(bench(args))
+            return run(bench(args))
+        return asyncio.run(bench(args))
 
 
 if __name__ == "__main__":

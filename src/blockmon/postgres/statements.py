@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import asyncpg
 from asyncpg import PostgresError
@@ -87,15 +87,22 @@ def positional(dialect: Dialect, sql: str) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
+def _arguments(names: tuple[str, ...], params: Any) -> list[Any]:
+    """The values of ``names`` in ``params`` (one mapping), in order."""
     if not names:
         return []
     if params is None:
         raise ValueError(f"params: missing value for :{names[0]}")
     try:
-        return [params[name] for name in names]
+        return list(map(params.__getitem__, names))
     except KeyError as error:
         raise ValueError(f"params: missing value for :{error.args[0]}") from None
+
+
+def _many(params: ManyParams) -> TypeGuard[Sequence[Mapping[str, Any]]]:
+    """Whether ``params`` is a sequence of parameter sets (a dict is checked first: the
+    Mapping ABC check costs three calls)."""
+    return params is not None and type(params) is not dict and not isinstance(params, Mapping)
 
 
 def _named(operation: str | None) -> dict[str, Any] | None:
@@ -232,7 +239,7 @@ class Statements:
                 result = await conn.execute(statement, params, execution_options=_named(operation))
                 return int(result.rowcount)
         sql, names = positional(self._dialect, statement)
-        if params is not None and not isinstance(params, Mapping):
+        if _many(params):
             rows = [_arguments(names, p) for p in params]
             if rows:
                 await self._on_driver(lambda c: c.executemany(sql, rows), sql, operation)
@@ -397,7 +404,7 @@ class Transaction:
         return result
 
     def _sql(self, statement: Any) -> tuple[str, tuple[str, ...]]:
-        if not isinstance(statement, str):
+        if type(statement) is not str and not isinstance(statement, str):
             raise TypeError(
                 "transaction: statements are SQL strings; run SQLAlchemy constructs "
                 "through Transactions (an AsyncSession)"
@@ -410,7 +417,7 @@ class Transaction:
         """Run a statement; the affected row count (0 when none is reported). With a
         sequence of parameter sets, run it once per set (pipelined) and return -1."""
         sql, names = self._sql(statement)
-        if params is not None and not isinstance(params, Mapping):
+        if _many(params):
             rows = [_arguments(names, p) for p in params]
             if rows:
                 await self.run(self._driver.executemany, sql, (rows,), operation)
