@@ -14,8 +14,10 @@ from scratch import REDIS_KEYS, VALUE, Scratch
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.redis.client import pool_kwargs
 
 TASKS = (1, 32)
+DRIVER_SETTINGS = ("socket_timeout", "socket_connect_timeout", "retry", "health_check_interval")
 BATCH = 100
 NAMES = [f"k{i}" for i in range(REDIS_KEYS)]
 
@@ -77,7 +79,10 @@ PIPELINED = {name: f"{name} x{BATCH}" for name in STACKS}  # variant names of th
 async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]]:
     async with AsyncExitStack() as stack:
         redis = scratch.settings.redis
-        raw = Redis(host=redis.host, port=redis.port, db=redis.db)
+        # blockmon's driver settings (timeouts, retry, health_check_interval) on the raw
+        # client too, so the ratios isolate blockmon's layer (pool, metrics, cache).
+        driver = {k: v for k, v in pool_kwargs(redis).items() if k in DRIVER_SETTINGS}
+        raw = Redis(host=redis.host, port=redis.port, db=redis.db, **driver)
         stack.push_async_callback(raw.aclose)
         app = ApplicationContainer()
         app.config.from_dict(scratch.config())
