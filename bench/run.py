@@ -34,8 +34,8 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.18, rounds=5, warmup=0.08, profiled_calls=30)
-FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=300)
+QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=15)
+FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=100)
 
 
 class Parser(argparse.ArgumentParser):
