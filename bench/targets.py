@@ -1,9 +1,10 @@
 """The issue's targets, checked against one run: one PASS/FAIL/INCONCLUSIVE line each.
 
 A layer's overhead is judged on what the machine's load hardly moves: Python calls per
-item (cProfile, deterministic) and client CPU per item (the paired per-round ratios;
-it fails only when even the trimmed-best rounds exceed the limit). Throughput is printed
-beside them. Targets that only throughput can answer (pipelining, overload, the unit of
+item (cProfile) against the limit, and client CPU per item as a guard against a cost the
+calls miss (e.g. greenlet switches): it fails only when even the trimmed-best per-round
+CPU ratio exceeds the limit by more than `CPU_RESOLUTION`, the noise of CPU per item
+between identical code paths on this shared machine. Throughput is printed beside. Targets that only throughput can answer (pipelining, overload, the unit of
 work against the asyncpg pool) compare the trimmed range of the per-round ratios with
 the floor: PASS when all of it is above, FAIL when all of it is below, INCONCLUSIVE when
 the floor lies inside the noise.
@@ -15,6 +16,8 @@ import statistics
 from dataclasses import dataclass
 
 from harness import Outcome, Row
+
+CPU_RESOLUTION = 0.10  # identical code paths read 0.9-1.1x (and worse) in CPU per item
 
 
 @dataclass
@@ -62,10 +65,11 @@ def overhead(
     low, high = trimmed(cpu)
     detail = (
         f"calls {outcome.calls[num]:,.0f} / {outcome.calls[den]:,.0f} = {calls:.3f}, "
-        f"CPU/item {statistics.median(cpu):.3f} [{low:.2f}-{high:.2f}] (<= {limit}); "
+        f"CPU/item {statistics.median(cpu):.3f} [{low:.2f}-{high:.2f}] "
+        f"(<= {limit:.3g}, CPU <= {limit + CPU_RESOLUTION:.3g}); "
         f"throughput {outcome.ratio(num, den):.2f}"
     )
-    return Verdict(name, detail, calls <= limit and low <= limit)
+    return Verdict(name, detail, calls <= limit and low <= limit + CPU_RESOLUTION)
 
 
 def throughput(

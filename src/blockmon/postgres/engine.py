@@ -173,7 +173,9 @@ def install_bypass_validation(
 
     @event.listens_for(pool, "checkout")
     def _validate(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        if time.monotonic() - record.info.get(_LAST_USED, 0.0) <= window:
+        info = record.info  # a subscript, not .get(): one call fewer on every checkout
+        last = info[_LAST_USED] if _LAST_USED in info else 0.0  # noqa: SIM401
+        if time.monotonic() - last <= window:
             return
         try:
             dialect.do_ping(dbapi_conn)
