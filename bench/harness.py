@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import pstats
 import statistics
 import time
@@ -31,7 +32,7 @@ class Timing:
     window: float
     rounds: int
     warmup: float
-    profiled_calls: int  # sequential calls profiled per variant for the call count
+    profiled_calls: int  # sequential calls profiled (one by one) per variant
 
 
 @dataclass
@@ -128,27 +129,29 @@ async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
     return Window(done * per_op / elapsed, cpu / items, errors, first)
 
 
-async def python_calls(op: Op, count: int, per_op: int, repeats: int = 3) -> float:
-    """Python function calls per item over ``count`` sequential calls, the least of
-    ``repeats`` profiles: unlike time, this does not move with the machine's load, so it
-    shows what a layer adds even when throughput is too noisy to. Background work of the
-    process (health checks, pool timers) only ever adds calls, hence the minimum."""
-    least = None
-    for _ in range(repeats):
+async def python_calls(op: Op, count: int, per_op: int) -> float:
+    """Python function calls per item: the median over ``count`` sequential calls, each
+    profiled on its own. Unlike time this hardly moves with the machine's load, so it
+    shows what a layer adds even when throughput is too noisy to; what does move it (an
+    event-loop iteration more when a reply was late, a background health check) touches
+    a few calls, which the median leaves out."""
+    counts = []
+    for _ in range(count):
         profile = cProfile.Profile()
         profile.enable()
         try:
-            for _ in range(count):
-                await op()
+            await op()
         finally:
             profile.disable()
-        total: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-        least = total if least is None else min(least, total)
-    assert least is not None
-    return least / (count * per_op)
+        counts.append(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
+    return statistics.median(counts) / per_op
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
+    # Objects alive now (engines, containers, pools) live for the whole case: keep the
+    # cyclic GC from scanning them again and again inside somebody's window.
+    gc.collect()
+    gc.freeze()
     outcome = Outcome(case)
     for variant in case.variants:
         await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)

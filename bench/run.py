@@ -34,8 +34,8 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=15)
-FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=100)
+QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=41)
+FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=201)
 
 
 class Parser(argparse.ArgumentParser):
@@ -205,7 +205,14 @@ PROGRESS = sys.stderr  # progress lines; the containers' log lines go to --log
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     os.chdir(ROOT)
-    with open(args.log, "w") as log, contextlib.redirect_stderr(log):
+    try:
+        log = open(args.log, "w")  # noqa: SIM115 (closed below, after the run)
+    except OSError as error:
+        print(
+            f"bench/run.py: error: --log: cannot write {args.log}: {error.strerror}", file=PROGRESS
+        )
+        return 2
+    with log, contextlib.redirect_stderr(log):
         print(f"log lines: {args.log}", file=PROGRESS, flush=True)
         if args.uvloop:
             from blockmon.cli.loop import run
