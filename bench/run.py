@@ -34,7 +34,7 @@ from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=41)
+QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=31)
 FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=201)
 
 
@@ -167,12 +167,12 @@ async def bench(args: argparse.Namespace) -> int:
             rows += await monitoring_cases.rows(state, 2000 if args.quick else 10000)
         if wanted("startup"):
             rows += await asyncio.to_thread(
-                startup.rows, 3 if args.quick else 7, state.settings.postgres.database
+                startup.rows, 2 if args.quick else 7, state.settings.postgres.database
             )
         if wanted("ceiling"):
             rows += await asyncio.to_thread(ceilings.pgbench, state.base, 3 if args.quick else 10)
             rows += await asyncio.to_thread(
-                ceilings.redis_benchmark, state.base, 20_000 if args.quick else 100_000
+                ceilings.redis_benchmark, state.base, 10_000 if args.quick else 100_000
             )
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(
