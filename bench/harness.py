@@ -130,12 +130,12 @@ async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
 
 
 async def python_calls(op: Op, count: int, per_op: int) -> float:
-    """Python function calls per item: the 10th percentile over ``count`` sequential
-    calls, each profiled on its own. Unlike time this hardly moves with the machine's
-    load, so it shows what a layer adds even when throughput is too noisy to. What does
-    move it only ever adds calls (an event-loop iteration more when a reply came late, a
-    background health check), and often to about half of the calls (a SET is 388 or 424),
-    so a low percentile, not the median, gives the same figure run after run."""
+    """Python function calls per item: the least over ``count`` sequential calls, each
+    profiled on its own. Unlike time this hardly moves with the machine's load, so it
+    shows what a layer adds even when throughput is too noisy to. What does move it only
+    ever adds calls (an event-loop iteration more when a reply came late, a background
+    health check), at times to half of the calls (a Redis SET reads 388 or 424), so the
+    least, not the median, gives the same figure run after run: the call's own path."""
     counts = []
     for _ in range(count):
         profile = cProfile.Profile()
@@ -145,8 +145,7 @@ async def python_calls(op: Op, count: int, per_op: int) -> float:
         finally:
             profile.disable()
         counts.append(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
-    counts.sort()
-    return counts[len(counts) // 10] / per_op
+    return min(counts) / per_op
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
