@@ -233,3 +233,93 @@ async def overload(scratch: Scratch) -> AsyncIterator[list[Case]]:
                 rounds_factor=3,
             )
         ]
+
+
+def psycopg_ops(pool: Any) -> dict[str, Any]:
+    """psycopg 3's own pool, autocommit connections (as asyncpg's), server-side binding."""
+
+    async def pk() -> Any:
+        async with pool.connection() as conn:
+            return await (await conn.execute(PK_PERCENT, (key(),))).fetchone()
+
+    async def tx() -> Any:
+        a, b = two_keys()
+        async with pool.connection() as conn, conn.transaction():
+            for stmt, k in zip(TX_PERCENT, (a, a, a, b, b), strict=True):
+                await conn.execute(stmt, (k,))
+
+    return {"pk": pk, "tx": tx}
+
+
+PK_PERCENT = PK_DOLLAR.replace("$1", "%s")
+TX_PERCENT = [s.replace("$1", "%s") for s in TX_DOLLAR]
+PEERS = {"pk": "primary-key SELECT", "tx": "5-statement transaction"}
+
+
+@asynccontextmanager
+async def peers(
+    scratch: Scratch, notes: list[str], tasks: tuple[int, ...]
+) -> AsyncIterator[list[Case]]:
+    """What a user might pick instead: psycopg 3's AsyncConnectionPool and SQLAlchemy on
+    the psycopg async driver, beside the asyncpg pool and blockmon's own path. psycopg has
+    no client-side command timeout: it gets connect_timeout and statement_timeout only."""
+    try:
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError:
+        notes.append(
+            "peers: psycopg is not installed (pip install 'psycopg[binary,pool]'): skipped"
+        )
+        yield []
+        return
+    settings = scratch.settings.postgres
+    async with AsyncExitStack() as stack:
+        url = engine_url(settings)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        driver = connect_args(settings, url)
+        raw = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
+        stack.push_async_callback(raw.close)
+        options = f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
+        timeout = max(1, int(settings.connect_timeout))
+        pool = AsyncConnectionPool(
+            dsn,
+            min_size=POOL,
+            max_size=POOL,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": timeout, "options": options},
+        )
+        await pool.open(wait=True)
+        stack.push_async_callback(pool.close)
+        engine = create_async_engine(
+            url.set(drivername="postgresql+psycopg"),
+            pool_size=POOL,
+            max_overflow=0,
+            connect_args={"connect_timeout": timeout, "options": options},
+        )
+        stack.push_async_callback(engine.dispose)
+        app = await container(scratch, stack)
+        ours = blockmon_fast_ops(await app.postgres.statements(), None)
+        ops = {
+            "asyncpg pool": asyncpg_ops(raw),
+            "psycopg pool": psycopg_ops(pool),
+            "SQLAlchemy psycopg": sqlalchemy_ops(engine),
+        }
+        notes.append(
+            f"peers: psycopg {_version('psycopg')}, psycopg-pool {_version('psycopg-pool')}"
+        )
+        yield [
+            Case(
+                f"peers.{work}.{n}",
+                f"peers, {title}, {_tasks(n)}",
+                n,
+                [Variant(name, variant[work]) for name, variant in ops.items()]
+                + [Variant("blockmon", ours["unit" if work == "tx" else work])],
+            )
+            for n in tasks
+            for work, title in PEERS.items()
+        ]
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)

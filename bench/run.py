@@ -149,6 +149,8 @@ async def bench(args: argparse.Namespace) -> int:
         ("validation", pg_cases.validation),
         ("overload", pg_cases.overload),
         ("redis", lambda s: redis_cases.stacks(s, notes)),
+        # quick runs compare the peers at 32 tasks only (the two-minute budget)
+        ("peers", lambda s: pg_cases.peers(s, notes, (32,) if args.quick else (1, 32))),
     ]
     outcomes: list[Outcome] = []
     rows: list[Row] = []
