@@ -51,7 +51,7 @@ def two_keys() -> tuple[int, int]:
 async def container(scratch: Scratch, stack: AsyncExitStack, **postgres: Any) -> Any:
     """A blockmon ApplicationContainer as an application would run it, started."""
     app = ApplicationContainer()
-    app.config.from_dict(scratch.config(pool_size=POOL, max_overflow=0, **postgres))
+    app.config.from_dict(scratch.config(**{"pool_size": POOL, "max_overflow": 0, **postgres}))
     await stack.enter_async_context(Lifespan(app))
     return app
 

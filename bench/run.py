@@ -30,6 +30,7 @@ import monitoring_cases  # noqa: E402
 import pg_cases  # noqa: E402
 import redis_cases  # noqa: E402
 import startup  # noqa: E402
+import sweep  # noqa: E402
 from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
@@ -57,6 +58,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--window", type=float, help="seconds per measurement window")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="instead of the cases: the sweep over tasks and pool sizes, drawn to docs/img/sweep.png",
+    )
     parser.add_argument(
         "--log",
         metavar="FILE",
@@ -132,6 +138,26 @@ def table(outcomes: list[Outcome], rows: list[Row]) -> str:
 
 
 Group = Callable[[Scratch], AbstractAsyncContextManager[list[Case]]]
+
+
+SWEEP_PNG = ROOT / "docs" / "img" / "sweep.png"
+
+
+async def plot(args: argparse.Namespace) -> int:
+    """The sweep: tasks x pool sizes for Statements and the engine, table and PNG."""
+    seconds = args.window or 1.0
+    async with scratch() as state:
+        points = await sweep.sweep(state, seconds)
+    title = (
+        f"blockmon sweep, {time.strftime('%Y-%m-%d %H:%M %Z')}, PK SELECT, {seconds} s windows; "
+        f"{machine()}; load average {load()}"
+    )
+    sweep.plot(points, SWEEP_PNG, title)
+    print(title)
+    print()
+    print(sweep.table(points))
+    print(f"\nplot: {SWEEP_PNG.relative_to(ROOT)}")
+    return 1 if any(p.errors for p in points) else 0
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -216,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with log, contextlib.redirect_stderr(log):
         print(f"log lines: {args.log}", file=PROGRESS, flush=True)
+        work = plot(args) if args.plot else bench(args)
         if args.uvloop:
             from blockmon.cli.loop import run
 
-            return run(bench(args))
-        return asyncio.run(bench(args))
+            return run(work)
+        return asyncio.run(work)
 
 
 if __name__ == "__main__":
