@@ -68,14 +68,7 @@ async def sweep(scratch: Scratch, seconds: float) -> list[Point]:
             engine = await app.postgres.engine()
             acquire = (await app.monitoring.metrics()).postgres.acquire.series()
 
-            async def fast() -> Any:
-                return await statements.fetch_one(PK, {"id": key()})
-
-            async def slow() -> Any:
-                async with engine.connect() as conn:
-                    return (await conn.execute(PK_TEXT, {"id": key()})).first()
-
-            for path, op in (("statements", fast), ("engine", slow)):
+            for path, op in _ops(statements, engine).items():
                 for tasks in TASKS:
                     await _window(op, min(tasks, pool), seconds / 4)  # warm the pool up
                     count, total = sum(acquire.counts), acquire.sum
@@ -85,6 +78,17 @@ async def sweep(scratch: Scratch, seconds: float) -> list[Point]:
                     wait = (acquire.sum - total) / waited if waited else 0.0
                     points.append(Point(path, pool, tasks, rate, p50, p99, wait, errors))
     return points
+
+
+def _ops(statements: Any, engine: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
+    async def fast() -> Any:
+        return await statements.fetch_one(PK, {"id": key()})
+
+    async def slow() -> Any:
+        async with engine.connect() as conn:
+            return (await conn.execute(PK_TEXT, {"id": key()})).first()
+
+    return {"statements": fast, "engine": slow}
 
 
 def table(points: list[Point]) -> str:
