@@ -4,12 +4,17 @@ Each case has variants (A, B, C, ...) measured on the same data; a case runs
 ``rounds`` rounds of A B C, A B C, ... after one warm-up window per variant, so
 background load on a shared machine hits every variant alike and the ratios between
 them stay meaningful even when the absolute figures move.
+
+Besides throughput, each variant gets its client CPU per item (per window) and its
+Python calls per item (cProfile over sequential calls): the two figures a layer's
+overhead is judged on, because the machine's load moves them little or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import pstats
 import statistics
 import time
@@ -27,7 +32,7 @@ class Timing:
     window: float
     rounds: int
     warmup: float
-    profiled_calls: int  # sequential calls profiled per variant for the call count
+    profiled_calls: int  # sequential calls profiled (one by one) per variant
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Case:
     tasks: int
     variants: list[Variant]
     unit: str = "ops/s"
+    rounds_factor: int = 1  # cases judged on throughput run this many times the rounds
 
 
 @dataclass
@@ -67,6 +73,14 @@ class Outcome:
 
     def cpu_per_item(self, variant: str) -> float:
         return statistics.median(self.cpu[variant])
+
+    def paired(self, num: str, den: str, *, cpu: bool = False) -> list[float]:
+        """The per-round ratios num/den of throughput (or of CPU per item), sorted."""
+        series = self.cpu if cpu else self.rates
+        return sorted(n / d for n, d in zip(series[num], series[den], strict=True) if d)
+
+    def calls_ratio(self, num: str, den: str) -> float:
+        return self.calls[num] / self.calls[den]
 
 
 @dataclass
@@ -116,28 +130,36 @@ async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
 
 
 async def python_calls(op: Op, count: int, per_op: int) -> float:
-    """Python function calls per item over ``count`` sequential calls: unlike time, this
-    does not move with the machine's load, so it shows what a layer adds even when
-    throughput is too noisy to."""
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        for _ in range(count):
+    """Python function calls per item: the least over ``count`` sequential calls, each
+    profiled on its own. Unlike time this hardly moves with the machine's load, so it
+    shows what a layer adds even when throughput is too noisy to. What does move it only
+    ever adds calls (an event-loop iteration more when a reply came late, a background
+    health check), at times to half of the calls (a Redis SET reads 388 or 424), so the
+    least, not the median, gives the same figure run after run: the call's own path."""
+    counts = []
+    for _ in range(count):
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
             await op()
-    finally:
-        profile.disable()
-    total: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-    return total / (count * per_op)
+        finally:
+            profile.disable()
+        counts.append(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
+    return min(counts) / per_op
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
+    # Objects alive now (engines, containers, pools) live for the whole case: keep the
+    # cyclic GC from scanning them again and again inside somebody's window.
+    gc.collect()
+    gc.freeze()
     outcome = Outcome(case)
     for variant in case.variants:
         await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)
         outcome.rates[variant.name] = []
         outcome.cpu[variant.name] = []
         outcome.errors[variant.name] = 0
-    for _ in range(timing.rounds):
+    for _ in range(timing.rounds * case.rounds_factor):
         for variant in case.variants:
             measured = await window(
                 variant.op, variant.tasks or case.tasks, timing.window, variant.per_op

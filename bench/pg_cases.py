@@ -13,7 +13,7 @@ import asyncpg
 from harness import Case, Variant
 from scratch import ITEMS, Scratch
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
@@ -34,7 +34,8 @@ TX_DOLLAR = [
     "SELECT name FROM bench_items WHERE id = $1",
     "UPDATE bench_items SET value = value - 1 WHERE id = $1",
 ]
-TX = [text(s.replace("$1", ":id")) for s in TX_DOLLAR]
+TX_NAMED = [s.replace("$1", ":id") for s in TX_DOLLAR]
+TX = [text(s) for s in TX_NAMED]
 SELECT_1, PK_TEXT, INSERT_TEXT = text("SELECT 1"), text(PK), text(INSERT)
 
 
@@ -50,7 +51,7 @@ def two_keys() -> tuple[int, int]:
 async def container(scratch: Scratch, stack: AsyncExitStack, **postgres: Any) -> Any:
     """A blockmon ApplicationContainer as an application would run it, started."""
     app = ApplicationContainer()
-    app.config.from_dict(scratch.config(pool_size=POOL, max_overflow=0, **postgres))
+    app.config.from_dict(scratch.config(**{"pool_size": POOL, "max_overflow": 0, **postgres}))
     await stack.enter_async_context(Lifespan(app))
     return app
 
@@ -76,7 +77,14 @@ def sqlalchemy_ops(engine: AsyncEngine) -> dict[str, Any]:
             for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
                 await conn.execute(stmt, {"id": k})
 
-    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx}
+    async def session_tx() -> Any:
+        """What an ORM user writes: an AsyncSession unit of work."""
+        a, b = two_keys()
+        async with AsyncSession(engine) as session, session.begin():
+            for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
+                await session.execute(stmt, {"id": k})
+
+    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx, "session": session_tx}
 
 
 def asyncpg_ops(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -116,7 +124,17 @@ def blockmon_fast_ops(statements: Any, transactions: Any) -> dict[str, Any]:
             for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
                 await session.execute(stmt, {"id": k})
 
-    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx}
+    async def unit() -> Any:
+        a, b = two_keys()
+        async with statements.transaction() as work:
+            for stmt, k in zip(TX_NAMED, (a, a, a, b, b), strict=True):
+                await work.execute(stmt, {"id": k})
+
+    return {"select_1": select_1, "pk": pk, "insert": insert, "tx": tx, "unit": unit}
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task{'s' * (n > 1)}"
 
 
 WORKLOADS = {
@@ -133,18 +151,13 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
     async with AsyncExitStack() as stack:
         url = engine_url(scratch.settings.postgres)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        pool = await asyncpg.create_pool(
-            dsn, min_size=POOL, max_size=POOL, ssl=scratch.settings.postgres.sslmode
-        )
+        # Every stack gets blockmon's driver settings (connect and command timeouts,
+        # statement_timeout), so the ratios isolate the layers; docs/performance.md
+        # prices the client-side command timeout on its own.
+        driver = connect_args(scratch.settings.postgres, url)
+        pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
         stack.push_async_callback(pool.close)
-        # Bare SQLAlchemy with the same driver settings (connect and command timeouts),
-        # so the ratio isolates blockmon's own layer; docs/performance.md prices the timeouts.
-        bare = create_async_engine(
-            url,
-            pool_size=POOL,
-            max_overflow=0,
-            connect_args=connect_args(scratch.settings.postgres, url),
-        )
+        bare = create_async_engine(url, pool_size=POOL, max_overflow=0, connect_args=driver)
         stack.push_async_callback(bare.dispose)
         app = await container(scratch, stack)
         engine = await app.postgres.engine()
@@ -155,20 +168,32 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
         cases = []
         for tasks in TASKS:
             for work, title in WORKLOADS.items():
-                last = "blockmon transactions" if work == "tx" else "blockmon statements"
+                variants = [
+                    Variant("asyncpg pool", raw[work]),
+                    Variant("SQLAlchemy", plain[work]),
+                    Variant("blockmon", instrumented[work]),
+                ]
+                if work == "tx":
+                    variants += [
+                        Variant("SQLAlchemy session", plain["session"]),
+                        Variant("blockmon transactions", fast["tx"]),
+                        Variant("blockmon unit", fast["unit"]),
+                    ]
+                else:
+                    variants.append(Variant("blockmon statements", fast[work]))
                 cases.append(
-                    Case(
-                        f"pg.{work}.{tasks}",
-                        f"{title}, {tasks} task{'s' * (tasks > 1)}",
-                        tasks,
-                        [
-                            Variant("asyncpg pool", raw[work]),
-                            Variant("SQLAlchemy", plain[work]),
-                            Variant("blockmon", instrumented[work]),
-                            Variant(last, fast[work]),
-                        ],
-                    )
+                    Case(f"pg.{work}.{tasks}", f"{title}, {_tasks(tasks)}", tasks, variants)
                 )
+        for tasks in TASKS:  # a throughput target: three times the rounds, two variants
+            cases.append(
+                Case(
+                    f"pg.unit.{tasks}",
+                    f"5-statement unit of work, throughput, {_tasks(tasks)}",
+                    tasks,
+                    [Variant("asyncpg pool", raw["tx"]), Variant("blockmon unit", fast["unit"])],
+                    rounds_factor=3,
+                )
+            )
         yield cases
 
 
@@ -184,7 +209,7 @@ async def validation(scratch: Scratch) -> AsyncIterator[list[Case]]:
         yield [
             Case(
                 f"validation.pk.{tasks}",
-                f"validation, PK SELECT via statements, {tasks} task{'s' * (tasks > 1)}",
+                f"validation, PK SELECT via statements, {_tasks(tasks)}",
                 tasks,
                 [Variant(f"validation={mode}", op) for mode, op in variants.items()],
             )
@@ -205,5 +230,96 @@ async def overload(scratch: Scratch) -> AsyncIterator[list[Case]]:
                 "pool overload, PK SELECT via statements, pool of 10",
                 32,
                 [Variant("32 callers", op, tasks=32), Variant("1000 callers", op, tasks=1000)],
+                rounds_factor=3,
             )
         ]
+
+
+def psycopg_ops(pool: Any) -> dict[str, Any]:
+    """psycopg 3's own pool, autocommit connections (as asyncpg's), server-side binding."""
+
+    async def pk() -> Any:
+        async with pool.connection() as conn:
+            return await (await conn.execute(PK_PERCENT, (key(),))).fetchone()
+
+    async def tx() -> Any:
+        a, b = two_keys()
+        async with pool.connection() as conn, conn.transaction():
+            for stmt, k in zip(TX_PERCENT, (a, a, a, b, b), strict=True):
+                await conn.execute(stmt, (k,))
+
+    return {"pk": pk, "tx": tx}
+
+
+PK_PERCENT = PK_DOLLAR.replace("$1", "%s")
+TX_PERCENT = [s.replace("$1", "%s") for s in TX_DOLLAR]
+PEERS = {"pk": "primary-key SELECT", "tx": "5-statement transaction"}
+
+
+@asynccontextmanager
+async def peers(
+    scratch: Scratch, notes: list[str], tasks: tuple[int, ...]
+) -> AsyncIterator[list[Case]]:
+    """What a user might pick instead: psycopg 3's AsyncConnectionPool and SQLAlchemy on
+    the psycopg async driver, beside the asyncpg pool and blockmon's own path. psycopg has
+    no client-side command timeout: it gets connect_timeout and statement_timeout only."""
+    try:
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError:
+        notes.append(
+            "peers: psycopg is not installed (pip install 'psycopg[binary,pool]'): skipped"
+        )
+        yield []
+        return
+    settings = scratch.settings.postgres
+    async with AsyncExitStack() as stack:
+        url = engine_url(settings)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        driver = connect_args(settings, url)
+        raw = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
+        stack.push_async_callback(raw.close)
+        options = f"-c statement_timeout={int(settings.statement_timeout * 1000)}"
+        timeout = max(1, int(settings.connect_timeout))
+        pool = AsyncConnectionPool(
+            dsn,
+            min_size=POOL,
+            max_size=POOL,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": timeout, "options": options},
+        )
+        await pool.open(wait=True)
+        stack.push_async_callback(pool.close)
+        engine = create_async_engine(
+            url.set(drivername="postgresql+psycopg"),
+            pool_size=POOL,
+            max_overflow=0,
+            connect_args={"connect_timeout": timeout, "options": options},
+        )
+        stack.push_async_callback(engine.dispose)
+        app = await container(scratch, stack)
+        ours = blockmon_fast_ops(await app.postgres.statements(), None)
+        ops = {
+            "asyncpg pool": asyncpg_ops(raw),
+            "psycopg pool": psycopg_ops(pool),
+            "SQLAlchemy psycopg": sqlalchemy_ops(engine),
+        }
+        notes.append(
+            f"peers: psycopg {_version('psycopg')}, psycopg-pool {_version('psycopg-pool')}"
+        )
+        yield [
+            Case(
+                f"peers.{work}.{n}",
+                f"peers, {title}, {_tasks(n)}",
+                n,
+                [Variant(name, variant[work]) for name, variant in ops.items()]
+                + [Variant("blockmon", ours["unit" if work == "tx" else work])],
+            )
+            for n in tasks
+            for work, title in PEERS.items()
+        ]
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)

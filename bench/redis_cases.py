@@ -14,8 +14,10 @@ from scratch import REDIS_KEYS, VALUE, Scratch
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
+from blockmon.redis.client import pool_kwargs
 
 TASKS = (1, 32)
+DRIVER_SETTINGS = ("socket_timeout", "socket_connect_timeout", "retry", "health_check_interval")
 BATCH = 100
 NAMES = [f"k{i}" for i in range(REDIS_KEYS)]
 
@@ -77,7 +79,10 @@ PIPELINED = {name: f"{name} x{BATCH}" for name in STACKS}  # variant names of th
 async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]]:
     async with AsyncExitStack() as stack:
         redis = scratch.settings.redis
-        raw = Redis(host=redis.host, port=redis.port, db=redis.db)
+        # blockmon's driver settings (timeouts, retry, health_check_interval) on the raw
+        # client too, so the ratios isolate blockmon's layer (pool, metrics, cache).
+        driver = {k: v for k, v in pool_kwargs(redis).items() if k in DRIVER_SETTINGS}
+        raw = Redis(host=redis.host, port=redis.port, db=redis.db, **driver)
         stack.push_async_callback(raw.aclose)
         app = ApplicationContainer()
         app.config.from_dict(scratch.config())
@@ -93,6 +98,23 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
             "blockmon client": client_ops(client, scratch.prefix),
             "blockmon cache": cache_ops(cache),
         }
+        pipelined = [  # a throughput target: twice the rounds, two variants
+            Case(
+                f"pipeline.{work}.{tasks}",
+                f"pipelining, {title}, {tasks} task{'s' * (tasks > 1)}",
+                tasks,
+                [
+                    Variant("blockmon cache", ops["blockmon cache"][work]),
+                    Variant(
+                        "blockmon cache x100", ops["blockmon cache"][f"{work}_batch"], per_op=BATCH
+                    ),
+                ],
+                unit="keys/s",
+                rounds_factor=2,
+            )
+            for tasks in TASKS
+            for work, title in WORKLOADS.items()
+        ]
         yield [
             Case(
                 f"redis.{work}.{tasks}",
@@ -107,4 +129,4 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
             )
             for tasks in TASKS
             for work, title in WORKLOADS.items()
-        ]
+        ] + pipelined

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -28,12 +30,13 @@ import monitoring_cases  # noqa: E402
 import pg_cases  # noqa: E402
 import redis_cases  # noqa: E402
 import startup  # noqa: E402
+import sweep  # noqa: E402
 from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
 from scratch import Scratch, scratch  # noqa: E402
 from targets import verdicts  # noqa: E402
 
-QUICK = Timing(window=0.18, rounds=5, warmup=0.08, profiled_calls=20)
-FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=300)
+QUICK = Timing(window=0.15, rounds=5, warmup=0.06, profiled_calls=31)
+FULL = Timing(window=2.0, rounds=5, warmup=1.0, profiled_calls=201)
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,6 +58,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--window", type=float, help="seconds per measurement window")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per case")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="instead of the cases: the sweep over tasks and pool sizes, drawn to docs/img/sweep.png",
+    )
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        default=str(Path(tempfile.gettempdir()) / "blockmon-bench.log"),
+        help="where the log lines of the containers under test go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.window is not None and not 0 < args.window <= 60:
         parser.error(f"--window: must be > 0 and <= 60 seconds, got {args.window}")
@@ -75,17 +89,22 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def versions() -> str:
     """The measured libraries' versions; uvloop (the speed extra) may be absent."""
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(name: str) -> str:
         try:
-            return f"{name} {version(name)}"
+            return version(name)
         except PackageNotFoundError:
-            return f"{name} not installed"
+            return "not installed"
 
-    return ", ".join(installed(n) for n in ("sqlalchemy", "asyncpg", "redis", "hiredis", "uvloop"))
+    names = ("sqlalchemy", "asyncpg", "redis", "hiredis", "prometheus-client", "uvloop")
+    return ", ".join(f"{n} {installed(n)}" for n in names)
 
 
 def fmt(value: float) -> str:
@@ -122,6 +141,26 @@ def table(outcomes: list[Outcome], rows: list[Row]) -> str:
 Group = Callable[[Scratch], AbstractAsyncContextManager[list[Case]]]
 
 
+SWEEP_PNG = ROOT / "docs" / "img" / "sweep.png"
+
+
+async def plot(args: argparse.Namespace) -> int:
+    """The sweep: tasks x pool sizes for Statements and the engine, table and PNG."""
+    seconds = args.window or 1.0
+    async with scratch() as state:
+        points = await sweep.sweep(state, seconds)
+    title = (
+        f"blockmon sweep, {time.strftime('%Y-%m-%d %H:%M %Z')}, PK SELECT, {seconds} s windows; "
+        f"{machine()}; load average {load()}"
+    )
+    sweep.plot(points, SWEEP_PNG, title)
+    print(title)
+    print()
+    print(sweep.table(points))
+    print(f"\nplot: {SWEEP_PNG.relative_to(ROOT)}")
+    return 1 if any(p.errors for p in points) else 0
+
+
 async def bench(args: argparse.Namespace) -> int:
     timing = QUICK if args.quick else FULL
     timing = Timing(
@@ -137,6 +176,8 @@ async def bench(args: argparse.Namespace) -> int:
         ("validation", pg_cases.validation),
         ("overload", pg_cases.overload),
         ("redis", lambda s: redis_cases.stacks(s, notes)),
+        # quick runs compare the peers at 32 tasks only (the two-minute budget)
+        ("peers", lambda s: pg_cases.peers(s, notes, (32,) if args.quick else (1, 32))),
     ]
     outcomes: list[Outcome] = []
     rows: list[Row] = []
@@ -149,18 +190,18 @@ async def bench(args: argparse.Namespace) -> int:
             async with group(state) as cases:
                 for case in cases:
                     if wanted(case.key):
-                        print(f"  {case.key} ...", file=sys.stderr, flush=True)
+                        print(f"  {case.key} ...", file=PROGRESS, flush=True)
                         outcomes.append(await interleave(case, timing))
         if wanted("monitoring"):
             rows += await monitoring_cases.rows(state, 2000 if args.quick else 10000)
         if wanted("startup"):
             rows += await asyncio.to_thread(
-                startup.rows, 3 if args.quick else 7, state.settings.postgres.database
+                startup.rows, 2 if args.quick else 7, state.settings.postgres.database
             )
         if wanted("ceiling"):
             rows += await asyncio.to_thread(ceilings.pgbench, state.base, 3 if args.quick else 10)
             rows += await asyncio.to_thread(
-                ceilings.redis_benchmark, state.base, 20_000 if args.quick else 100_000
+                ceilings.redis_benchmark, state.base, 10_000 if args.quick else 100_000
             )
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(
@@ -168,7 +209,7 @@ async def bench(args: argparse.Namespace) -> int:
         f"({timing.rounds} interleaved rounds x {timing.window} s windows per variant, median), "
         f"{time.perf_counter() - started:.0f} s"
     )
-    print(f"machine: {machine()}; event loop: {loop}")
+    print(f"machine: {machine()}; event loop: {loop}; load average {load()}")
     print(f"versions: {versions()}")
     for note in notes:
         print(note)
@@ -183,18 +224,31 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"\n{failed} target(s) failed" if failed else "\nall measured targets passed")
     for outcome in outcomes:
         for variant, error in outcome.first_error.items():
-            print(f"first error in {outcome.case.key} / {variant}: {error}", file=sys.stderr)
+            print(f"first error in {outcome.case.key} / {variant}: {error}", file=PROGRESS)
     return 1 if failed else 0
+
+
+PROGRESS = sys.stderr  # progress lines; the containers' log lines go to --log
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     os.chdir(ROOT)
-    if args.uvloop:
-        from blockmon.cli.loop import run
+    try:
+        log = open(args.log, "w")  # noqa: SIM115 (closed below, after the run)
+    except OSError as error:
+        print(
+            f"bench/run.py: error: --log: cannot write {args.log}: {error.strerror}", file=PROGRESS
+        )
+        return 2
+    with log, contextlib.redirect_stderr(log):
+        print(f"log lines: {args.log}", file=PROGRESS, flush=True)
+        work = plot(args) if args.plot else bench(args)
+        if args.uvloop:
+            from blockmon.cli.loop import run
 
-        return run(bench(args))
-    return asyncio.run(bench(args))
+            return run(work)
+        return asyncio.run(work)
 
 
 if __name__ == "__main__":

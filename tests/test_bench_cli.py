@@ -12,7 +12,12 @@ RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 @pytest.mark.parametrize(
     ("argv", "named"),
-    [(["--window", "0"], "--window"), (["--rounds", "0"], "--rounds"), (["--bogus"], "--bogus")],
+    [
+        (["--window", "0"], "--window"),
+        (["--rounds", "0"], "--rounds"),
+        (["--bogus"], "--bogus"),
+        (["--log", "/nonexistent-dir/bench.log"], "--log"),
+    ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, named):
     done = subprocess.run(

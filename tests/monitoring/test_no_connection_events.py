@@ -23,12 +23,14 @@ async def test_instrumented_engine_has_no_connection_events(blockmon_config):
 async def test_uninstall_gives_the_dialect_and_dispose_back(blockmon_settings):
     engine = create_engine(blockmon_settings.postgres)
     dialect = engine.sync_engine.dialect
-    metrics = PostgresMetrics(CollectorRegistry())
+    registry = CollectorRegistry()
+    metrics = PostgresMetrics(registry)
     metrics.install(engine)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        assert metrics.queries.labels(operation="select", status="success")._value.get() == 1
+        sample = {"operation": "select", "status": "success"}
+        assert registry.get_sample_value("postgres_queries_total", sample) == 1
         await engine.dispose()  # the pool watch follows the new pool
         assert metrics.watch is not None and metrics.watch.state().max > 0
     finally:

@@ -149,4 +149,4 @@ async def test_unusable_operation_names_are_not_remembered(blockmon_config):
         metrics = await container.monitoring.metrics()
         for i in range(300):
             await statements.scalar("SELECT 1", operation=f"bad name {i}")  # fails the name rule
-        assert len(metrics.postgres._by_operation) < 50
+        assert len(metrics.postgres.by_operation) < 50

@@ -20,6 +20,7 @@ it does not tax checkouts), which classifies the error with SQLAlchemy's view of
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from time import perf_counter
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
@@ -28,22 +29,48 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.metrics.recorder import Series
+from blockmon.postgres.hooks import OPERATION_OPTION
 
 STARTED = "_blockmon_t0"
 
 
-class ExecuteObserver(Protocol):
-    def __call__(self, statement: str, context: Any, elapsed: float) -> None: ...
+class StatementSink(Protocol):
+    """Where timed statements are recorded (`blockmon.metrics.postgres.PostgresMetrics`)."""
+
+    by_statement: dict[str, Series]  # SQL text -> its operation's series
+    by_operation: dict[str, Series]  # operation name -> series
+    slow: float  # the slow-query threshold in seconds (inf: off)
+
+    def bind(self, key: str, *, named: bool) -> Series: ...
+
+    def slow_query(self, statement: str, elapsed: float, series: Series) -> None: ...
 
 
 class _Timing:
-    """One engine's timing; ``observer`` is read per statement, so it can change."""
+    """One engine's timing; ``sink`` is read per statement, so it can change."""
 
-    __slots__ = ("__weakref__", "observer", "originals")
+    __slots__ = ("__weakref__", "originals", "sink")
 
-    def __init__(self, observer: ExecuteObserver) -> None:
-        self.observer = observer
+    def __init__(self, sink: StatementSink) -> None:
+        self.sink = sink
         self.originals: dict[str, Any] | None = None  # the dialect's own, when wrapped
+
+    def observer(self, statement: str, context: Any, elapsed: float) -> None:
+        """Record one statement: a dict lookup, one bisect, two adds."""
+        sink = self.sink
+        options = context.execution_options
+        if OPERATION_OPTION in options:
+            name = options[OPERATION_OPTION]
+            table = sink.by_operation
+            series = table[name] if name in table else sink.bind(name, named=True)
+        else:
+            table = sink.by_statement
+            series = table[statement] if statement in table else sink.bind(statement, named=False)
+        series.counts[bisect_left(series.bounds, elapsed)] += 1
+        series.sum += elapsed
+        if elapsed >= sink.slow:
+            sink.slow_query(statement, elapsed, series)
 
     def after_cursor_execute(
         self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
@@ -60,27 +87,27 @@ def _before_cursor_execute(
 _timings: WeakKeyDictionary[Engine, _Timing] = WeakKeyDictionary()
 
 
-def time_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
-    """Call ``observer`` after each statement ``engine`` runs successfully (one observer
-    per engine: the last one set wins, as for the Statements hook)."""
+def time_statements(engine: AsyncEngine, sink: StatementSink) -> None:
+    """Record each statement ``engine`` runs successfully in ``sink`` (one sink per
+    engine: the last one set wins, as for the Statements hook)."""
     sync = engine.sync_engine
     timing = _timings.get(sync)
     if timing is not None:
-        timing.observer = observer
+        timing.sink = sink
         return
-    timing = _timings[sync] = _Timing(observer)
+    timing = _timings[sync] = _Timing(sink)
     timing.originals = sa_compat.wrap_execution(sync.dialect, timing, STARTED)
     if timing.originals is None:
         event.listen(sync, "before_cursor_execute", _before_cursor_execute)
         event.listen(sync, "after_cursor_execute", timing.after_cursor_execute)
 
 
-def untime_statements(engine: AsyncEngine, observer: ExecuteObserver) -> None:
-    """Undo `time_statements` if ``observer`` is still the one set: the dialect's own
+def untime_statements(engine: AsyncEngine, sink: StatementSink) -> None:
+    """Undo `time_statements` if ``sink`` is still the one set: the dialect's own
     methods come back, so an uninstalled engine pays nothing."""
     sync = engine.sync_engine
     timing = _timings.get(sync)
-    if timing is None or timing.observer != observer:
+    if timing is None or timing.sink is not sink:
         return
     del _timings[sync]
     if timing.originals is not None:

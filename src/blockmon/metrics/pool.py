@@ -3,20 +3,23 @@ an "exhausted" log once per episode, and gauges read at scrape time.
 
 SQLAlchemy has no public count of waiters, so `PoolWatch` wraps the pool's public
 ``connect()`` and counts the callers that found no free connection and no room to open
-one. `Engine.dispose()` replaces the pool, so the watch follows the new pool
-(`blockmon._compat.sqlalchemy.follow_dispose`: the engine's ``dispose`` wrapped, as an
-``engine_disposed`` listener would be a ConnectionEvents listener, which taxes every
-connection checkout: see `blockmon.metrics.dialect_timing`).
+one, and times each checkout (acquire) and how long the connection stays out (usage),
+recorded in `blockmon.metrics.recorder` series. `Engine.dispose()` replaces the pool, so
+the watch follows the new pool (`blockmon._compat.sqlalchemy.follow_dispose`: the
+engine's ``dispose`` wrapped, as an ``engine_disposed`` listener would be a
+ConnectionEvents listener, which taxes every connection checkout: see
+`blockmon.metrics.dialect_timing`).
 """
 
 from __future__ import annotations
 
-import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event, exc
@@ -25,9 +28,10 @@ from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import get_logger
-from blockmon.metrics import fast
+from blockmon.metrics.recorder import Series
 
 _log = get_logger("blockmon.postgres")
+CHECKOUT_T0 = "blockmon_checkout_t0"  # record.info: when the connection was handed out
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,10 @@ class PoolWatch:
     def __init__(
         self,
         engine: AsyncEngine,
-        acquire: Histogram | None = None,
+        acquire: Series | None = None,
         timeouts: Counter | None = None,
         errors: Any = None,
+        usage: Series | None = None,
         *,
         name: str | None = None,
     ) -> None:
@@ -61,6 +66,7 @@ class PoolWatch:
         self.waiting = 0
         self.exhausted = False
         self._acquire = acquire
+        self._usage = usage
         self._timeouts = timeouts
         self._errors = errors  # the postgres_errors_total Counter, labelled by type
         self._wrapped: dict[int, Any] = {}
@@ -118,6 +124,14 @@ class PoolWatch:
         )
 
     def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
+        usage = self._usage
+        if usage is not None and record is not None:
+            info = record.info
+            if CHECKOUT_T0 in info:
+                elapsed = perf_counter() - info[CHECKOUT_T0]
+                del info[CHECKOUT_T0]
+                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
+                usage.sum += elapsed
         if self.exhausted and self.waiting == 0:
             self.exhausted = False
             _log.info(
@@ -133,12 +147,11 @@ class PoolWatch:
         original = pool.connect
         self._wrapped = {id(pool): original}  # the old pool is gone
         max_overflow = sa_compat.max_overflow(self.engine)  # None: unknown, waits not seen
-        acquire = self._acquire
-        observe_acquire = fast.histogram(acquire) if acquire is not None else None
+        acquire, timed = self._acquire, self._acquire is not None or self._usage is not None
         watch = self
 
         def connect() -> Any:
-            started = time.perf_counter()
+            started = perf_counter()
             waits = (
                 max_overflow is not None
                 and pool.checkedin() == 0
@@ -154,8 +167,12 @@ class PoolWatch:
             finally:
                 if waits:
                     watch.waiting -= 1
-            if observe_acquire is not None:
-                observe_acquire(time.perf_counter() - started)
+            if timed:
+                now = perf_counter()
+                connection.info[CHECKOUT_T0] = now  # usage starts: see _on_checkin
+                if acquire is not None:
+                    acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
+                    acquire.sum += now - started
             return connection
 
         pool.connect = connect  # type: ignore[method-assign]

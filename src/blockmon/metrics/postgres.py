@@ -3,18 +3,19 @@
 Statements are timed by wrappers on the engine's dialect (`dialect_timing`), not by
 cursor events, which would tax every connection checkout; errors come from the
 ``handle_error`` dialect event, connections from pool events. The hot path is one
-wrapper call per statement and one dict lookup that yields pre-bound counter and
-histogram children. The ``operation`` label is the SQL verb,
+wrapper call per statement, a dict lookup and one observation into a `Series`
+(`blockmon.metrics.recorder`: a C bisect and two adds), which also yields the
+``postgres_queries_total`` count. The ``operation`` label is the SQL verb,
 or the name given with ``execution_options(blockmon_operation="load_rules")``; both
 are capped, so label cardinality stays bounded whatever runs.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,9 +23,10 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.config.log import get_logger
-from blockmon.metrics import buckets, fast
+from blockmon.metrics import buckets
 from blockmon.metrics.dialect_timing import STARTED, time_statements, untime_statements
 from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
+from blockmon.metrics.recorder import Series, Timings, TimingsCollector, record
 from blockmon.postgres.hooks import OPERATION_OPTION, StatementHook, hook_for
 
 OTHER = "other"
@@ -77,7 +79,6 @@ _VERBS = frozenset(
 _FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*\(?\s*([A-Za-z]+)", re.S)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
 _CONNECT_T0 = "blockmon_connect_t0"
-_CHECKOUT_T0 = "blockmon_checkout_t0"
 _ERROR_TYPES = {
     "IntegrityError": "integrity",
     "ProgrammingError": "programming",
@@ -108,46 +109,36 @@ def verb(statement: str) -> str:
     return word if word in _VERBS else OTHER
 
 
-@dataclass(frozen=True)
-class _Children:
-    operation: str
-    success: Callable[[float], None]
-    error: Callable[[float], None]
-    duration: Callable[[float], None]
-
-
 class PostgresMetrics:
     """Every PostgreSQL metric, registered in ``registry``; `install` hooks an engine."""
 
     def __init__(self, registry: CollectorRegistry, *, slow_query_threshold: float = 0) -> None:
         self.slow_query_threshold = slow_query_threshold
-        self.queries = Counter(
-            "postgres_queries_total",
-            "Statements run, by operation and status (success or error)",
-            ["operation", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
+        self.slow = slow_query_threshold if slow_query_threshold > 0 else math.inf
+        self.duration = Timings(
             "postgres_query_duration_seconds",
             "Statement duration, by operation",
-            ["operation"],
-            buckets=buckets.QUERY,
-            registry=registry,
+            ("operation",),
+            buckets.QUERY,
+            counter=(
+                "postgres_queries_total",
+                "Statements run, by operation and status (success or error)",
+            ),
         )
         self.errors = Counter(
             "postgres_errors_total", "Database errors, by type", ["type"], registry=registry
         )
-        self.acquire = Histogram(
+        self.acquire = Timings(
             "postgres_connection_acquire_seconds",
             "Time to get a connection from the pool (including validation and opening)",
-            buckets=buckets.POOL,
-            registry=registry,
+            (),
+            buckets.POOL,
         )
-        self.usage = Histogram(
+        self.usage = Timings(
             "postgres_connection_usage_seconds",
             "Time a connection stays checked out",
-            buckets=buckets.POOL,
-            registry=registry,
+            (),
+            buckets.POOL,
         )
         self.creation = Histogram(
             "postgres_connection_creation_seconds",
@@ -166,37 +157,36 @@ class PostgresMetrics:
             ["kind"],
             registry=registry,
         )
-        self.replica_acquire = Histogram(
+        self.replica_acquire = Timings(
             "postgres_replica_connection_acquire_seconds",
             "Time to get a connection from a read replica's pool",
-            ["replica"],
-            buckets=buckets.POOL,
-            registry=registry,
+            ("replica",),
+            buckets.POOL,
         )
+        self.timings = TimingsCollector(
+            self.duration, self.acquire, self.usage, self.replica_acquire
+        )
+        registry.register(self.timings)
         self.replica_acquire_timeouts = Counter(
             "postgres_replica_connection_acquire_timeouts",
             "Callers that gave up waiting for a read replica's connection (pool_timeout)",
             ["replica"],
             registry=registry,
         )
-        self.families = (
-            self.replica_acquire,
+        self.families: tuple[Any, ...] = (
+            self.timings,
             self.replica_acquire_timeouts,
-            self.queries,
-            self.duration,
             self.errors,
-            self.acquire,
-            self.usage,
             self.creation,
             self.acquire_timeouts,
             self.invalidations,
         )
         self._registry = registry
-        self._observe_usage = fast.histogram(self.usage)
+        self._usage = self.usage.series()
         self._hard = self.invalidations.labels(kind="hard")
         self._soft = self.invalidations.labels(kind="soft")
-        self._by_key: dict[str, _Children] = {}
-        self._by_operation: dict[str, _Children] = {}
+        self.by_statement: dict[str, Series] = {}
+        self.by_operation: dict[str, Series] = {}
         self._error_children: dict[str, Any] = {}
         self._listeners: list[tuple[Any, str, Any]] = []
         self.watch: PoolWatch | None = None
@@ -209,7 +199,9 @@ class PostgresMetrics:
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
         self._listen_engine(engine)
-        self.watch = PoolWatch(engine, self.acquire, self.acquire_timeouts, self.errors)
+        self.watch = PoolWatch(
+            engine, self.acquire.series(), self.acquire_timeouts, self.errors, self._usage
+        )
         self.watch.install()
         hook_for(engine).waits = self.watch  # callers queued at the Statements gate
         self._collector = PoolCollector(self.watch)
@@ -222,9 +214,10 @@ class PostgresMetrics:
         self._listen_engine(engine)
         watch = PoolWatch(
             engine,
-            self.replica_acquire.labels(replica=replica),
+            self.replica_acquire.series(replica),
             self.replica_acquire_timeouts.labels(replica=replica),
             self.errors,
+            self._usage,
             name=replica,
         )
         watch.install()
@@ -238,13 +231,11 @@ class PostgresMetrics:
 
     def _listen_engine(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
-        time_statements(engine, self._executed)
+        time_statements(engine, self)
         self._timed.append(engine)
         self._listen(sync, "handle_error", self._on_error)
         self._listen(sync, "do_connect", self._before_connect)
         self._listen(sync.pool, "connect", self._connected)
-        self._listen(sync.pool, "checkout", self._checkout)
-        self._listen(sync.pool, "checkin", self._checkin)
         self._listen(sync.pool, "invalidate", self._invalidated)
         self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
         hook = hook_for(engine)  # the Statements fast path reports here, not through events
@@ -257,7 +248,7 @@ class PostgresMetrics:
                 event.remove(target, name, fn)
         self._listeners.clear()
         for engine in self._timed:
-            untime_statements(engine, self._executed)
+            untime_statements(engine, self)
         self._timed.clear()
         for hook in self._statement_hooks:
             if hook.observer == self.observe:
@@ -282,30 +273,24 @@ class PostgresMetrics:
 
     # -- statements (hot path) ----------------------------------------------------------
 
-    def _executed(self, statement: str, context: Any, elapsed: float) -> None:
-        children = self._children(context, statement)
-        children.success(1)
-        children.duration(elapsed)
-        if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
-            self._slow(statement, elapsed, children.operation)
-
     def observe(
         self, sql: str, operation: str | None, elapsed: float, error: BaseException | None
     ) -> None:
         """A statement of the fast path (`blockmon.postgres.statements`) ran: the same metrics as
         the dialect wrappers give SQLAlchemy's statements."""
         if operation is None:
-            children = self._by_key.get(sql) or self._bind(sql, named=False)
+            table = self.by_statement
+            series = table[sql] if sql in table else self.bind(sql, named=False)
         else:
-            children = self._by_operation.get(operation) or self._bind(operation, named=True)
-        if error is None:
-            children.success(1)
-        else:
-            children.error(1)
+            table = self.by_operation
+            series = table[operation] if operation in table else self.bind(operation, named=True)
+        series.counts[bisect_left(series.bounds, elapsed)] += 1
+        series.sum += elapsed
+        if error is not None:
+            series.failed += 1
             self._error_child(_driver_error_type(error)).inc()
-        children.duration(elapsed)
-        if self.slow_query_threshold and elapsed >= self.slow_query_threshold:
-            self._slow(sql, elapsed, children.operation)
+        if elapsed >= self.slow:
+            self.slow_query(sql, elapsed, series)
 
     def _error_child(self, kind: str) -> Any:
         child = self._error_children.get(kind)
@@ -313,40 +298,32 @@ class PostgresMetrics:
             child = self._error_children[kind] = self.errors.labels(type=kind)
         return child
 
-    def _children(self, context: Any, statement: str) -> _Children:
+    def _series(self, context: Any, statement: str) -> Series:
         name = context.execution_options.get(OPERATION_OPTION)
-        key = statement if name is None else name
-        children = (self._by_key if name is None else self._by_operation).get(key)
-        if children is None:
-            children = self._bind(key, named=name is not None)
-        return children
+        if name is None:
+            return self.by_statement.get(statement) or self.bind(statement, named=False)
+        return self.by_operation.get(name) or self.bind(name, named=True)
 
-    def _bind(self, key: str, *, named: bool) -> _Children:
+    def bind(self, key: str, *, named: bool) -> Series:
         """Slow path: a statement or operation name seen for the first time."""
         if named:
-            fits = _NAME.match(key) and len(self._by_operation) < MAX_NAMED_OPERATIONS
+            fits = _NAME.match(key) and len(self.by_operation) < MAX_NAMED_OPERATIONS
             operation = key if fits else OTHER
         else:
             operation = verb(key)
-        children = self._by_operation.get(operation)
-        if children is None:
-            children = _Children(
-                operation,
-                fast.counter(self.queries.labels(operation=operation, status="success")),
-                fast.counter(self.queries.labels(operation=operation, status="error")),
-                fast.histogram(self.duration.labels(operation=operation)),
-            )
-            self._by_operation[operation] = children
+        series = self.by_operation.get(operation)
+        if series is None:
+            series = self.by_operation[operation] = self.duration.series(operation)
         if named and fits:  # a name mapped to "other" is not remembered: memory stays bounded
-            self._by_operation.setdefault(key, children)
-        elif len(self._by_key) < MAX_CACHED_STATEMENTS:
-            self._by_key[key] = children
-        return children
+            self.by_operation.setdefault(key, series)
+        elif len(self.by_statement) < MAX_CACHED_STATEMENTS:
+            self.by_statement[key] = series
+        return series
 
-    def _slow(self, statement: str, elapsed: float, operation: str) -> None:
+    def slow_query(self, statement: str, elapsed: float, series: Series) -> None:
         _log.warning(
             "slow query",
-            operation=operation,
+            operation=series.labels[0],
             duration_ms=round(elapsed * 1000, 1),
             threshold_ms=round(self.slow_query_threshold * 1000, 1),
             sql=" ".join(statement.split())[:2000],
@@ -356,11 +333,13 @@ class PostgresMetrics:
         self._error_child(_error_type(context)).inc()
         execution = context.execution_context
         if execution is not None and context.statement is not None:
-            children = self._children(execution, context.statement)
-            children.error(1)
+            series = self._series(execution, context.statement)
             started = getattr(execution, STARTED, None)
-            if started is not None:
-                children.duration(time.perf_counter() - started)
+            if started is None:
+                series.untimed += 1
+            else:
+                record(series, time.perf_counter() - started)
+                series.failed += 1
 
     # -- connections ----------------------------------------------------------------
 
@@ -371,15 +350,6 @@ class PostgresMetrics:
         started = record.info.pop(_CONNECT_T0, None)
         if started is not None:
             self.creation.observe(time.perf_counter() - started)
-
-    def _checkout(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        record.info[_CHECKOUT_T0] = time.perf_counter()
-
-    def _checkin(self, dbapi_conn: Any, record: Any) -> None:
-        if record is not None:
-            started = record.info.pop(_CHECKOUT_T0, None)
-            if started is not None:
-                self._observe_usage(time.perf_counter() - started)
 
     def _invalidated(self, dbapi_conn: Any, record: Any, error: Any) -> None:
         self._hard.inc()

@@ -2,18 +2,18 @@
 lifecycle log (connected / lost / reconnected, once per change).
 
 The client's ``execute_command`` and ``pipeline`` are wrapped on the instance (not the
-class), so other clients in the process are untouched: one timestamp, one dict lookup
-of pre-bound children per command.
+class), so other clients in the process are untouched: two clock reads, one dict lookup
+and one observation into a `blockmon.metrics.recorder.Series` per command.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterator
+from time import perf_counter
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import exceptions as redis_errors
@@ -22,17 +22,11 @@ from redis.client import AbstractRedis
 
 from blockmon._compat import redis as redis_compat
 from blockmon.config.log import ConnectionLog
-from blockmon.metrics import buckets, fast
+from blockmon.metrics import buckets
+from blockmon.metrics.recorder import Series, Timings, TimingsCollector, record
 
 MAX_COMMANDS = 300
 OTHER = "OTHER"
-
-
-@dataclass(frozen=True)
-class _Children:
-    success: Callable[[float], None]
-    error: Callable[[float], None]
-    duration: Callable[[float], None]
 
 
 def _error_type(error: BaseException) -> str:
@@ -49,19 +43,18 @@ class RedisMetrics:
     """Every AbstractRedis metric, registered in ``registry``; `install` hooks one client."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.commands = Counter(
-            "redis_commands_total",
-            "Commands run, by command and status (success or error)",
-            ["command", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
+        self.duration = Timings(
             "redis_command_duration_seconds",
             "Command duration (a pipeline counts as PIPELINE or MULTI)",
-            ["command"],
-            buckets=buckets.COMMAND,
-            registry=registry,
+            ("command",),
+            buckets.COMMAND,
+            counter=(
+                "redis_commands_total",
+                "Commands run, by command and status (success or error)",
+            ),
         )
+        self.timings = TimingsCollector(self.duration)
+        registry.register(self.timings)
         self.errors = Counter(
             "redis_errors_total", "AbstractRedis errors, by type", ["type"], registry=registry
         )
@@ -70,10 +63,10 @@ class RedisMetrics:
             "used_memory reported by INFO at the last health check",
             registry=registry,
         )
-        self.families = (self.commands, self.duration, self.errors, self.memory)
+        self.families: tuple[Any, ...] = (self.timings, self.errors, self.memory)
         self.link = ConnectionLog("redis")
         self._registry = registry
-        self._children: dict[Any, _Children] = {}
+        self._series: dict[Any, Series] = {}
         self._error_children = {
             kind: self.errors.labels(type=kind)
             for kind in ("timeout", "connection", "response", "other")
@@ -101,39 +94,38 @@ class RedisMetrics:
             self._registry.unregister(self._collector)
             self._collector = None
 
-    def _bind(self, command: Any) -> _Children:
+    def _bind(self, command: Any) -> Series:
         """Slow path: a command seen for the first time."""
         name = command.decode() if isinstance(command, bytes) else str(command)
-        name = name.upper() if len(self._children) < MAX_COMMANDS and name.isascii() else OTHER
-        children = _Children(
-            fast.counter(self.commands.labels(command=name, status="success")),
-            fast.counter(self.commands.labels(command=name, status="error")),
-            fast.histogram(self.duration.labels(command=name)),
-        )
-        if len(self._children) < MAX_COMMANDS:
-            self._children[command] = children
-        return children
+        name = name.upper() if len(self._series) < MAX_COMMANDS and name.isascii() else OTHER
+        series = self.duration.series(name)
+        if len(self._series) < MAX_COMMANDS:
+            self._series[command] = series
+        return series
 
-    def _failed(self, children: _Children, started: float, error: BaseException) -> None:
-        children.error(1)
-        children.duration(time.perf_counter() - started)
+    def _failed(self, command: Any, started: float, error: BaseException) -> None:
+        series = self._series.get(command) or self._bind(command)
+        record(series, perf_counter() - started)
+        series.failed += 1
         self._error_children[_error_type(error)].inc()
         if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
             self.link.lost(error)
 
     def _wrap_execute(self, original: Any) -> Any:
-        table, bind, link = self._children, self._bind, self.link
+        table, bind, link = self._series, self._bind, self.link
 
         async def execute_command(*args: Any, **options: Any) -> Any:
-            started = time.perf_counter()
+            started = perf_counter()
             try:
                 result = await original(*args, **options)
             except Exception as error:
-                self._failed(table.get(args[0]) or bind(args[0]), started, error)
+                self._failed(args[0], started, error)
                 raise
-            children = table.get(args[0]) or bind(args[0])
-            children.success(1)
-            children.duration(time.perf_counter() - started)
+            elapsed = perf_counter() - started
+            command = args[0]
+            series = table[command] if command in table else bind(command)
+            series.counts[bisect_left(series.bounds, elapsed)] += 1
+            series.sum += elapsed
             if not link.up:
                 link.connected()
             return result
@@ -149,15 +141,15 @@ class RedisMetrics:
             execute = pipe.execute
 
             async def instrumented(raise_on_error: bool = True) -> Any:
-                children = metrics._children.get(label) or metrics._bind(label)
-                started = time.perf_counter()
+                started = perf_counter()
                 try:
                     result = await execute(raise_on_error)
                 except Exception as error:
-                    metrics._failed(children, started, error)
+                    metrics._failed(label, started, error)
                     raise
-                children.success(1)
-                children.duration(time.perf_counter() - started)
+                table = metrics._series
+                series = table[label] if label in table else metrics._bind(label)
+                record(series, perf_counter() - started)
                 if not metrics.link.up:
                     metrics.link.connected()
                 return result

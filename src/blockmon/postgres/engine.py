@@ -118,6 +118,10 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.max_lifetime,
+        # The most recently returned connection first: a warm one (FIFO rotation through
+        # every pooled connection cost ~40% more client CPU, docs/performance.md), and the
+        # rest stay idle, so validation pings only those a burst wakes up.
+        pool_use_lifo=True,
         pool_pre_ping=settings.validation == "pre_ping",
         hide_parameters=True,
         **({"logging_name": _ECHO_NAME} if settings.echo else {}),
@@ -180,15 +184,19 @@ def install_bypass_validation(
 
     @event.listens_for(pool, "checkout")
     def _validate(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        if time.monotonic() - record.info.get(_LAST_USED, 0.0) <= window:
+        info = record.info  # a subscript, not .get(): one call fewer on every checkout
+        last = info[_LAST_USED] if _LAST_USED in info else 0.0  # noqa: SIM401
+        if time.monotonic() - last <= window:
             return
         try:
             dialect.do_ping(dbapi_conn)
         except Exception as error:
             if on_dead is not None:
                 on_dead(error)
-            # The pool discards this connection and checks out another (up to 3 tries).
-            raise exc.DisconnectionError(redact(str(error))) from None
+            # The pool discards this connection, and every one older (the server went
+            # away for all of them, and the pool hands out the most recent first), then
+            # checks out another (up to 3 tries).
+            raise exc.InvalidatePoolError(redact(str(error))) from None
         record.info[_LAST_USED] = time.monotonic()
 
 

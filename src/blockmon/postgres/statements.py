@@ -30,16 +30,22 @@ Every method takes ``operation="load_rules"``: the ``operation`` label of the qu
 metrics (the SQL verb otherwise). SQL strings report to the metrics through
 `blockmon.postgres.hooks`, Executables through SQLAlchemy's events.
 
-Use `blockmon.postgres.transactions` when several statements must commit together.
+Several statements that must commit together run the same way on one connection:
+``async with db.transaction(isolation="serializable") as tx: await tx.execute(...)``
+sends one BEGIN, the statements, one COMMIT (ROLLBACK on error), and
+``db.run_transaction(work, attempts=3)`` re-runs ``work(tx)`` on 40001/40P01 like
+`blockmon.postgres.transactions.Transactions.run` (which keeps SQLAlchemy sessions, for
+ORM code).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import asyncpg
 from asyncpg import PostgresError
@@ -48,7 +54,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
-from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
+from blockmon.postgres.hooks import OPERATION_OPTION, StatementObserver, hook_for
+from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
 Params = Mapping[str, Any] | None
@@ -80,20 +87,50 @@ def positional(dialect: Dialect, sql: str) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-def _arguments(names: tuple[str, ...], params: Params) -> list[Any]:
+def _arguments(names: tuple[str, ...], params: Any) -> list[Any]:
+    """The values of ``names`` in ``params`` (one mapping), in order."""
     if not names:
         return []
     if params is None:
         raise ValueError(f"params: missing value for :{names[0]}")
     try:
-        return [params[name] for name in names]
+        return list(map(params.__getitem__, names))
     except KeyError as error:
         raise ValueError(f"params: missing value for :{error.args[0]}") from None
+
+
+def _many(params: ManyParams) -> TypeGuard[Sequence[Mapping[str, Any]]]:
+    """Whether ``params`` is a sequence of parameter sets (a dict is checked first: the
+    Mapping ABC check costs three calls)."""
+    return params is not None and type(params) is not dict and not isinstance(params, Mapping)
 
 
 def _named(operation: str | None) -> dict[str, Any] | None:
     """Execution options naming the statement's ``operation`` label, when one is given."""
     return None if operation is None else {OPERATION_OPTION: operation}
+
+
+_ISOLATION = {
+    "read_committed": "READ COMMITTED",
+    "repeatable_read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+
+
+def begin_statement(isolation: str | None, *, readonly: bool = False) -> str:
+    """The BEGIN for ``isolation`` ("read_committed", "repeatable_read", "serializable",
+    any case, spaces allowed; None: the server's default)."""
+    words = ["BEGIN"]
+    if isolation is not None:
+        level = _ISOLATION.get(isolation.strip().lower().replace(" ", "_"))
+        if level is None:
+            raise ValueError(
+                f"isolation: must be one of {', '.join(_ISOLATION)}, got {isolation!r}"
+            )
+        words.append(f"ISOLATION LEVEL {level}")
+    if readonly:
+        words.append("READ ONLY")
+    return " ".join(words)
 
 
 def _gate(engine: Engine) -> tuple[asyncio.Semaphore, float] | None:
@@ -115,7 +152,7 @@ class Statements:
         self._core = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
         )
-        self._dialect = engine.sync_engine.dialect
+        self._sql_dialect = engine.sync_engine.dialect
         self._gate_pool: Pool | None = None  # the pool _gate was sized for
         self._gate: tuple[asyncio.Semaphore, float] | None = None
         self._hook = hook_for(engine)
@@ -128,10 +165,20 @@ class Statements:
     ) -> T:
         """Run ``call(asyncpg_connection)`` on a connection checked out of the engine's pool."""
         pool = self.engine.sync_engine.pool  # dispose() replaces it: always use the current one
+        gate = await self._admit(pool)
+        try:
+            return await self._checked_out(call, sql, operation)
+        finally:
+            if gate is not None:
+                gate.release()
+
+    async def _admit(self, pool: Pool) -> asyncio.Semaphore | None:
+        """Wait for a permit of the gate in front of ``pool``; the gate to release after,
+        or None for an unbounded pool."""
         if pool is not self._gate_pool:
             self._gate_pool, self._gate = pool, _gate(self.engine.sync_engine)
         if self._gate is None:
-            return await self._checked_out(call, sql, operation)
+            return None
         gate, timeout = self._gate
         if gate.locked():
             waits = self._hook.waits  # pool metrics, when installed
@@ -151,10 +198,7 @@ class Statements:
                     waits.waiting -= 1
         else:
             await gate.acquire()  # a permit is free: returns without suspending
-        try:
-            return await self._checked_out(call, sql, operation)
-        finally:
-            gate.release()
+        return gate
 
     async def _checked_out(
         self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
@@ -195,8 +239,8 @@ class Statements:
             async with self._core.begin() as conn:
                 result = await conn.execute(statement, params, execution_options=_named(operation))
                 return int(result.rowcount)
-        sql, names = positional(self._dialect, statement)
-        if params is not None and not isinstance(params, Mapping):
+        sql, names = positional(self._sql_dialect, statement)
+        if _many(params):
             rows = [_arguments(names, p) for p in params]
             if rows:
                 await self._on_driver(lambda c: c.executemany(sql, rows), sql, operation)
@@ -215,7 +259,7 @@ class Statements:
                 return (
                     await conn.execute(statement, params, execution_options=_named(operation))
                 ).all()
-        sql, names = positional(self._dialect, statement)
+        sql, names = positional(self._sql_dialect, statement)
         args = _arguments(names, params)
         rows: list[Any] = await self._on_driver(
             lambda c: c.fetch(sql, *args, record_class=Record), sql, operation
@@ -232,7 +276,7 @@ class Statements:
                     await conn.execute(statement, params, execution_options=_named(operation))
                 ).first()
                 return row
-        sql, names = positional(self._dialect, statement)
+        sql, names = positional(self._sql_dialect, statement)
         args = _arguments(names, params)
         return await self._on_driver(
             lambda c: c.fetchrow(sql, *args, record_class=Record), sql, operation
@@ -247,6 +291,167 @@ class Statements:
                 return (
                     await conn.execute(statement, params, execution_options=_named(operation))
                 ).scalar()
-        sql, names = positional(self._dialect, statement)
+        sql, names = positional(self._sql_dialect, statement)
         args = _arguments(names, params)
         return await self._on_driver(lambda c: c.fetchval(sql, *args), sql, operation)
+
+    @asynccontextmanager
+    async def transaction(
+        self, isolation: str | None = None, *, readonly: bool = False
+    ) -> AsyncIterator[Transaction]:
+        """``async with db.transaction() as tx:`` one connection, one BEGIN, the
+        statements, one COMMIT; ROLLBACK when the block raises. A block cancelled while a
+        statement runs, or a broken connection, discards the connection instead."""
+        begin = begin_statement(isolation, readonly=readonly)
+        pool = self.engine.sync_engine.pool
+        gate = await self._admit(pool)
+        try:
+            fairy = await self.engine.raw_connection()
+            driver: Any = fairy.driver_connection
+            tx = Transaction(driver, self._sql_dialect, self._hook.observer)
+            try:
+                await driver.execute(begin)
+                yield tx
+            except BaseException as error:
+                if isinstance(error, Exception) and tx.clean:
+                    await _roll_back(fairy, driver, error)
+                else:  # cancelled, or a statement was cut off: the server rolls back
+                    fairy.invalidate(error)
+                raise
+            started = perf_counter()
+            try:
+                await driver.execute("COMMIT")
+            except BaseException as error:  # only a failed COMMIT is a query in the metrics
+                observer = self._hook.observer
+                if observer is not None:
+                    observer("COMMIT", None, perf_counter() - started, error)
+                if isinstance(error, PostgresError):
+                    fairy.close()  # the server ended the transaction (e.g. 40001 at COMMIT)
+                else:
+                    fairy.invalidate(error)
+                raise
+            fairy.close()
+        finally:
+            if gate is not None:
+                gate.release()
+
+    async def run_transaction(
+        self,
+        work: Callable[[Transaction], Awaitable[T]],
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+        attempts: int = 3,
+        backoff: float = 0.02,
+    ) -> T:
+        """Run ``work(tx)`` in `transaction`, re-running it from the start on 40001/40P01
+        up to ``attempts`` times in all. ``work`` must be safe to repeat: it may only touch
+        the database through ``tx``."""
+        begin_statement(isolation, readonly=readonly)  # a bad isolation fails before any work
+
+        async def unit() -> T:
+            async with self.transaction(isolation, readonly=readonly) as tx:
+                return await work(tx)
+
+        return await retrying(unit, attempts, backoff)
+
+
+async def _roll_back(fairy: Any, driver: Any, error: BaseException) -> None:
+    """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
+    back is discarded."""
+    try:
+        await driver.execute("ROLLBACK")
+    except BaseException as failure:
+        fairy.invalidate(failure)
+        raise error from None
+    fairy.close()
+
+
+class Transaction:
+    """The statements of one `Statements.transaction`: SQL strings with ``:name``
+    parameters, run on its connection, reported to the query metrics as Statements do."""
+
+    __slots__ = ("_driver", "_observer", "_sql_dialect", "clean")
+
+    def __init__(self, driver: Any, dialect: Dialect, observer: StatementObserver | None) -> None:
+        self._driver = driver
+        self._sql_dialect = dialect
+        self._observer = observer
+        self.clean = True  # False once a statement was cut off or the connection broke
+
+    async def run(
+        self,
+        method: Callable[..., Awaitable[T]],
+        sql: str,
+        args: Sequence[Any],
+        operation: str | None,
+        **options: Any,
+    ) -> T:
+        """``await method(sql, *args)``, timed for the metrics when they are installed."""
+        if not self.clean:
+            raise asyncpg.InterfaceError("transaction: its connection was lost; start another")
+        observer = self._observer
+        started = perf_counter() if observer is not None else 0.0
+        try:
+            result = await method(sql, *args, **options)
+        except BaseException as error:
+            if not isinstance(error, PostgresError):
+                self.clean = False
+            if observer is not None:
+                observer(sql, operation, perf_counter() - started, error)
+            raise
+        if observer is not None:
+            observer(sql, operation, perf_counter() - started, None)
+        return result
+
+    def _sql(self, statement: Any) -> tuple[str, tuple[str, ...]]:
+        if type(statement) is not str and not isinstance(statement, str):
+            raise TypeError(
+                "transaction: statements are SQL strings; run SQLAlchemy constructs "
+                "through Transactions (an AsyncSession)"
+            )
+        return positional(self._sql_dialect, statement)
+
+    async def execute(
+        self, statement: str, params: ManyParams = None, *, operation: str | None = None
+    ) -> int:
+        """Run a statement; the affected row count (0 when none is reported). With a
+        sequence of parameter sets, run it once per set (pipelined) and return -1."""
+        sql, names = self._sql(statement)
+        if _many(params):
+            rows = [_arguments(names, p) for p in params]
+            if rows:
+                await self.run(self._driver.executemany, sql, (rows,), operation)
+            return -1
+        status: str = await self.run(
+            self._driver.execute, sql, _arguments(names, params), operation
+        )
+        last = status.rpartition(" ")[2]
+        return int(last) if last.isdigit() else 0
+
+    async def fetch_all(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> list[Record]:
+        """Every row, as `Record`s."""
+        sql, names = self._sql(statement)
+        rows: list[Record] = await self.run(
+            self._driver.fetch, sql, _arguments(names, params), operation, record_class=Record
+        )
+        return rows
+
+    async def fetch_one(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> Record | None:
+        """The first row or None."""
+        sql, names = self._sql(statement)
+        row: Record | None = await self.run(
+            self._driver.fetchrow, sql, _arguments(names, params), operation, record_class=Record
+        )
+        return row
+
+    async def scalar(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> Any:
+        """The first column of the first row, or None."""
+        sql, names = self._sql(statement)
+        return await self.run(self._driver.fetchval, sql, _arguments(names, params), operation)

@@ -1,5 +1,9 @@
 """Units of work: commit on success, roll back on error, and re-run the whole unit
-when PostgreSQL reports a serialization failure (40001) or a deadlock (40P01)."""
+when PostgreSQL reports a serialization failure (40001) or a deadlock (40P01).
+
+`Transactions` runs them on SQLAlchemy sessions (for ORM code); the same retry loop,
+`retrying`, runs `blockmon.postgres.statements.Statements.run_transaction` on the raw
+driver."""
 
 from __future__ import annotations
 
@@ -34,6 +38,27 @@ def is_retryable(error: BaseException) -> bool:
     return sqlstate(error) in RETRYABLE_SQLSTATES
 
 
+async def retrying(unit: Callable[[], Awaitable[T]], attempts: int, backoff: float) -> T:
+    """Await ``unit()``, again from the start on 40001/40P01, up to ``attempts`` times in
+    all, sleeping ``backoff`` x 2^(attempt-1) x [0.5, 1.5) in between."""
+    if attempts < 1:
+        raise ValueError(f"attempts: must be >= 1, got {attempts}")
+    for attempt in range(1, attempts + 1):
+        try:
+            return await unit()
+        except Exception as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+            _log.info(
+                "transaction retried",
+                sqlstate=sqlstate(error),
+                attempt=attempt,
+                attempts=attempts,
+            )
+            await asyncio.sleep(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
 class Transactions:
     """Runs units of work on sessions from ``session_factory``."""
 
@@ -60,20 +85,9 @@ class Transactions:
         """Run ``work(session)`` in a transaction, re-running it from the start on
         40001/40P01 up to ``attempts`` times in all. ``work`` must be safe to repeat:
         it may only touch the database through ``session``."""
-        if attempts < 1:
-            raise ValueError(f"attempts: must be >= 1, got {attempts}")
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self.begin(isolation_level) as session:
-                    return await work(session)
-            except DBAPIError as error:
-                if attempt == attempts or not is_retryable(error):
-                    raise
-                _log.info(
-                    "transaction retried",
-                    sqlstate=sqlstate(error),
-                    attempt=attempt,
-                    attempts=attempts,
-                )
-                await asyncio.sleep(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+
+        async def unit() -> T:
+            async with self.begin(isolation_level) as session:
+                return await work(session)
+
+        return await retrying(unit, attempts, backoff)

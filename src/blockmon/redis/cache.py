@@ -82,23 +82,24 @@ class Cache:
         names = list(keys)
         if not names:
             return {}
+        prefix = self.prefix  # per key: no call but the pipeline's own
         async with self.client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.get(self.key(name))
+                pipe.get(prefix + name)
             values = await pipe.execute()
-        found = sum(v is not None for v in values)
-        self.hits += found
-        self.misses += len(values) - found
+        missed = values.count(None)
+        self.hits += len(values) - missed
+        self.misses += missed
         return dict(zip(names, values, strict=True))
 
     async def set_many(self, items: Mapping[str, Value], ttl: float | None = None) -> None:
         """Store many keys in one round trip."""
         if not items:
             return
-        px = _px(ttl)
+        px, prefix = _px(ttl), self.prefix
         async with self.client.pipeline(transaction=False) as pipe:
             for name, value in items.items():
-                pipe.set(self.key(name), value, px=px)
+                pipe.set(prefix + name, value, px=px)
             await pipe.execute()
 
     async def get_or_compute(

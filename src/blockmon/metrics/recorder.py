@@ -1,0 +1,129 @@
+"""Timings recorded as plain integers on the hot path and turned into Prometheus
+families only when scraped.
+
+prometheus_client's ``Histogram.observe`` walks its buckets in a Python loop and takes
+a lock per bucket; its ``Counter.inc`` costs three calls. A `Series` is preallocated
+bucket counts and a sum: recording is ``series.counts[bisect_left(series.bounds, v)] +=
+1; series.sum += v``, one C call and two adds, written out where the time is measured.
+The success count of a ``..._total{status}`` counter is the histogram's count minus
+``series.failed``, so a statement costs one observation, not three.
+
+Recording happens on the event loop's thread (every blockmon hot path runs there);
+`collect` copies the counts in one C operation, so a scrape from any thread sees a
+consistent histogram. The exposition is what prometheus_client's own ``Histogram`` and
+``Counter`` print for the same values (tests/monitoring/test_fast_metrics.py).
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
+
+from prometheus_client import Counter
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+
+class Series:
+    """One label set: counts per bucket (the last one is +Inf), their sum, failures."""
+
+    __slots__ = ("bounds", "counts", "created", "failed", "labels", "sum", "untimed")
+
+    def __init__(self, bounds: tuple[float, ...], labels: tuple[str, ...]) -> None:
+        self.bounds = bounds  # finite upper bounds, ascending
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.failed = 0  # observations that were failures
+        self.untimed = 0  # failures without a duration (not in the histogram)
+        self.labels = labels
+        self.created = time.time()
+
+
+def record(series: Series, value: float) -> None:
+    """Off the hot path: what the hot paths write out inline."""
+    series.counts[bisect_left(series.bounds, value)] += 1
+    series.sum += value
+
+
+class Timings:
+    """A histogram ``name{label...}`` of durations and, when ``counter`` is given, the
+    counter ``counter{label..., status="success"|"error"}`` of the same events."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...],
+        bounds: Iterable[float],
+        counter: tuple[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labels
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counter = counter
+        self._le = [str(floatToGoString(b)) for b in self.bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
+        self._series: dict[tuple[str, ...], Series] = {}
+        if not labels:
+            self.series()  # an unlabelled histogram is exposed from the start
+
+    def series(self, *values: str) -> Series:
+        """The series of one label set, made on first use (slow path)."""
+        found = self._series.get(values)
+        if found is None:
+            found = self._series[values] = Series(self.bounds, values)
+        return found
+
+    def families(self, created: bool, *, empty: bool = False) -> Iterator[Metric]:
+        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        total = (
+            CounterMetricFamily(
+                self.counter[0], self.counter[1], labels=[*self.labelnames, "status"]
+            )
+            if self.counter is not None
+            else None
+        )
+        for series in [] if empty else list(self._series.values()):
+            counts = series.counts.copy()  # one C operation: a consistent view
+            cumulative = [float(c) for c in accumulate(counts)]
+            labels = dict(zip(self.labelnames, series.labels, strict=True))
+            histogram.add_metric(
+                list(series.labels), list(zip(self._le, cumulative, strict=True)), series.sum
+            )
+            if created:
+                histogram.samples.append(Sample(self.name + "_created", labels, series.created))
+            if total is not None:
+                failed = min(series.failed, int(cumulative[-1]))
+                stamp = series.created if created else None
+                total.add_metric([*series.labels, "success"], cumulative[-1] - failed, stamp)
+                total.add_metric([*series.labels, "error"], float(failed + series.untimed), stamp)
+        if total is not None:
+            yield total
+        yield histogram
+
+
+def created_series_enabled() -> bool:
+    """Whether prometheus_client prints ``_created`` samples (its
+    ``disable_created_metrics()`` or PROMETHEUS_DISABLE_CREATED_SERIES turn them off)."""
+    probe = Counter("blockmon_probe", "", registry=None)
+    return any(s.name.endswith("_created") for m in probe.collect() for s in m.samples)
+
+
+class TimingsCollector(Collector):
+    """Exposes `Timings` objects; register once per registry."""
+
+    def __init__(self, *timings: Timings) -> None:
+        self.timings = timings
+
+    def describe(self) -> Iterator[Metric]:
+        for timing in self.timings:
+            yield from timing.families(False, empty=True)
+
+    def collect(self) -> Iterator[Metric]:
+        created = created_series_enabled()
+        for timing in self.timings:
+            yield from timing.families(created)
