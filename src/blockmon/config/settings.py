@@ -12,7 +12,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, get_args
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -274,6 +274,21 @@ class PostgresSettings(_Section):
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
         return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_from_url(cls, data: Any) -> Any:
+        """The database a URL names is the one used: ``database`` says so too, so that
+        ``config show`` and ``up`` never name another one."""
+        if not isinstance(data, dict) or data.get("url") is None:
+            return data
+        url = data["url"]
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        try:
+            name = unquote(urlsplit(raw).path.lstrip("/")) if isinstance(raw, str) else ""
+        except ValueError:
+            return data  # the url check says what is wrong
+        return {**data, "database": name} if name else data
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
