@@ -40,13 +40,19 @@ def postgres_check(
         except Exception as error:
             if _connection_lost(error):
                 await engine.dispose()
-            if isinstance(error, socket.gaierror):  # its message does not name the host
-                address = f"{engine.url.host}:{engine.url.port or 5432}"
-                raise ConnectionError(connection_failure(error, address=address)) from None
+            if isinstance(error, socket.gaierror):
+                raise unresolved(error, engine) from None
             raise
         return [_version(engine), pool_observation(pool_state(), saturation_warn)]
 
     return check
+
+
+def unresolved(error: socket.gaierror, engine: AsyncEngine) -> ConnectionError:
+    """A failed name lookup (its message does not name the host) worded for a health row:
+    ``cannot resolve host 'db' (...)``, the same for every PostgreSQL check."""
+    address = f"{engine.url.host}:{engine.url.port or 5432}"
+    return ConnectionError(connection_failure(error, address=address))
 
 
 def pool_observation(state: PoolState, saturation_warn: float) -> Observation:

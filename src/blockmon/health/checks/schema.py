@@ -4,12 +4,14 @@ application's chain too. The result is a check of its own, ``postgres:schema``."
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from blockmon.health.checks.postgres import unresolved
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -100,8 +102,11 @@ def schema_check(
         state = pool_state()
         if state.max and state.used >= state.max:
             return last
-        async with reader.connect() as conn:
-            observation = await probe(conn)
+        try:
+            async with reader.connect() as conn:
+                observation = await probe(conn)
+        except socket.gaierror as error:
+            raise unresolved(error, engine) from None
         last[:] = [] if observation is None else [observation]
         return list(last)
 
