@@ -170,3 +170,20 @@ def test_a_missing_database_is_one_clean_line(
         f'blockmon: error: database: database "{name}" does not exist on {where} '
         "(blockmon up creates it)\n"
     ), done.stderr
+
+
+def test_health_words_a_missing_database_in_both_rows(blockmon_settings: Settings) -> None:
+    name = f"bm_missing_{os.getpid()}"
+    url = engine_url(blockmon_settings.postgres).set(drivername="postgresql", database=name)
+    env = _env(url.render_as_string(hide_password=False))
+    done = subprocess.run(
+        [BLOCKMON, "health"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if " fail " in line}
+    for row in ("postgres", "postgres:schema"):
+        assert rows[row].endswith(
+            f'database "{name}" does not exist on '
+            f"{url.host}:{url.port or 5432} (blockmon up creates it)"
+        ), done.stdout
+    assert "DBAPIError" not in done.stdout and "sqlalche.me" not in done.stdout

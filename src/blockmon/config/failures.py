@@ -24,7 +24,7 @@ def connection_failure(
     """``error`` as a line naming ``address`` and, for a timeout, what was being done,
     the setting that bounded it (if one did) and its value."""
     server = _server(address)
-    missing = _missing_database(error)
+    missing = missing_database(error)
     if missing is not None:
         return redact(one_line(f"{missing} on {server} (blockmon up creates it)", 200))
     if isinstance(error, socket.gaierror):
@@ -44,7 +44,7 @@ def _server(address: str) -> str:
     return re.sub(r"/[^/:]*$", "", address.rpartition("@")[2])
 
 
-def _missing_database(error: BaseException) -> str | None:
+def missing_database(error: BaseException) -> str | None:
     """The server's own ``database "x" does not exist`` (SQLSTATE 3D000), found in the
     chain SQLAlchemy wraps around asyncpg's error, else None."""
     seen: BaseException | None = error

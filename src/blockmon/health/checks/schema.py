@@ -4,14 +4,13 @@ application's chain too. The result is a check of its own, ``postgres:schema``."
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from blockmon.health.checks.postgres import unresolved
+from blockmon.health.checks.postgres import worded
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -105,8 +104,11 @@ def schema_check(
         try:
             async with reader.connect() as conn:
                 observation = await probe(conn)
-        except socket.gaierror as error:
-            raise unresolved(error, engine) from None
+        except Exception as error:
+            plain = worded(error, engine)
+            if plain is not None:
+                raise plain from None
+            raise
         last[:] = [] if observation is None else [observation]
         return list(last)
 
