@@ -323,3 +323,17 @@ def test_migrations_database_url_applies_whatever_the_file(tmp_path: Path, file:
     assert settings.migrations.url.get_secret_value() == url
     assert settings.postgres.url is not None
     assert settings.postgres.url.get_secret_value() == "postgresql://app@pgbouncer:6432/app"
+
+
+def test_a_raw_at_in_the_password_stops_every_command_at_load(tmp_path: Path) -> None:
+    """The outsider's URL: each command exits 2 before connecting, no piece of the
+    password anywhere (once: ``cannot resolve host 'postgres:***@TAILSECRET@...'``)."""
+    url = f"postgresql://postgres:{SECRET}@TAILSECRET@127.0.0.1:5432/db"
+    line = "blockmon: error: postgres.url: the user name or password contains a raw '@': "
+    for command in (["health"], ["health", "--json"], ["db", "current"], ["db", "upgrade"]):
+        done = _cli(tmp_path, "{}\n", *command, env={"DATABASE_URL": url})
+        assert (done.returncode, done.stdout) == (2, ""), command
+        assert done.stderr == line + "percent-encode it as %40\n", command
+    done = _cli(tmp_path, "{}\n", "up", "--no-embedded", env={"DATABASE_URL": url})
+    assert done.returncode == 2 and "TAILSECRET" not in done.stdout + done.stderr
+    assert done.stderr.endswith(line + "percent-encode it as %40\n")
