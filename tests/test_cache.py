@@ -119,6 +119,24 @@ async def test_get_or_compute_computes_once_for_100_callers(blockmon_cache: Cach
     assert calls == 1  # served from Redis now
 
 
+async def test_get_or_compute_does_not_cache_none(blockmon_cache: Cache) -> None:
+    """ "Not found" is asked again: a row created meanwhile is found on the next call."""
+    found: dict[str, int] | None = None
+    calls = 0
+
+    async def compute() -> dict[str, int] | None:
+        nonlocal calls
+        calls += 1
+        return found
+
+    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) is None
+    assert not await blockmon_cache.exists("maybe")
+    found = {"id": 1}
+    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) == {"id": 1}
+    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) == {"id": 1}
+    assert calls == 2  # the None was not stored; the dict was
+
+
 async def test_get_or_compute_error_reaches_every_waiter(blockmon_cache: Cache) -> None:
     calls = 0
 

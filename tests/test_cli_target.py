@@ -3,9 +3,14 @@ which servers they talk to, with passwords masked."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from pathlib import Path
 
+import yaml
+
 from blockmon.config.settings import Settings
+from blockmon.testing import drop_database
 from tests.test_migrations_cli import blockmon, dsn, environ
 
 SECRET = "t4rget-Pa55word"
@@ -40,3 +45,41 @@ def test_without_a_config_file_health_says_so(tmp_path: Path) -> None:
     env.pop("BLOCKMON_CONFIG")
     result = blockmon("health", env=env, cwd=tmp_path)
     assert "blockmon: config: none found (defaults and environment)" in result.stdout
+
+
+async def test_up_and_config_show_name_the_database_of_the_url(
+    tmp_path: Path, blockmon_settings: Settings
+) -> None:
+    """``DATABASE_URL=.../<name>``: ``config show`` lists ``postgres.database: <name>``
+    and ``up`` says it created ``<name>`` (once: the default name ``blockmon``)."""
+    pg = blockmon_settings.postgres
+    name = f"bm_url_{secrets.token_hex(5)}"
+    config = tmp_path / "service.yml"
+    config.write_text("postgres:\n  database: not_this_one\n")
+    env = environ(DATABASE_URL=dsn(pg, database=name))
+    try:
+        shown = blockmon("config", "show", "-c", str(config), env=env, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert yaml.safe_load(shown.stdout)["postgres"]["database"] == name
+        as_json = blockmon("config", "show", "--json", "-c", str(config), env=env, cwd=tmp_path)
+        assert json.loads(as_json.stdout)["postgres"]["database"] == name
+        up = blockmon("up", "--no-embedded", "-c", str(config), env=env, cwd=tmp_path)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"blockmon: created database {name!r}" in up.stdout.splitlines(), up.stdout
+        assert "'blockmon'" not in up.stdout and "not_this_one" not in up.stdout
+    finally:
+        await drop_database(pg, name)
+
+
+def test_config_show_says_which_file_it_read_on_stderr(tmp_path: Path) -> None:
+    config = tmp_path / "service.yml"
+    config.write_text("postgres:\n  pool_size: 7\n")
+    result = blockmon("config", "show", "-c", str(config), env=environ(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"blockmon: config: {config.resolve()}\n"
+    assert yaml.safe_load(result.stdout)["postgres"]["pool_size"] == 7  # stdout: YAML only
+    env = environ()
+    env.pop("BLOCKMON_CONFIG")
+    none = blockmon("config", "show", "--json", env=env, cwd=tmp_path)
+    assert none.stderr == "blockmon: config: none found (defaults and environment)\n"
+    assert json.loads(none.stdout)["postgres"]["pool_size"] == 10

@@ -120,7 +120,7 @@ BAD = [
     Bad(
         "bad postgres URL port",
         f"postgres:\n  url: 'postgresql://u:{SENTINEL}@h:notaport/db'\n",
-        "postgres.url: not a valid URL (expected postgresql://, postgres:// or postgresql+asyncpg://...)",
+        "postgres.url: port must be a number between 1 and 65535",
     ),
     Bad(
         "bad redis URL scheme",

@@ -7,8 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from blockmon.cli import main
 from blockmon.config.file import MAX_BYTES, load_settings
@@ -182,7 +184,28 @@ def test_a_file_over_the_size_bound(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "line"),
     [
-        ("postgresql://u:{s}@db:0/x", "postgres.url: port must be between 1 and 65535, got 0"),
+        ("postgresql://u:{s}@db:0/x", "postgres.url: port must be a number between 1 and 65535"),
+        (
+            "postgresql://u:{s}@db:99999/x",
+            "postgres.url: port must be a number between 1 and 65535",
+        ),
+        ("postgresql://u:{s}@db:abc/x", "postgres.url: port must be a number between 1 and 65535"),
+        (
+            "postgresql://u:{s}@TAILSECRET@db:5432/x",
+            "postgres.url: the user name or password contains a raw '@': percent-encode it as %40",
+        ),
+        (
+            "redis://u:{s}@TAILSECRET@cache/0",
+            "redis.url: the user name or password contains a raw '@': percent-encode it as %40",
+        ),
+        (
+            "redis://cache:6379/abc",
+            "redis.url: database (the path) must be an integer between 0 and 1023",
+        ),
+        (
+            "redis://cache:6379/1024",
+            "redis.url: database (the path) must be an integer between 0 and 1023",
+        ),
         (
             "postgresql://u:{s}@db/x?sslmode=bogus",
             "postgres.url: query option sslmode has an invalid value, got 'bogus'",
@@ -195,7 +218,8 @@ def test_a_file_over_the_size_bound(tmp_path: Path) -> None:
             "postgresql://u@db/x?host=a:0",
             "postgres.url: query option host has an invalid value, got 'a:0'",
         ),
-        ("redis://u:{s}@cache:0/0", "redis.url: port must be between 1 and 65535, got 0"),
+        ("redis://u:{s}@cache:0/0", "redis.url: port must be a number between 1 and 65535"),
+        ("redis://u:{s}@cache:65536/0", "redis.url: port must be a number between 1 and 65535"),
         ("redis://u:{s}@cache/0?foo=bar", "redis.url: unknown query option 'foo' for redis://"),
         ("redis://u:{s}@cache/0?db=x", "redis.url: query option db has an invalid value, got 'x'"),
         (
@@ -223,6 +247,34 @@ def test_urls_are_checked_like_the_drivers_would(tmp_path: Path, url: str, line:
         )
     assert str(caught.value) == line
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("tree", "line"),
+    [
+        (
+            {"migrations": {"url": "postgresql://u:{s}@TAILSECRET@db/x"}},
+            "migrations.url: the user name or password contains a raw '@': percent-encode it as %40",
+        ),
+        (
+            {"postgres": {"replicas": ["db-1:5432", "postgresql://u:{s}@TAILSECRET@db/x"]}},
+            "postgres.replicas.1: the user name or password contains a raw '@': percent-encode it as %40",
+        ),
+        (
+            {"postgres": {"replicas": ["postgresql://u:{s}@db:abc/x"]}},
+            "postgres.replicas.0: port must be a number between 1 and 65535",
+        ),
+    ],
+)
+def test_every_url_setting_gets_the_url_checks(
+    tmp_path: Path, tree: dict[str, Any], line: str
+) -> None:
+    """The CLI as typed: exit 2, one line naming the setting, no piece of the password."""
+    text = yaml.safe_dump(tree).replace("{s}", SECRET)
+    done = _cli(tmp_path, text, "health")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"blockmon: error: {line}\n"
+    assert SECRET not in done.stderr and "TAILSECRET" not in done.stderr
 
 
 def test_health_says_the_same_line_instead_of_a_type_error(tmp_path: Path) -> None:
@@ -271,3 +323,17 @@ def test_migrations_database_url_applies_whatever_the_file(tmp_path: Path, file:
     assert settings.migrations.url.get_secret_value() == url
     assert settings.postgres.url is not None
     assert settings.postgres.url.get_secret_value() == "postgresql://app@pgbouncer:6432/app"
+
+
+def test_a_raw_at_in_the_password_stops_every_command_at_load(tmp_path: Path) -> None:
+    """The outsider's URL: each command exits 2 before connecting, no piece of the
+    password anywhere (once: ``cannot resolve host 'postgres:***@TAILSECRET@...'``)."""
+    url = f"postgresql://postgres:{SECRET}@TAILSECRET@127.0.0.1:5432/db"
+    line = "blockmon: error: postgres.url: the user name or password contains a raw '@': "
+    for command in (["health"], ["health", "--json"], ["db", "current"], ["db", "upgrade"]):
+        done = _cli(tmp_path, "{}\n", *command, env={"DATABASE_URL": url})
+        assert (done.returncode, done.stdout) == (2, ""), command
+        assert done.stderr == line + "percent-encode it as %40\n", command
+    done = _cli(tmp_path, "{}\n", "up", "--no-embedded", env={"DATABASE_URL": url})
+    assert done.returncode == 2 and "TAILSECRET" not in done.stdout + done.stderr
+    assert done.stderr.endswith(line + "percent-encode it as %40\n")

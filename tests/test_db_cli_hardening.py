@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from blockmon.config.secrets import LINE_LIMIT
-from blockmon.config.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.postgres.engine import engine_url
 from blockmon.provisioning.servers import connect
 
@@ -149,5 +149,41 @@ def test_health_names_the_unknown_host() -> None:
         [BLOCKMON, "health"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 1
-    assert "cannot resolve host 'no-such-host.invalid'" in done.stdout
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if " fail " in line}
+    for row in ("postgres", "postgres:schema"):  # worded the same way in both rows
+        assert "cannot resolve host 'no-such-host.invalid'" in rows[row], done.stdout
+    assert "gaierror" not in done.stdout
     assert SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", [("upgrade", "head"), ("current",)])
+def test_a_missing_database_is_one_clean_line(
+    blockmon_settings: Settings, command: tuple[str, ...]
+) -> None:
+    name = f"bm_missing_{os.getpid()}"
+    pg = blockmon_settings.postgres
+    url = engine_url(pg).set(drivername="postgresql", database=name)
+    done = _db(*command, url=url.render_as_string(hide_password=False))
+    assert done.returncode == 1, done.stdout + done.stderr
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    assert done.stderr == (
+        f'blockmon: error: database: database "{name}" does not exist on {where} '
+        "(blockmon up creates it)\n"
+    ), done.stderr
+
+
+def test_health_words_a_missing_database_in_both_rows(blockmon_settings: Settings) -> None:
+    name = f"bm_missing_{os.getpid()}"
+    url = engine_url(blockmon_settings.postgres).set(drivername="postgresql", database=name)
+    env = _env(url.render_as_string(hide_password=False))
+    done = subprocess.run(
+        [BLOCKMON, "health"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if " fail " in line}
+    for row in ("postgres", "postgres:schema"):
+        assert rows[row].endswith(
+            f'database "{name}" does not exist on '
+            f"{url.host}:{url.port or 5432} (blockmon up creates it)"
+        ), done.stdout
+    assert "DBAPIError" not in done.stdout and "sqlalche.me" not in done.stdout

@@ -155,11 +155,11 @@ async def test_example_web_app_shares_blockmon_container(
                 assert bad.status_code == 400 and bad.json()["error"].startswith("body:")
                 wrong = await client.post("/users", json={"telegram_id": "nine"})
                 assert wrong.status_code == 422 and wrong.json()["error"].startswith("telegram_id")
-                assert (await client.get("/rules/1")).status_code == 404  # a miss is cached...
+                assert (await client.get("/rules/1")).status_code == 404  # a miss: not cached
                 rule = {"name": "cpu", "rule_type": "threshold", "conditions": {"above": 1}}
                 created = await client.post("/users/1/rules", json=rule)
                 assert created.status_code == 201 and created.json()["id"] == 1
-                got = await client.get("/rules/1")  # ...and dropped when the rule is created
+                got = await client.get("/rules/1")  # found at once once created
                 assert got.status_code == 200 and got.json() == created.json()
                 assert (await client.get("/users/1/rules")).json() == [created.json()]
                 assert (await client.get("/metrics")).status_code == 200

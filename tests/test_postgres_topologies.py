@@ -381,7 +381,7 @@ async def test_without_the_setting_pgbouncer_breaks_prepared_statements(
         ({"replicas": ["db:5432", "h:99999"]}, "postgres.replicas.1: expected host:port"),
         (
             {"replicas": ["mysql://h/db"]},
-            "postgres.replicas.0: expected host:port or a postgresql://",
+            "postgres.replicas.0: scheme must be postgresql://",  # checked at load
         ),
         ({"hosts": ["a:1", "b"]}, "postgres.hosts.1: must be host:port"),
         ({"target_session_attrs": "writer"}, "postgres.target_session_attrs: must be one of"),

@@ -352,3 +352,13 @@ def test_query_string_password_is_masked_in_the_engine_url() -> None:
     from blockmon.config.secrets import redact
 
     assert redact(f"echo {QUERY_SECRET}") == "echo ***"  # registered, not only pattern-matched
+
+
+def test_redaction_masks_the_user_info_up_to_the_last_at() -> None:
+    """An unregistered password with a raw ``@`` is masked whole, whatever path shows it."""
+    from blockmon.config.secrets import redact
+
+    text = "failed: postgresql://postgres:S3cret@TAILSECRET@127.0.0.1:5432/db (x@y)"
+    assert redact(text) == "failed: postgresql://postgres:***@127.0.0.1:5432/db (x@y)"
+    two = "redis://a:p1@q@h1/0 and redis://b:p2@h2:6379/1"
+    assert redact(two) == "redis://a:***@h1/0 and redis://b:***@h2:6379/1"

@@ -24,6 +24,31 @@ async def test_unit_container_caches_in_fakeredis_without_starting_anything(
     assert not blockmon_unit_container.monitoring.health.initialized
 
 
+def test_unit_container_tears_down_whether_or_not_a_resource_was_awaited(
+    tmp_path: Path,
+) -> None:
+    """An application's own run: a test that awaits nothing, then one that awaits
+    ``redis.cache()``; both pass and neither errors at teardown."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["blockmon.testing"]\n')
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (tmp_path / "test_app.py").write_text(
+        "async def test_nothing_awaited(blockmon_unit_container):\n"
+        "    assert blockmon_unit_container.redis.cache is not None\n\n"
+        "async def test_cache_awaited(blockmon_unit_container):\n"
+        "    cache = await blockmon_unit_container.redis.cache()\n"
+        "    await cache.set_json('k', 1, ttl=30)\n"
+        "    assert await cache.get_json('k') == 1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout and "error" not in result.stdout, result.stdout
+
+
 def test_a_wrong_alembic_config_stops_the_run_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["blockmon.testing"]\n')
     (tmp_path / "pytest.ini").write_text("[pytest]\nblockmon_alembic_config = nope/alembic.ini\n")

@@ -57,6 +57,17 @@ def readme_commands() -> list[str]:
     return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
 
 
+def test_readme_shows_the_alembic_ini_and_pytest_config_the_service_uses() -> None:
+    """What the tutorial shows of ``alembic.ini`` (``prepend_sys_path = .``) and of the
+    pytest configuration (``asyncio_mode = "auto"``) is what the service's files hold."""
+    text = (EXAMPLE / "README.md").read_text()
+    (ini,) = re.findall(r"```ini\n(.*?)```", text, flags=re.S)
+    (toml,) = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    assert "prepend_sys_path = .\n" in ini and ini in (EXAMPLE / "alembic.ini").read_text()
+    assert 'asyncio_mode = "auto"\n' in toml
+    assert toml in (EXAMPLE / "pyproject.toml").read_text()
+
+
 def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)  # type: ignore[call-overload, no-any-return]
 

@@ -1,4 +1,5 @@
-"""``blockmon config show``: the effective configuration, secrets masked."""
+"""``blockmon config show``: the effective configuration, secrets masked; the file it
+was read from on stderr."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def show_config(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import yaml
 
     from blockmon.cli.settings import command_settings
+    from blockmon.cli.target import config_line
     from blockmon.config.secrets import masked_settings
 
     data = masked_settings(command_settings(args))
+    print(f"blockmon: {config_line(args)}", file=sys.stderr)  # stdout stays YAML/JSON
     if args.json:
         print(json.dumps(data, indent=2))
     else:

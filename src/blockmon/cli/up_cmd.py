@@ -98,8 +98,9 @@ async def _up(
         )
         say(f"postgres: {postgres_target(settings.postgres)}")
         say(f"redis: {redis_target(settings.redis)}")
-        if await ensure_database(settings.postgres):
-            say(f"created database {settings.postgres.database!r}")
+        created = await ensure_database(settings.postgres)
+        if created is not None:
+            say(f"created database {created!r}")
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
         sock = bind(*serve_at) if serve_at else None

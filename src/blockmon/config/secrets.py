@@ -19,8 +19,9 @@ MASK = "***"
 SHOWN_LIMIT = 80  # characters of a value an error shows
 LINE_LIMIT = 400  # characters of an error line
 
+# The password runs to the LAST ``@`` before the host: a raw ``@`` in it stays masked.
 _URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]*)@"
 )
 _KEY_VALUE = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|secret|token|sslpassword|auth)\b\s*[=:]\s*)(?P<q>['\"]?)(?P<value>[^'\"&\s,;)]+)",

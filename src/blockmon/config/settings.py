@@ -12,9 +12,10 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, get_args
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -104,30 +105,37 @@ def _url_passwords(url: SecretStr | None) -> list[str]:
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_DB_MAX = 1023
 
 
 def _check_url(
-    url: SecretStr | None, schemes: tuple[str, ...], query: Callable[[str], str | None]
+    url: SecretStr | None, schemes: tuple[str, ...], problem: Callable[[str], str | None]
 ) -> SecretStr | None:
     """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a
-    password): scheme, port, and query options the driver would refuse later."""
+    password): scheme, a raw ``@`` in the user-info, port, and what ``problem`` finds
+    (the query options and path the driver would refuse or misread later)."""
     if url is None:
         return None
     names = [f"{s}://" for s in schemes]
     wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
     try:
         parts = urlsplit(url.get_secret_value())
-        port = parts.port
     except ValueError:
         raise _url_error(f"not a valid URL (expected {wanted}...)") from None
     if parts.scheme.lower() not in schemes:
         got = f"{parts.scheme}://" if parts.scheme else "no scheme"
         raise _url_error(f"scheme must be {wanted}, got {got}")
+    if parts.netloc.count("@") > 1:
+        raise _url_error("the user name or password contains a raw '@': percent-encode it as %40")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
     if port == 0:
-        raise _url_error("port must be between 1 and 65535, got 0")
-    problem = query(url.get_secret_value()) if parts.query else None
-    if problem is not None:
-        raise _url_error(problem)
+        raise _url_error("port must be a number between 1 and 65535")
+    found = problem(url.get_secret_value())
+    if found is not None:
+        raise _url_error(found)
     return url
 
 
@@ -169,6 +177,7 @@ _POSTGRES_QUERY: dict[str, Callable[[str], bool]] = {
 
 
 def _postgres_query_problem(url: str) -> str | None:
+    """Query options asyncpg (through SQLAlchemy) would refuse or misread."""
     for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
         check = _POSTGRES_QUERY.get(key)
         if check is None:
@@ -184,7 +193,7 @@ def _postgres_query_problem(url: str) -> str | None:
 # The numbers redis-py parses but would only refuse (or misuse) later: blockmon's own
 # bounds for the same settings.
 _REDIS_QUERY_RANGES: dict[str, tuple[Any, Any]] = {
-    "db": (0, 1023),
+    "db": (0, REDIS_DB_MAX),
     "protocol": (2, 3),
     "max_connections": (1, 100000),
     "socket_timeout": (1e-3, 3600),
@@ -194,10 +203,15 @@ _REDIS_QUERY_RANGES: dict[str, tuple[Any, Any]] = {
 }
 
 
-def _redis_query_problem(url: str) -> str | None:
-    """Asks redis-py itself: its URL parser, then what its connection class accepts."""
+def _redis_url_problem(url: str) -> str | None:
+    """The database path redis-py would silently drop, then the query options, asking
+    redis-py itself: its URL parser, then what its connection class accepts."""
     from redis.asyncio import connection
 
+    parts = urlsplit(url)
+    db = parts.path.lstrip("/") if parts.scheme.lower() != "unix" else ""
+    if db and not (db.isdigit() and int(db) <= REDIS_DB_MAX):
+        return f"database (the path) must be an integer between 0 and {REDIS_DB_MAX}"
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
     for key, values in query.items():
         parsers = connection.URL_QUERY_ARGUMENT_PARSERS
@@ -218,6 +232,13 @@ def _redis_query_problem(url: str) -> str | None:
         if key not in accepted:
             return f"unknown query option {shown(key, 40)} for {scheme}://"
     return None
+
+
+def _replica(entry: SecretStr) -> SecretStr:
+    """A ``postgres.replicas`` entry given as a URL gets the checks of ``postgres.url``."""
+    if "://" in entry.get_secret_value():
+        _check_url(entry, POSTGRES_SCHEMES, _postgres_query_problem)
+    return entry
 
 
 class PostgresSettings(_Section):
@@ -243,7 +264,7 @@ class PostgresSettings(_Section):
     # Scale-out (docs/topologies.md): several hosts tried in order, read replicas, PgBouncer.
     hosts: list[HostPort] = []
     target_session_attrs: TargetSessionAttrs | None = None
-    replicas: list[SecretStr] = []
+    replicas: list[Annotated[SecretStr, AfterValidator(_replica)]] = []
     replica_fallback: bool = True
     replica_retry_after: float = Field(5.0, gt=0, le=3600)
     replica_lag_warn: float = Field(10.0, gt=0, le=86400)
@@ -253,6 +274,21 @@ class PostgresSettings(_Section):
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
         return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_from_url(cls, data: Any) -> Any:
+        """The database a URL names is the one used: ``database`` says so too, so that
+        ``config show`` and ``up`` never name another one."""
+        if not isinstance(data, dict) or data.get("url") is None:
+            return data
+        url = data["url"]
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        try:
+            name = unquote(urlsplit(raw).path.lstrip("/")) if isinstance(raw, str) else ""
+        except ValueError:
+            return data  # the url check says what is wrong
+        return {**data, "database": name} if name else data
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
@@ -275,7 +311,7 @@ class RedisSettings(_Section):
     url: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)
-    db: int = Field(0, ge=0, le=1023)
+    db: int = Field(0, ge=0, le=REDIS_DB_MAX)
     username: str | None = None
     password: SecretStr | None = None
     tls: bool = False
@@ -300,7 +336,7 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, REDIS_SCHEMES, _redis_query_problem)
+        return _check_url(url, REDIS_SCHEMES, _redis_url_problem)
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:

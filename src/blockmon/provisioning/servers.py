@@ -45,17 +45,17 @@ async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> 
     return None
 
 
-async def ensure_database(settings: PostgresSettings, timeout: float = 5.0) -> bool:
-    """Create the configured database if it is missing; True if it was created."""
+async def ensure_database(settings: PostgresSettings, timeout: float = 5.0) -> str | None:
+    """Create the database ``settings`` connect to if it is missing; its name if created."""
     name = engine_url(settings).database
     if not name:
-        return False
+        return None
     conn = await connect(settings, database="postgres", timeout=timeout)
     try:
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            return False
+            return None
         await conn.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
-        return True
+        return name
     finally:
         await conn.close(timeout=timeout)
 

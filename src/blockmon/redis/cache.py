@@ -106,7 +106,8 @@ class Cache:
         self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
     ) -> T:
         """Cache-aside with JSON values: on a miss, one caller computes and stores; the
-        others that miss the same key meanwhile await that one result."""
+        others that miss the same key meanwhile await that one result. A None result is
+        returned but not stored ("not found yet" is asked again on the next call)."""
         raw = await self.get(key)
         if raw is not None:
             cached: T = json.loads(raw)
@@ -125,7 +126,8 @@ class Cache:
         self._inflight[key] = future
         try:
             value = await compute()
-            await self.set_json(key, value, ttl)
+            if value is not None:
+                await self.set_json(key, value, ttl)
         except Exception as error:
             future.set_exception(error)
             future.exception()  # marks it retrieved when no other caller waits

@@ -234,6 +234,9 @@ async def blockmon_unit_container(
     try:
         yield container
     finally:
-        stopped: Any = container.shutdown_resources()  # async: every blockmon Resource is
-        await stopped
+        # None when the test initialised no Resource (dependency-injector returns an
+        # awaitable only when an async one was started).
+        stopped: Any = container.shutdown_resources()
+        if stopped is not None:
+            await stopped
         container.redis.client.reset_override()

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.config.failures import connection_failure
+from blockmon.config.failures import connection_failure, missing_database
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -40,13 +40,23 @@ def postgres_check(
         except Exception as error:
             if _connection_lost(error):
                 await engine.dispose()
-            if isinstance(error, socket.gaierror):  # its message does not name the host
-                address = f"{engine.url.host}:{engine.url.port or 5432}"
-                raise ConnectionError(connection_failure(error, address=address)) from None
+            plain = worded(error, engine)
+            if plain is not None:
+                raise plain from None
             raise
         return [_version(engine), pool_observation(pool_state(), saturation_warn)]
 
     return check
+
+
+def worded(error: BaseException, engine: AsyncEngine) -> ConnectionError | None:
+    """A failed name lookup (its message does not name the host) or a missing database
+    (SQLAlchemy wraps it in a paragraph) as one line, the same for every PostgreSQL
+    check: ``cannot resolve host 'db' (...)``; None for any other error."""
+    if not isinstance(error, socket.gaierror) and missing_database(error) is None:
+        return None
+    address = f"{engine.url.host}:{engine.url.port or 5432}"
+    return ConnectionError(connection_failure(error, address=address))
 
 
 def pool_observation(state: PoolState, saturation_warn: float) -> Observation:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from blockmon.health.checks.postgres import worded
 from blockmon.health.model import Observation, Status
 from blockmon.metrics.pool import PoolState
 
@@ -100,8 +101,14 @@ def schema_check(
         state = pool_state()
         if state.max and state.used >= state.max:
             return last
-        async with reader.connect() as conn:
-            observation = await probe(conn)
+        try:
+            async with reader.connect() as conn:
+                observation = await probe(conn)
+        except Exception as error:
+            plain = worded(error, engine)
+            if plain is not None:
+                raise plain from None
+            raise
         last[:] = [] if observation is None else [observation]
         return list(last)
 
