@@ -9,11 +9,19 @@ from pathlib import Path
 
 import yaml
 
-from blockmon.config.settings import Settings
+from blockmon.config.settings import RedisSettings, Settings
+from blockmon.provisioning.servers import postgres_address, redis_target
 from blockmon.testing import drop_database
 from tests.test_migrations_cli import blockmon, dsn, environ
 
 SECRET = "t4rget-Pa55word"
+
+
+def redis_section(redis: RedisSettings) -> str:
+    """The per-run Redis as config: host and port, or the embedded server's socket URL."""
+    if redis.url is not None:
+        return f"redis:\n  url: {redis.url.get_secret_value()}\n"
+    return f"redis:\n  host: {redis.host}\n  port: {redis.port}\n"
 
 
 def test_health_and_up_print_the_config_file_and_servers(
@@ -21,9 +29,7 @@ def test_health_and_up_print_the_config_file_and_servers(
 ) -> None:
     redis = blockmon_settings.redis
     config = tmp_path / "service.yml"
-    config.write_text(
-        f"redis:\n  host: {redis.host}\n  port: {redis.port}\nmonitoring:\n  details: always\n"
-    )
+    config.write_text(f"{redis_section(redis)}monitoring:\n  details: always\n")
     pg = blockmon_settings.postgres
     url = dsn(pg, password=SECRET) if pg.password is None else dsn(pg)
     env = environ(DATABASE_URL=url)
@@ -32,11 +38,11 @@ def test_health_and_up_print_the_config_file_and_servers(
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert f"blockmon: config: {config.resolve()}" in lines, result.stdout
-        where = f"{pg.host}:{pg.port}/{pg.database}"
+        where = f"{postgres_address(pg)}/{pg.database}"
         assert any(
             line.startswith("blockmon: postgres: ") and line.endswith(where) for line in lines
         ), result.stdout
-        assert f"blockmon: redis: {redis.host}:{redis.port}/{redis.db}" in lines
+        assert f"blockmon: redis: {redis_target(redis)}" in lines, result.stdout
         assert SECRET not in result.stdout + result.stderr
 
 
@@ -55,7 +61,9 @@ async def test_up_and_config_show_name_the_database_of_the_url(
     pg = blockmon_settings.postgres
     name = f"bm_url_{secrets.token_hex(5)}"
     config = tmp_path / "service.yml"
-    config.write_text("postgres:\n  database: not_this_one\n")
+    config.write_text(
+        f"postgres:\n  database: not_this_one\n{redis_section(blockmon_settings.redis)}"
+    )
     env = environ(DATABASE_URL=dsn(pg, database=name))
     try:
         shown = blockmon("config", "show", "-c", str(config), env=env, cwd=tmp_path)

@@ -16,7 +16,7 @@ import pytest
 from blockmon.config.secrets import LINE_LIMIT
 from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.postgres.engine import engine_url
-from blockmon.provisioning.servers import connect
+from blockmon.provisioning.servers import connect, postgres_address
 
 BLOCKMON = str(Path(sys.executable).with_name("blockmon"))
 SECRET = "Hunter2Secret"
@@ -165,7 +165,7 @@ def test_a_missing_database_is_one_clean_line(
     url = engine_url(pg).set(drivername="postgresql", database=name)
     done = _db(*command, url=url.render_as_string(hide_password=False))
     assert done.returncode == 1, done.stdout + done.stderr
-    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    where = postgres_address(pg)  # host:port, or the socket folder of an embedded server
     assert done.stderr == (
         f'blockmon: error: database: database "{name}" does not exist on {where} '
         "(blockmon up creates it)\n"

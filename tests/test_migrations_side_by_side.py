@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blockmon.config.settings import PostgresSettings
+from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from tests.test_migrations_cli import (
     BIN,
     ROOT,
@@ -37,9 +37,13 @@ def service(tmp_path: Path) -> Path:
     return copy
 
 
-def env_for(database: PostgresSettings, service: Path) -> dict[str, str]:
+def env_for(
+    database: PostgresSettings, service: Path, redis: RedisSettings | None = None
+) -> dict[str, str]:
     env = environ(DATABASE_URL=dsn(database), PYTHONPATH=str(service))
     env.pop("BLOCKMON_CONFIG")  # the service's own ./config.yml, as a user runs it
+    if redis is not None and redis.url is not None:  # an embedded Redis: its socket
+        env["REDIS_URL"] = redis.url.get_secret_value()
     return env
 
 
@@ -61,9 +65,12 @@ async def versions(database: PostgresSettings, table: str) -> list[str]:
 
 @pytest.mark.parametrize("blockmon_first", [True, False], ids=["blockmon-first", "app-first"])
 async def test_both_chains_in_either_order(
-    blockmon_fresh_database: PostgresSettings, service: Path, blockmon_first: bool
+    blockmon_fresh_database: PostgresSettings,
+    blockmon_settings: Settings,
+    service: Path,
+    blockmon_first: bool,
 ) -> None:
-    env = env_for(blockmon_fresh_database, service)
+    env = env_for(blockmon_fresh_database, service, blockmon_settings.redis)
     steps = [
         lambda: blockmon("db", "upgrade", "head", env=env, cwd=service),
         lambda: alembic("upgrade", "head", env=env, cwd=service),

@@ -101,7 +101,11 @@ def user_env(env_dir: Path, wheels: Path, settings: Settings, database: str) -> 
         PATH=f"{env_dir / 'bin'}:{env['PATH']}",
         VIRTUAL_ENV=str(env_dir),
         DATABASE_URL=dsn(settings.postgres, database=database),
-        REDIS_URL=f"redis://{redis.host}:{redis.port}/{redis.db}",
+        REDIS_URL=(  # the per-run Redis: host and port, or an embedded server's socket
+            redis.url.get_secret_value()
+            if redis.url is not None
+            else f"redis://{redis.host}:{redis.port}/{redis.db}"
+        ),
         PIP_NO_INDEX="1",  # offline: every pip call installs from the wheels only
         PIP_FIND_LINKS=str(wheels),
         PIP_DISABLE_PIP_VERSION_CHECK="1",

