@@ -47,15 +47,23 @@ class EmbeddedServers:
 
     def start_postgres(self) -> str:
         """Start (or reuse) the embedded PostgreSQL; return its URL."""
-        # Set before the import: platformdirs warns at import time when it is missing.
         self.home.mkdir(parents=True, exist_ok=True)
         run = self.home / "run"
         if len(str(run)) > _DEEPEST_RUNTIME:  # a deep folder: its sockets would not fit
             run = self._short_run = Path(tempfile.mkdtemp(prefix="bm-run-"))
         run.mkdir(parents=True, exist_ok=True)
         run.chmod(0o700)  # platformdirs rejects a runtime dir others can read
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(run))
-        pgserver = _import("pgserver")
+        # pgserver reads its runtime folder (lock file, sockets of deep data folders) from
+        # XDG_RUNTIME_DIR when first imported: ours, then the process's value again.
+        previous = os.environ.get("XDG_RUNTIME_DIR")
+        os.environ["XDG_RUNTIME_DIR"] = str(run)
+        try:
+            pgserver = _import("pgserver")
+        finally:
+            if previous is None:
+                del os.environ["XDG_RUNTIME_DIR"]
+            else:
+                os.environ["XDG_RUNTIME_DIR"] = previous
         quiet = logging.getLogger("pgserver")
         if quiet.level == logging.NOTSET:  # its INFO chatter would bury our one line
             quiet.setLevel(logging.WARNING)
