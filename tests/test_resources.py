@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from dependency_injector.providers import Resource
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -98,3 +99,35 @@ async def test_a_bad_setting_stops_start_up_before_any_connection(
             raise AssertionError("started with pool_size -3")
     except ConfigError as error:
         assert str(error) == "postgres.pool_size: must be >= 1, got -3"
+
+
+async def test_a_cancelled_start_up_finishes_then_shuts_everything_down(
+    blockmon_config: dict[str, Any],
+) -> None:
+    """A signal or a stopping server cancels start-up at any step: the cancellation is
+    re-raised, the loop logs no broken future, and no Resource is left started."""
+    loop = asyncio.get_running_loop()
+    broken: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: broken.append(context))
+    try:
+        for steps in range(0, 40, 3):
+            container = ApplicationContainer()
+            container.config.from_dict(blockmon_config)
+
+            async def start(container: Any = container) -> None:
+                async with Lifespan(container):
+                    await asyncio.Event().wait()
+
+            task = asyncio.ensure_future(start())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.wait([task], timeout=60)
+            assert task.cancelled(), f"after {steps} steps: {task}"
+            started = [p for p in container.traverse(types=[Resource]) if p.initialized]
+            assert started == [], f"after {steps} steps, still started: {started}"
+        await asyncio.sleep(0.1)  # broken futures' callbacks run on the next iterations
+        assert broken == []
+    finally:
+        loop.set_exception_handler(previous)

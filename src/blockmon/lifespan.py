@@ -8,7 +8,8 @@ request ``state`` stays empty; reach the container through your own providers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -30,10 +31,27 @@ class Lifespan(_StarletteLifespan):
         try:
             for part in parts:
                 await part.logging.init()
-            await super().__aenter__()
+            started = self.container.init_resources(self.resource_type)
+            if started is not None:
+                await _finish_first(started)
         except BaseException:
             await super().__aexit__(None, None, None)
             raise
+
+
+async def _finish_first(starting: Awaitable[Any]) -> None:
+    """Await the Resources' start; a cancellation (a signal, a server stopping) lets it
+    finish first and is re-raised after. Cancelled halfway, dependency-injector's futures
+    break ("Exception in callback ... InvalidStateError" on the loop's log) and what was
+    started is not known, so could not be shut down."""
+    task = asyncio.ensure_future(starting)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])  # bounded by the connect timeouts
+        if not task.cancelled():
+            task.exception()  # retrieved (not logged by the loop): the cancellation wins
+        raise
 
 
 def _blockmon_parts(container: Any) -> Iterator[Any]:
