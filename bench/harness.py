@@ -32,7 +32,7 @@ class Timing:
     window: float
     rounds: int
     warmup: float
-    profiled_calls: int  # sequential calls profiled (one by one) per variant
+    profiled_calls: int  # sequential calls profiled (one by one) per variant, in two halves
 
 
 @dataclass
@@ -129,23 +129,37 @@ async def window(op: Op, tasks: int, seconds: float, per_op: int) -> Window:
     return Window(done * per_op / elapsed, cpu / items, errors, first)
 
 
-async def python_calls(op: Op, count: int, per_op: int) -> float:
-    """Python function calls per item: the least over ``count`` sequential calls, each
-    profiled on its own. Unlike time this hardly moves with the machine's load, so it
-    shows what a layer adds even when throughput is too noisy to. What does move it only
-    ever adds calls (an event-loop iteration more when a reply came late, a background
-    health check), at times to half of the calls (a Redis SET reads 388 or 424), so the
-    least, not the median, gives the same figure run after run: the call's own path."""
-    counts = []
-    for _ in range(count):
-        profile = cProfile.Profile()
-        profile.enable()
-        try:
-            await op()
-        finally:
-            profile.disable()
-        counts.append(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
-    return min(counts) / per_op
+async def python_calls(op: Op) -> int:
+    """Python function calls (cProfile) of one call of ``op``.
+
+    One event-loop iteration first: the loop pops the timers the previous call cancelled
+    (a Redis socket timeout, an asyncpg command timeout) in its next iteration if they
+    are the earliest in its heap, which depends on what other timers the process has
+    (a health loop's sleep, another pool's): 7 calls (``heappop``, ``TimerHandle.__lt__``)
+    that landed in some runs' calls and not in others'."""
+    await asyncio.sleep(0)
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        await op()
+    finally:
+        profile.disable()
+    return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+
+
+async def profile_round(case: Case, calls: int, counts: dict[str, list[int]]) -> None:
+    """``calls`` sequential calls of each variant, interleaved A B C, A B C, ..., each
+    profiled on its own. Unlike time a call count hardly moves with the machine's load,
+    so it shows what a layer adds even when throughput is too noisy to. What does move it
+    only ever adds calls: an event-loop iteration more when a reply came late, another
+    task's step run inside the call (a background health check). Such a disturbance
+    lasted a whole block of one variant's calls once (a Redis GET read 378 instead of 337
+    in all 31), so the variants take turns call by call, and `interleave` profiles half
+    of the calls before the rounds and half after: the least count is the call's own
+    path, the same run after run."""
+    for _ in range(calls):
+        for variant in case.variants:
+            counts[variant.name].append(await python_calls(variant.op))
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
@@ -154,11 +168,13 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
     gc.collect()
     gc.freeze()
     outcome = Outcome(case)
+    counts: dict[str, list[int]] = {variant.name: [] for variant in case.variants}
     for variant in case.variants:
         await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)
         outcome.rates[variant.name] = []
         outcome.cpu[variant.name] = []
         outcome.errors[variant.name] = 0
+    await profile_round(case, timing.profiled_calls // 2, counts)
     for _ in range(timing.rounds * case.rounds_factor):
         for variant in case.variants:
             measured = await window(
@@ -169,10 +185,9 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
             outcome.errors[variant.name] += measured.errors
             if measured.first_error and variant.name not in outcome.first_error:
                 outcome.first_error[variant.name] = measured.first_error
+    await profile_round(case, timing.profiled_calls - timing.profiled_calls // 2, counts)
     for variant in case.variants:
-        outcome.calls[variant.name] = await python_calls(
-            variant.op, timing.profiled_calls, variant.per_op
-        )
+        outcome.calls[variant.name] = min(counts[variant.name]) / variant.per_op
     return outcome
 
 

@@ -21,6 +21,7 @@ from blockmon.postgres.engine import connect_args, engine_url
 
 POOL = 10
 TASKS = (1, 32)
+BARE = "SQLAlchemy, no timeouts"  # a truly bare create_async_engine(url)
 
 PK_DOLLAR = "SELECT id, name, value FROM bench_items WHERE id = $1"
 PK = "SELECT id, name, value FROM bench_items WHERE id = :id"
@@ -159,11 +160,15 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
         stack.push_async_callback(pool.close)
         bare = create_async_engine(url, pool_size=POOL, max_overflow=0, connect_args=driver)
         stack.push_async_callback(bare.dispose)
+        # Truly bare: no driver settings at all, so no client-side command timeout (what
+        # the safety timeouts cost is judged against it; 1 task only, the 2-minute budget).
+        truly = create_async_engine(url, pool_size=POOL, max_overflow=0)
+        stack.push_async_callback(truly.dispose)
         app = await container(scratch, stack)
         engine = await app.postgres.engine()
         statements = await app.postgres.statements()
         transactions = await app.postgres.transactions()
-        raw, plain = asyncpg_ops(pool), sqlalchemy_ops(bare)
+        raw, plain, unsafe = asyncpg_ops(pool), sqlalchemy_ops(bare), sqlalchemy_ops(truly)
         instrumented, fast = sqlalchemy_ops(engine), blockmon_fast_ops(statements, transactions)
         cases = []
         for tasks in TASKS:
@@ -173,6 +178,8 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
                     Variant("SQLAlchemy", plain[work]),
                     Variant("blockmon", instrumented[work]),
                 ]
+                if tasks == 1:
+                    variants.append(Variant(BARE, unsafe[work]))
                 if work == "tx":
                     variants += [
                         Variant("SQLAlchemy session", plain["session"]),

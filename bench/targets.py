@@ -113,6 +113,12 @@ def verdicts(outcomes: dict[str, Outcome], rows: list[Row]) -> list[Verdict]:
                 outcomes, "instrumented <= 1.02x SQLAlchemy", case, "blockmon", "SQLAlchemy", 1.02
             )
         )
+    for case in stacks:
+        if "SQLAlchemy, no timeouts" in outcomes[case].calls:
+            target = "engine <= 1.05x bare create_async_engine calls"
+            out.append(
+                overhead(outcomes, target, case, "blockmon", "SQLAlchemy, no timeouts", 1.05)
+            )
     redis = [k for k in outcomes if k.startswith("redis.")]
     for case in redis:
         for ours in ("blockmon client", "blockmon cache"):

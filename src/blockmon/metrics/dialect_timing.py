@@ -57,7 +57,8 @@ class _Timing:
         self.originals: dict[str, Any] | None = None  # the dialect's own, when wrapped
 
     def observer(self, statement: str, context: Any, elapsed: float) -> None:
-        """Record one statement: a dict lookup, one bisect, two adds."""
+        """Record one statement: a dict lookup, one bisect, two adds (the wrappers of
+        `blockmon._compat.sqlalchemy.wrap_execution` write the same out inline)."""
         sink = self.sink
         options = context.execution_options
         if OPERATION_OPTION in options:
@@ -96,7 +97,7 @@ def time_statements(engine: AsyncEngine, sink: StatementSink) -> None:
         timing.sink = sink
         return
     timing = _timings[sync] = _Timing(sink)
-    timing.originals = sa_compat.wrap_execution(sync.dialect, timing, STARTED)
+    timing.originals = sa_compat.wrap_execution(sync.dialect, timing, STARTED, OPERATION_OPTION)
     if timing.originals is None:
         event.listen(sync, "before_cursor_execute", _before_cursor_execute)
         event.listen(sync, "after_cursor_execute", timing.after_cursor_execute)

@@ -147,16 +147,13 @@ class PoolWatch:
         original = pool.connect
         self._wrapped = {id(pool): original}  # the old pool is gone
         max_overflow = sa_compat.max_overflow(self.engine)  # None: unknown, waits not seen
+        idle = sa_compat.idle_connections(pool)  # read without a call while not empty
         acquire, timed = self._acquire, self._acquire is not None or self._usage is not None
         watch = self
 
         def connect() -> Any:
             started = perf_counter()
-            waits = (
-                max_overflow is not None
-                and pool.checkedin() == 0
-                and pool.overflow() >= max_overflow
-            )
+            waits = not idle and max_overflow is not None and pool.overflow() >= max_overflow
             if waits:
                 watch.wait_started()
             try:
