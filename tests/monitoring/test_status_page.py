@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
+from blockmon.health.checker import CHANGES_KEPT
 from blockmon.health.model import MEDIA_TYPE, Observation, Status
 from blockmon.monitoring.lazy import monitoring_app
 from blockmon.monitoring.mount import combine
@@ -39,6 +40,7 @@ async def test_page_without_token_shows_status_only_and_with_it_the_values(block
             assert detail not in response.text
     page = right.text
     assert MARKER in page
+    assert '<meta http-equiv="refresh" content="5">' in page and "<script" not in page
     assert 'data-component="postgres"' in page and 'data-component="redis"' in page
     assert 'class="bar"' in page  # pool usage
     assert "Last changes" in page
@@ -97,6 +99,24 @@ async def test_last_changes_of_state_with_times_and_reasons(blockmon_config):
     table = again.split("Last changes", 1)[1]
     assert table.index('data-status="pass"') < table.index('data-status="fail"')  # newest first
     assert changes[0].at.strftime("%H:%M:%S") in table
+
+
+async def test_the_checker_keeps_the_last_twenty_changes(blockmon_config):
+    config = merged(blockmon_config, monitoring={"cache_ttl": 0})
+    flips = {"count": 0}
+
+    def flipping() -> bool:
+        flips["count"] += 1
+        return flips["count"] % 2 == 0
+
+    async with running(config) as container:
+        checker = await container.monitoring.health()
+        checker.register("flipping", flipping, critical=False)
+        for _ in range(CHANGES_KEPT + 5):
+            await checker.check("flipping", max_age=0)
+    changes = checker.changes()
+    assert len(changes) == CHANGES_KEPT
+    assert changes[0].status == Status.FAIL and changes[0].previous == Status.PASS  # 25th run
 
 
 async def test_health_stays_json_for_a_browser_accept_header(blockmon_config):

@@ -78,6 +78,7 @@ def page(report: Report, changes: Sequence[StateChange], *, details: bool, at: d
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # no /favicon.ico request (a 404 in the console)
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         f"<title>blockmon: {escape(str(status))}</title><style>{_STYLE}</style></head>"
         f"<body><main>{''.join(body)}</main></body></html>"
