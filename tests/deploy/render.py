@@ -66,7 +66,9 @@ async def render(client: httpx.AsyncClient, panels: list[dict[str, Any]], path: 
         drawn += 1
     for axis in flat[len(panels) :]:
         axis.axis("off")
-    figure.suptitle("blockmon (deploy/grafana/blockmon.json), last minute of the test run")
+    figure.suptitle(
+        "blockmon (deploy/grafana/blockmon.json), drawn from the data of tests/deploy/test_prometheus.py"
+    )
     figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, dpi=70)
     return drawn

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 DEADLINE = 60.0  # seconds for every expression to return series: generous on 2 busy cores
 FAST = {"health_interval": 0.5, "details": "always"}
+DRAWN = 15.0  # seconds of scraped data, at least, in the rendered panels
 
 
 async def load(container: Any, stop: asyncio.Event) -> None:
@@ -78,10 +79,12 @@ async def test_every_rule_and_dashboard_expression_returns_series(
             loads = [asyncio.create_task(load(c, stop)) for c in (first, second)]
             try:
                 with prometheus([first_target, second_target]) as url:
+                    scraping = time.monotonic()
                     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
                         await _every_expression_returns_series(client)
                         await _rules_evaluate_without_error(client)
                         await _dashboard_uses_exported_names(client)
+                        await asyncio.sleep(max(0.0, scraping + DRAWN - time.monotonic()))
                         await _rendered(client)
             finally:
                 stop.set()
