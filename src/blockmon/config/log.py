@@ -137,11 +137,17 @@ def _own_handlers() -> list[logging.Handler]:
 
 
 async def logging_resource(settings: LogSettings) -> AsyncIterator[None]:
-    """Container Resource: configure at init; flush blockmon's handler at shutdown."""
+    """Container Resource: configure at init; at shutdown flush blockmon's handler and give
+    blockmon's loggers back the level they had, so the host's process is as it was."""
+    own = logging.getLogger(_OWN)
+    previous = own.level
     configure_logging(settings)
-    yield
-    for handler in _own_handlers():
-        handler.flush()
+    try:
+        yield
+    finally:
+        own.setLevel(previous)
+        for handler in _own_handlers():
+            handler.flush()
 
 
 class _RedactRecord(logging.Filter):
