@@ -106,7 +106,7 @@ def _redis_check(
         raise TypeError("build_checker: a standalone or Sentinel client needs a redis_probe")
     info = redis_check(
         probe,
-        on_memory=metrics.redis.memory.set,
+        on_memory=metrics.redis.record_memory,
         saturation_warn=settings.pool_saturation_warn,
         on_up=metrics.redis.link.connected,
         on_lost=metrics.redis.link.lost,
