@@ -19,6 +19,7 @@ import redis.asyncio
 from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -188,10 +189,9 @@ async def test_statements_path_is_traced_without_its_parameters(
         with trace.get_tracer("test").start_as_current_span("work") as work:
             assert await db.scalar("SELECT CAST(:x AS int) + 1", {"x": 41_4243}) == 41_4244
     (span,) = db_spans(list(spans.get_finished_spans()), "postgresql")
-    assert (span.name, (span.attributes or {})["db.statement"]) == (
-        "SELECT",
-        "SELECT CAST($1 AS int) + 1",
-    )
+    attributes = span.attributes or {}
+    assert (span.name, attributes["db.statement"]) == ("SELECT", "SELECT CAST($1 AS int) + 1")
+    assert attributes["db.name"] == blockmon_config["postgres"]["database"]
     assert span.parent is not None and span.parent.span_id == work.get_span_context().span_id
     assert "414243" not in everything_in(list(spans.get_finished_spans()))
 
@@ -240,11 +240,21 @@ async def test_no_password_reaches_a_span(
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 2")
             cache = await container.redis.cache()
-            await cache.set("k", "v", ttl=5)
-            assert await cache.get_many(["k"]) == {"k": b"v"}
+            await cache.set_many({"k": "v", "j": "w"}, ttl=5)
+            assert await cache.get_many(["k", "j"]) == {"k": b"v", "j": b"w"}
             await (await container.monitoring.health()).report(max_age=0)
     finished = list(spans.get_finished_spans())
-    assert db_spans(finished, "postgresql") and db_spans(finished, "redis")
+    pipelines = [
+        (
+            s.name,
+            (s.attributes or {})["db.statement"],
+            (s.attributes or {})["db.redis.pipeline_length"],
+        )
+        for s in db_spans(finished, "redis")
+        if "db.redis.pipeline_length" in (s.attributes or {})
+    ]
+    assert pipelines == [("SET SET", "SET ? ? ? ?\nSET ? ? ? ?", 2), ("GET GET", "GET ?\nGET ?", 2)]
+    assert db_spans(finished, "postgresql")
     text = everything_in(finished)
     assert PASSWORD not in text and PASSWORD.lower() not in text.lower()
 
@@ -324,3 +334,29 @@ def test_bad_tracing_settings_are_one_line(tmp_path: Path, content: str, line: s
     config.write_text(content)
     done = blockmon_cli(config)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"blockmon: error: {line}\n")
+
+
+async def test_instrumentations_the_host_turned_on_stay_on_and_single(
+    spans: InMemorySpanExporter, blockmon_config: dict[str, Any]
+) -> None:
+    """A host that instruments asyncpg and every Redis client itself keeps its
+    instrumentation after blockmon's shutdown, and gets one span per call, not two."""
+    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    asyncpg_instrumentor.instrument()
+    RedisInstrumentor().instrument()
+    try:
+        container = ApplicationContainer()
+        container.config.from_dict(traced(blockmon_config))
+        async with Lifespan(container):
+            db, redis_client = await container.postgres.statements(), await container.redis.client()
+            assert await db.scalar("SELECT 1") == 1
+            spans.clear()
+            assert await db.scalar("SELECT 3") == 3
+            assert await redis_client.ping()
+        finished = list(spans.get_finished_spans())
+        assert [s.name for s in finished] == ["SELECT", "PING"]
+        assert asyncpg_instrumentor.is_instrumented_by_opentelemetry
+        assert RedisInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        RedisInstrumentor().uninstrument()
+        asyncpg_instrumentor.uninstrument()
