@@ -6,6 +6,7 @@ carry the active span's ids; without the extra the setting stops with one line."
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -156,8 +157,12 @@ async def test_a_request_of_the_example_service_is_one_trace(
         ("GET", "GET ?"),
         ("SET", "SET ? ? ? ?"),  # every argument a "?", the option names too
     ]
+    in_order = sorted(sql + commands, key=lambda s: s.start_time or 0)
+    assert [s.name for s in in_order] == ["GET", "BEGIN;", "SELECT", "ROLLBACK;", "SET"]
+    assert (commands[0].attributes or {})["db.redis.database_index"] == 0
     for span in sql + commands:
         assert span.kind == SpanKind.CLIENT
+        assert {"net.peer.name", "net.peer.port"} <= set(span.attributes or {})
         assert parent_of(span, finished) is root  # the endpoint's own calls, not nested deeper
     assert user["email"] not in everything_in(finished)
 
@@ -171,6 +176,11 @@ async def test_health_checks_are_spans_of_the_probe_request(
     checks = {s.name: s for s in finished if s.name.startswith("health ")}
     assert set(checks) == {"health postgres", "health postgres:schema", "health redis"}
     assert all(parent_of(s, finished) is root for s in checks.values())
+    assert {(s.attributes or {})["blockmon.health.check"] for s in checks.values()} == {
+        "postgres",
+        "postgres:schema",
+        "redis",
+    }
     ping = [
         s for s in db_spans(finished, "postgresql") if "health postgres" in ancestors(s, finished)
     ]
@@ -192,6 +202,7 @@ async def test_statements_path_is_traced_without_its_parameters(
     attributes = span.attributes or {}
     assert (span.name, attributes["db.statement"]) == ("SELECT", "SELECT CAST($1 AS int) + 1")
     assert attributes["db.name"] == blockmon_config["postgres"]["database"]
+    assert attributes["db.user"] == blockmon_config["postgres"]["user"]
     assert span.parent is not None and span.parent.span_id == work.get_span_context().span_id
     assert "414243" not in everything_in(list(spans.get_finished_spans()))
 
@@ -270,6 +281,7 @@ async def test_log_events_carry_the_active_spans_ids(
             log.info("outside")
             with trace.get_tracer("test").start_as_current_span("work") as work:
                 log.info("inside")
+                logging.getLogger("a.library").warning("a library, inside")
         log.info("after shutdown")
         with trace.get_tracer("test").start_as_current_span("untraced"):
             log.info("tracing off")
@@ -277,6 +289,7 @@ async def test_log_events_carry_the_active_spans_ids(
     context = work.get_span_context()
     assert events["inside"]["trace_id"] == f"{context.trace_id:032x}"
     assert events["inside"]["span_id"] == f"{context.span_id:016x}"
+    assert events["a library, inside"]["trace_id"] == f"{context.trace_id:032x}"
     for name in ("outside", "after shutdown", "tracing off"):
         assert "trace_id" not in events[name] and "span_id" not in events[name]
 
