@@ -30,7 +30,7 @@ from blockmon import ApplicationContainer, Lifespan
 from blockmon.config.log import get_logger
 from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.testing import migrate
-from tests.support import captured_logs, unique
+from tests.support import captured_logs, eventually, unique
 from tests.test_migrations_cli import BIN, ROOT, TIMEOUT, dsn, environ
 
 EXAMPLE = ROOT / "examples" / "fastapi_service"
@@ -185,6 +185,24 @@ async def test_health_checks_are_spans_of_the_probe_request(
         s for s in db_spans(finished, "postgresql") if "health postgres" in ancestors(s, finished)
     ]
     assert ping, [s.name for s in finished]
+
+
+async def test_periodic_checks_are_traces_of_their_own(
+    spans: InMemorySpanExporter, blockmon_config: dict[str, Any]
+) -> None:
+    config = traced(blockmon_config)
+    config["monitoring"] = {**config.get("monitoring", {}), "health_interval": 0.2}
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    spans.clear()
+
+    async def a_root_check_span() -> bool:
+        return any(
+            s.name == "health postgres" and s.parent is None for s in spans.get_finished_spans()
+        )
+
+    async with Lifespan(container):
+        assert await eventually(a_root_check_span)
 
 
 async def test_statements_path_is_traced_without_its_parameters(
