@@ -157,6 +157,8 @@ async def test_a_request_of_the_example_service_is_one_trace(
         ("GET", "GET ?"),
         ("SET", "SET ? ? ? ?"),  # every argument a "?", the option names too
     ]
+    others = {s.name for s in finished if s is not root and s not in sql + commands}
+    assert others == {"GET /users/{user_id} http send"}, others
     in_order = sorted(sql + commands, key=lambda s: s.start_time or 0)
     assert [s.name for s in in_order] == ["GET", "BEGIN;", "SELECT", "ROLLBACK;", "SET"]
     assert (commands[0].attributes or {})["db.redis.database_index"] == 0
