@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from blockmon import ApplicationContainer, Lifespan
 from blockmon.config.log import get_logger
@@ -273,7 +273,13 @@ async def test_no_password_reaches_a_span(
             cache = await container.redis.cache()
             await cache.set_many({"k": "v", "j": "w"}, ttl=5)
             assert await cache.get_many(["k", "j"]) == {"k": b"v", "j": b"w"}
-            await (await container.monitoring.health()).report(max_age=0)
+            checker = await container.monitoring.health()
+
+            async def leaky() -> None:
+                raise RuntimeError(f"cannot reach postgresql://app:{PASSWORD}@db.internal/app")
+
+            checker.register("leaky", leaky, critical=False)
+            await checker.report(max_age=0)
     finished = list(spans.get_finished_spans())
     pipelines = [
         (
@@ -286,6 +292,12 @@ async def test_no_password_reaches_a_span(
     ]
     assert pipelines == [("SET SET", "SET ? ? ? ?\nSET ? ? ? ?", 2), ("GET GET", "GET ?\nGET ?", 2)]
     assert db_spans(finished, "postgresql")
+    (leaky,) = [s for s in finished if s.name == "health leaky"]
+    assert leaky.status.status_code == StatusCode.ERROR
+    assert (
+        leaky.status.description
+        == "RuntimeError: cannot reach postgresql://app:***@db.internal/app"
+    )
     text = everything_in(finished)
     assert PASSWORD not in text and PASSWORD.lower() not in text.lower()
 

@@ -22,8 +22,10 @@ from contextlib import AbstractContextManager, contextmanager
 from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.trace import StatusCode
 
 from blockmon.config.log import add_event_fields, remove_event_fields
+from blockmon.config.secrets import redact
 from blockmon.redis.topology import RedisClient
 
 
@@ -68,13 +70,25 @@ def commands_traced(client: RedisClient) -> Iterator[None]:
 
 
 def check_spans() -> Callable[[str], AbstractContextManager[object]]:
-    """``span(name)``: a span around one health check, child of the request asking."""
+    """``span(name)``: a span around one health check, child of the request asking. A
+    check's error marks it failed with the redacted message health shows, never the raw
+    exception (a check may fail with a DSN in its message)."""
     tracer = trace.get_tracer("blockmon.health")
 
-    def span(name: str) -> AbstractContextManager[object]:
-        return tracer.start_as_current_span(
-            f"health {name}", attributes={"blockmon.health.check": name}
-        )
+    @contextmanager
+    def span(name: str) -> Iterator[object]:
+        with tracer.start_as_current_span(
+            f"health {name}",
+            attributes={"blockmon.health.check": name},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as current:
+            try:
+                yield current
+            except BaseException as error:
+                message = redact(f"{type(error).__name__}: {error}".rstrip(": "))
+                current.set_status(StatusCode.ERROR, message)
+                raise
 
     return span
 
