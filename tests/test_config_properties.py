@@ -38,6 +38,7 @@ SECTIONS = {
     "monitoring": ["details", "details_token", "http_port", "check_timeout"],
     "migrations": ["url", "lock_wait"],
     "log": ["level", "format"],
+    "tracing": ["enabled"],
 }
 SECRET_KEYS = {"password", "details_token"}
 

@@ -15,6 +15,7 @@ import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,8 @@ class HealthChecker:
     interval: float = 30.0
     slow_response_warn: float | None = None
     listeners: list[Listener] = field(default_factory=list)
+    # ``span(name)`` around each run of a check (tracing.enabled); None: no span, no cost.
+    span: Callable[[str], AbstractContextManager[object]] | None = None
     _checks: dict[str, _Check] = field(default_factory=dict)
     _orphans: set[asyncio.Task[Any]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
@@ -144,7 +147,9 @@ class HealthChecker:
 
     async def _run(self, check: _Check) -> CheckResult:
         started, checked_at = time.perf_counter(), now()
-        inner = asyncio.ensure_future(self._invoke(check))
+        inner = asyncio.ensure_future(
+            self._invoke(check) if self.span is None else self._traced(check, self.span)
+        )
         try:
             await asyncio.wait({inner}, timeout=check.timeout)
         finally:
@@ -173,6 +178,13 @@ class HealthChecker:
         )
         self._record(check, result)
         return result
+
+    @classmethod
+    async def _traced(
+        cls, check: _Check, span: Callable[[str], AbstractContextManager[object]]
+    ) -> CheckOutcome:
+        with span(check.name):
+            return await cls._invoke(check)
 
     @staticmethod
     async def _invoke(check: _Check) -> CheckOutcome:
