@@ -127,6 +127,7 @@ def test_readme_commands_are_the_tested_ones() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~50 s here; minutes under scripts/stress-test's CPU hogs
 async def test_tutorial_from_the_wheel_offline(tmp_path: Path, blockmon_settings: Settings) -> None:
     env_dir, wheels = await asyncio.to_thread(fresh_venv, tmp_path)
     service = tmp_path / "service"
