@@ -27,6 +27,7 @@ from blockmon import ApplicationContainer, Lifespan, monitoring_app
 from blockmon.config.settings import Settings
 from blockmon.migrations.api import upgrade
 from blockmon.postgres.engine import create_engine
+from tests.monitoring.support import plain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -311,3 +312,44 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return {k: convert(v) for k, v in config.items()}
+
+
+def test_the_readmes_application_serves_as_written(
+    blockmon_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "Use it in your application" block, run as a module with an
+    ``AlertService`` of its own: the injected route and the mounted endpoints answer."""
+    from fastapi.testclient import TestClient
+
+    text_ = (ROOT / "README.md").read_text()
+    start = text_.index("## Use it in your application")
+    block = text_[start:].split("```python\n", 1)[1].split("```", 1)[0]
+    service = """
+class AlertService:
+    def __init__(self, engine, cache):
+        self.engine, self.cache = engine, cache
+
+    async def recent(self):
+        from sqlalchemy import text
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(text("SELECT 7"))).scalar()
+        await self.cache.set("readme", "1", ttl=5)
+        return [{"value": value, "cached": await self.cache.get("readme")}]
+"""
+    head, rest = block.split("\n\nclass App", 1)
+    (tmp_path / "readme_app.py").write_text(f"{head}\n{service}\n\nclass App{rest}")
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(plain(blockmon_config)))
+    monkeypatch.chdir(tmp_path)  # load_mapping() reads ./config.yml
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("DATABASE_URL", "REDIS_URL", "BLOCKMON_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    import readme_app  # type: ignore[import-not-found]
+
+    try:
+        with TestClient(readme_app.app) as client:
+            response = client.get("/alerts")
+            assert response.status_code == 200, response.text
+            assert response.json() == [{"value": 7, "cached": "1"}]
+            assert client.get("/monitoring/readyz").status_code == 200
+    finally:
+        sys.modules.pop("readme_app", None)

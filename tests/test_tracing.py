@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import text
 
 from blockmon import ApplicationContainer, Lifespan
 from blockmon.config.log import get_logger
@@ -405,3 +406,29 @@ async def test_instrumentations_the_host_turned_on_stay_on_and_single(
     finally:
         RedisInstrumentor().uninstrument()
         asyncpg_instrumentor.uninstrument()
+
+
+async def test_a_failed_statement_keeps_its_parameters_out_of_the_span(
+    spans: InMemorySpanExporter, blockmon_config: dict[str, Any]
+) -> None:
+    """asyncpg names a bad bound value in its error (``invalid input for query argument
+    $1: 987654321``); the span says the statement failed, without the error's text."""
+    container = ApplicationContainer()
+    container.config.from_dict(traced(blockmon_config))
+    async with Lifespan(container):
+        db = await container.postgres.statements()
+        engine = await container.postgres.engine()
+        assert await db.scalar("SELECT 1") == 1
+        spans.clear()
+        with pytest.raises(Exception, match="TopSecretValue42"):
+            await db.fetch_one("SELECT CAST(:x AS int) AS x", {"x": "TopSecretValue42"})
+        with pytest.raises(Exception, match="987654321"):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT CAST(:x AS text) AS x"), {"x": 987654321})
+    failed = [
+        s for s in db_spans(list(spans.get_finished_spans()), "postgresql")
+        if s.status.status_code is StatusCode.ERROR
+    ]  # fmt: skip
+    assert len(failed) == 2, failed
+    seen = everything_in(list(spans.get_finished_spans()))
+    assert "TopSecretValue42" not in seen and "987654321" not in seen

@@ -6,7 +6,9 @@
   second span for each SQLAlchemy statement). It patches asyncpg's classes, process-wide:
   blockmon turns it on with the first traced engine and off with the last, unless the
   host had turned it on itself. Parameters are never recorded (``capture_parameters``
-  stays off): ``db.statement`` is the SQL with ``$n`` placeholders.
+  stays off): ``db.statement`` is the SQL with ``$n`` placeholders. A failed statement's
+  span is marked failed without the error's text, which asyncpg fills with the bad bound
+  value (``invalid input for query argument $1: ...``).
 - Redis: ``opentelemetry-instrumentation-redis`` on this client only
   (``instrument_client``); ``db.statement`` is the command with ``?`` for every argument.
 - Health checks: one span per check, ``health <name>``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -43,7 +46,7 @@ def statements_traced() -> Iterator[None]:
     if _Asyncpg.users == 0:
         _Asyncpg.ours = not instrumentor.is_instrumented_by_opentelemetry
         if _Asyncpg.ours:
-            instrumentor.instrument()
+            instrumentor.instrument(tracer_provider=_WithoutErrorText())
         add_event_fields(trace_ids)
     _Asyncpg.users += 1
     try:
@@ -54,6 +57,27 @@ def statements_traced() -> Iterator[None]:
             remove_event_fields(trace_ids)
             if _Asyncpg.ours:
                 instrumentor.uninstrument()
+
+
+class _WithoutErrorText(trace.TracerProvider):
+    """The global tracer provider (resolved when a span starts, so a host may set it after
+    blockmon started), whose spans record neither an exception event nor its message."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _TracerWithoutErrorText(args, kwargs)
+
+
+class _TracerWithoutErrorText(trace.Tracer):
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._tracer = trace.get_tracer_provider().get_tracer(*args, **kwargs)
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        kwargs.update(record_exception=False, set_status_on_exception=False)
+        return self._tracer.start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.update(record_exception=False, set_status_on_exception=False)
+        return self._tracer.start_as_current_span(*args, **kwargs)
 
 
 @contextmanager
