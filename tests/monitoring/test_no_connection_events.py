@@ -21,7 +21,11 @@ async def test_instrumented_engine_has_no_connection_events(blockmon_config):
 
 
 async def test_uninstall_gives_the_dialect_and_dispose_back(blockmon_settings):
-    engine = create_engine(blockmon_settings.postgres)
+    # validation "none": the pool's checkout/checkin guard (blockmon.postgres.pool) is the
+    # metrics' alone; with "bypass" the engine keeps it (and the dispose wrapper) for
+    # its validation.
+    settings = blockmon_settings.postgres.model_copy(update={"validation": "none"})
+    engine = create_engine(settings)
     dialect = engine.sync_engine.dialect
     registry = CollectorRegistry()
     metrics = PostgresMetrics(registry)
@@ -39,4 +43,5 @@ async def test_uninstall_gives_the_dialect_and_dispose_back(blockmon_settings):
     for name in ("do_execute", "do_executemany", "do_execute_no_params"):
         assert name not in dialect.__dict__
     assert "dispose" not in engine.sync_engine.__dict__
+    assert "connect" not in engine.sync_engine.pool.__dict__
     assert engine.sync_engine._has_events is False
