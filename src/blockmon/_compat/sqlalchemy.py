@@ -38,6 +38,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, Engine, event, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionFairy
@@ -136,24 +137,70 @@ class Sink(Protocol):
 
 
 class Timed(Protocol):
-    """Whoever owns the timings; ``sink`` is read per statement, so it can change."""
+    """Whoever owns the wrappers (`blockmon.postgres.execution.DialectGuard`): ``sink``
+    (None: statements not timed) is read per statement, so it can change; ``failed``
+    hears every error the wrapped methods raise (what ``handle_error`` listeners saw)."""
 
-    sink: Sink
+    sink: Sink | None
+    connect_starts: dict[Any, float] | None  # DBAPI connection -> when its connect began
+
+    def failed(
+        self,
+        error: BaseException,
+        dbapi_connection: Any,
+        cursor: Any,
+        statement: str | None,
+        parameters: Any,
+        context: Any,
+        started: float | None,
+    ) -> None: ...
 
 
-def wrap_execution(
-    dialect: Dialect, timing: Timed, started: str, operation: str
-) -> dict[str, Any] | None:
-    """Record each statement the dialect runs successfully into ``timing.sink``: its
-    series is the one of execution option ``operation`` when given, else the one of the
-    SQL text (`blockmon.metrics.dialect_timing`). A failed statement leaves its start
-    time on the context as attribute ``started``. Returns what the instance held before
-    (for `unwrap_execution`), or None (nothing wrapped) when the layout changed."""
+WRAPPED = (*EXECUTION, "do_commit", "do_rollback", "do_ping", "connect")
+
+
+def _default_bodies(dialect: Dialect) -> bool:
+    """Whether ``dialect`` runs DefaultDialect's one-line bodies of the statement,
+    commit and rollback methods (the wrappers then run those lines themselves: one
+    Python call fewer per statement and per transaction end)."""
+    return all(
+        name not in dialect.__dict__
+        and getattr(type(dialect), name) is getattr(DefaultDialect, name)
+        for name in (*EXECUTION, "do_commit", "do_rollback")
+    ) and all(
+        line in inspect.getsource(getattr(DefaultDialect, name)) for name, line in _BODIES.items()
+    )
+
+
+_BODIES = {
+    "do_execute": "cursor.execute(statement, parameters)",
+    "do_executemany": "cursor.executemany(statement, parameters)",
+    "do_execute_no_params": "cursor.execute(statement)",
+    "do_commit": "dbapi_connection.commit()",
+    "do_rollback": "self.skip_autocommit_rollback and self.detect_autocommit_setting(",
+}
+
+
+def wrap_execution(dialect: Dialect, timing: Timed, operation: str) -> dict[str, Any] | None:
+    """Wrap the dialect's statement, commit, rollback, ping and connect methods on the
+    instance: each error they raise goes to ``timing.failed`` (instead of a
+    ``handle_error`` listener, which makes SQLAlchemy iterate the dialect's ``do_execute``
+    listeners before every statement: 2 calls), and each statement run successfully is
+    recorded into ``timing.sink`` when set: its series is the one of execution option
+    ``operation`` when given, else the one of the SQL text
+    (`blockmon.metrics.dialect_timing`). Returns what the instance held before (for
+    `unwrap_execution`), or None (nothing wrapped) when the layout changed."""
     if not LAYOUT.ok():
         return None
-    originals = {name: dialect.__dict__.get(name) for name in EXECUTION}
-    for name in EXECUTION:
-        setattr(dialect, name, _timed(getattr(dialect, name), timing, started, operation))
+    direct = _default_bodies(dialect)
+    originals = {name: dialect.__dict__.get(name) for name in WRAPPED}
+    for kind, name in enumerate(EXECUTION):
+        original = getattr(dialect, name)
+        setattr(dialect, name, _timed(original, timing, operation, kind if direct else -1))
+    dialect.do_commit = _ended(dialect, dialect.do_commit, timing, commit=True, direct=direct)  # type: ignore[method-assign]
+    dialect.do_rollback = _ended(dialect, dialect.do_rollback, timing, commit=False, direct=direct)  # type: ignore[method-assign]
+    dialect.do_ping = _pinged(dialect, dialect.do_ping, timing)  # type: ignore[method-assign]
+    dialect.connect = _connected(dialect, dialect.connect, timing)  # type: ignore[method-assign]
     return originals
 
 
@@ -161,29 +208,44 @@ def unwrap_execution(dialect: Dialect, originals: dict[str, Any]) -> None:
     """The dialect's own methods again."""
     for name, original in originals.items():
         if original is None:
-            del dialect.__dict__[name]
+            dialect.__dict__.pop(name, None)
         else:
             setattr(dialect, name, original)
 
 
-def _timed(original: Any, timing: Timed, attribute: str, operation: str) -> Any:
+def _timed(original: Any, timing: Timed, operation: str, kind: int) -> Any:
     """One wrapper for the three methods: the context is the last argument of each.
-    Recording is written out here, not called (one Python call per statement: this
-    wrapper; the rest are a C bisect and two clock reads)."""
+    ``kind`` 0-2: the dialect's body (DefaultDialect's one cursor call) is run here
+    instead of calling the method; -1: the original is called. Recording is written out
+    here, not called (one Python call per statement: this wrapper, which replaces the
+    dialect's method; the rest are a C bisect and two clock reads)."""
 
     def timed(cursor: Any, statement: str, *rest: Any) -> None:
         context = rest[-1]
-        if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, *rest)
+        sink = timing.sink
+        if sink is None or context is None or not context.root_connection._allow_autobegin:
+            try:
+                original(cursor, statement, *rest)
+            except BaseException as error:
+                params = rest[0] if len(rest) > 1 else None
+                timing.failed(error, None, cursor, statement, params, context, None)
+                raise
             return
         started = perf_counter()
         try:
-            original(cursor, statement, *rest)
-        except BaseException:
-            setattr(context, attribute, started)
+            if kind == 0:
+                cursor.execute(statement, rest[0])
+            elif kind == 2:
+                cursor.execute(statement)
+            elif kind == 1:
+                cursor.executemany(statement, rest[0])
+            else:
+                original(cursor, statement, *rest)
+        except BaseException as error:
+            params = rest[0] if len(rest) > 1 else None
+            timing.failed(error, None, cursor, statement, params, context, started)
             raise
         elapsed = perf_counter() - started
-        sink = timing.sink
         options = context.execution_options
         if operation in options:
             name = options[operation]
@@ -198,6 +260,68 @@ def _timed(original: Any, timing: Timed, attribute: str, operation: str) -> Any:
             sink.slow_query(statement, elapsed, series)
 
     return timed
+
+
+def _ended(dialect: Any, original: Any, timing: Timed, *, commit: bool, direct: bool) -> Any:
+    """``do_commit`` / ``do_rollback``: DefaultDialect's body run here when ``direct``."""
+
+    def ended(dbapi_connection: Any) -> None:
+        try:
+            if not direct:
+                original(dbapi_connection)
+            elif commit:
+                dbapi_connection.commit()
+            elif not (
+                dialect.skip_autocommit_rollback
+                and dialect.detect_autocommit_setting(dbapi_connection)
+            ):
+                dbapi_connection.rollback()
+        except BaseException as error:
+            timing.failed(error, dbapi_connection, None, None, None, None, None)
+            raise
+
+    return ended
+
+
+def _pinged(dialect: Any, original: Any, timing: Timed) -> Any:
+    """``do_ping`` (``pool_pre_ping``): a DBAPI error goes to ``failed`` as SQLAlchemy
+    gave it to ``handle_error``."""
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            return bool(original(dbapi_connection))
+        except dialect.loaded_dbapi.Error as error:
+            timing.failed(error, dbapi_connection, None, None, None, None, None)
+            raise
+
+    return do_ping
+
+
+def _connected(dialect: Any, original: Any, timing: Timed) -> Any:
+    """``connect``: a DBAPI error opening a connection goes to ``failed``; the start of
+    each connect is kept for the creation time (instead of a ``do_connect`` listener,
+    a DialectEvents listener that taxes every statement)."""
+
+    def connect(*cargs: Any, **cparams: Any) -> Any:
+        starts = timing.connect_starts
+        started = perf_counter()
+        try:
+            connection = original(*cargs, **cparams)
+        except dialect.loaded_dbapi.Error as error:
+            timing.failed(error, None, None, None, None, None, None)
+            raise
+        if starts is not None:
+            if len(starts) > 64:  # connects whose pool "connect" event never came
+                starts.clear()
+            starts[connection] = started
+        return connection
+
+    return connect
+
+
+def dialect_method(dialect: Dialect, name: str) -> Any:
+    """The dialect class's own ``name`` bound to ``dialect``, past any wrapper."""
+    return getattr(type(dialect), name).__get__(dialect)
 
 
 def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:

@@ -21,6 +21,7 @@ from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
+from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.pool import validate_idle
 
 _log = get_logger("blockmon.postgres")
@@ -180,14 +181,14 @@ def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
     def _connected(dbapi_conn: Any, record: Any) -> None:
         state.connected()
 
-    @event.listens_for(engine.sync_engine, "handle_error")
-    def _error(context: Any) -> None:
+    def _error(failure: Failure) -> None:
         # A cancelled task drops its connection too; that is not the server going away.
-        if context.is_disconnect and not isinstance(
-            context.original_exception, asyncio.CancelledError
+        if failure.is_disconnect and not isinstance(
+            failure.original_exception, asyncio.CancelledError
         ):
-            state.lost(context.original_exception)
+            state.lost(failure.original_exception)
 
+    observe_errors(engine, _error)  # blockmon.postgres.execution: no handle_error listener
     return state
 
 
