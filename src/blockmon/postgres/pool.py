@@ -62,7 +62,9 @@ class PoolGuard:
         """None if the connection answers; else the error the pool invalidates it with.
         A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it."""
         try:
-            self.dialect.do_ping(dbapi_connection)
+            # the class's own method: a failed bypass ping is no statement error (the
+            # wrapper of blockmon.postgres.execution would count it)
+            sa_compat.dialect_method(self.dialect, "do_ping")(dbapi_connection)
         except Exception as error:
             if self.on_dead is not None:
                 self.on_dead(error)
