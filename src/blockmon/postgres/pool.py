@@ -60,7 +60,8 @@ class PoolGuard:
 
     def ping(self, dbapi_connection: Any) -> BaseException | None:
         """None if the connection answers; else the error the pool invalidates it with.
-        A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it."""
+        A failed validation ping is no statement error (it stays out of the error
+        observers of `blockmon.postgres.execution`), so ``on_dead`` hears about it."""
         try:
             # the class's own method: a failed bypass ping is no statement error (the
             # wrapper of blockmon.postgres.execution would count it)
