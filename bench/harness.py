@@ -147,7 +147,7 @@ async def python_calls(op: Op) -> int:
     return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
 
 
-async def profile_round(case: Case, calls: int, counts: dict[str, list[int]]) -> None:
+async def profile_round(case: Case, calls: int, counts: dict[str, list[list[int]]]) -> None:
     """``calls`` sequential calls of each variant, interleaved A B C, A B C, ..., each
     profiled on its own. Unlike time a call count hardly moves with the machine's load,
     so it shows what a layer adds even when throughput is too noisy to. What does move it
@@ -155,10 +155,12 @@ async def profile_round(case: Case, calls: int, counts: dict[str, list[int]]) ->
     task's step run inside the call (a background health check). Such a disturbance
     lasted a whole block of one variant's calls once (a Redis GET read 378 instead of 337
     in all 31), so the variants take turns call by call, and `interleave` spreads the
-    calls over blocks between the rounds and takes the median (`calls_per_item`)."""
+    calls over blocks between the rounds (`calls_per_item`)."""
+    for variant in case.variants:
+        counts[variant.name].append([])
     for _ in range(calls):
         for variant in case.variants:
-            counts[variant.name].append(await python_calls(variant.op))
+            counts[variant.name][-1].append(await python_calls(variant.op))
 
 
 def blocks(total: int, parts: int) -> list[int]:
@@ -166,16 +168,16 @@ def blocks(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
-def calls_per_item(counts: list[int]) -> float:
-    """The median of a variant's profiled calls. Under load the disturbances (an extra
-    event-loop iteration when a reply came late, another task's step) spread each
-    variant's counts over 10-20 calls above the floor; the least of 31 then read the
-    floor in one run and 2-4 above it in the next (a 1.02x target on ~600 calls has 12
-    calls to spare), and a disturbance lasting a whole block of calls moved it too. The
-    median moves with neither as long as most calls are undisturbed; it reads the same
-    few calls above the floor for every variant, which leaves ratios near 1 as they are
-    (+3 calls on 600 and 609: 1.0150 -> 1.0149)."""
-    return float(statistics.median(counts))
+def calls_per_item(blocks: list[list[int]]) -> float:
+    """The median over the blocks of each block's least count. What disturbs a count
+    only ever adds calls, so a block's least count is its estimate of the call's own
+    path; the median of those moves with neither an unlucky floor (the least of all 31
+    read the floor in one run and 2-4 calls above it in the next under load, and a 1.02x
+    target on ~600 calls has 12 to spare) nor a disturbance lasting a whole block (once
+    +40 calls on every call of one variant: an extra event-loop iteration), nor a run in
+    which most calls of one variant carry such an iteration (a Redis GET read 384
+    instead of 329 as the median of its calls)."""
+    return float(statistics.median(min(block) for block in blocks if block))
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
@@ -184,7 +186,7 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
     gc.collect()
     gc.freeze()
     outcome = Outcome(case)
-    counts: dict[str, list[int]] = {variant.name: [] for variant in case.variants}
+    counts: dict[str, list[list[int]]] = {variant.name: [] for variant in case.variants}
     for variant in case.variants:
         await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)
         outcome.rates[variant.name] = []
