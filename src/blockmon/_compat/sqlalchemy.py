@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Sized
 from time import perf_counter
 from typing import Any, Protocol
@@ -41,7 +42,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
-from sqlalchemy.pool.base import _ConnectionFairy
+from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
@@ -78,6 +79,9 @@ def _probe() -> bool:
         and list(inspect.signature(Pool._invalidate).parameters)
         == ["self", "connection", "exception", "_checkin"]
         and "_connection_record" in inspect.getsource(_ConnectionFairy.__init__)
+        and pool._recycle == -1
+        and "self.__pool._invalidate_time > self.starttime"
+        in inspect.getsource(_ConnectionRecord.get_connection)
     )
 
 
@@ -390,14 +394,33 @@ class Guard(Protocol):
     def ping(self, dbapi_connection: Any) -> BaseException | None: ...
 
 
+def pool_recycle(pool: Pool) -> float | None:
+    """``pool``'s ``pool_recycle`` in seconds, None when off or unknown."""
+    recycle = getattr(pool, "_recycle", -1) if LAYOUT.ok() else -1
+    return float(recycle) if isinstance(recycle, (int, float)) and recycle > -1 else None
+
+
+_BORN = "blockmon_born"  # record.info: clock at the connection's first checkout
+
+
 def instrument_pool(
-    pool: Pool, guard: Guard, last_used: str, checked_out: str, max_overflow: int | None
+    pool: Pool,
+    guard: Guard,
+    last_used: str,
+    checked_out: str,
+    max_overflow: int | None,
+    lifetime: float | None = None,
 ) -> Callable[[], None]:
     """Time checkouts (acquire) and how long connections stay out (usage) into
     ``guard``'s series, count waiting callers, stamp ``record.info[last_used]`` at each
     checkin and ping at checkout a connection idle longer than ``guard.window`` (one that
     never went back to the pool since it connected is fresh). ``max_overflow``: None
-    when unknown (waits are then not seen). Returns the undo."""
+    when unknown (waits are then not seen). ``lifetime``: the engine's ``pool_recycle``
+    (`pool_recycle`, read before the first install), which this checkout then applies
+    from its own clock reading instead of SQLAlchemy's ``time.time()`` per checkout: a
+    connection older than that, next to be handed out or coming back, gets a start time
+    before the pool's last invalidation, and SQLAlchemy's checkout closes and reopens it
+    as it does a recycled one. Returns the undo."""
     idle: Sized = idle_connections(pool) if isinstance(pool, QueuePool) else (None,)
     if max_overflow is not None and not isinstance(pool, QueuePool):
         max_overflow = None
@@ -406,6 +429,12 @@ def instrument_pool(
     checkout: Any = _ConnectionFairy._checkout
     do_return = pool._do_return_conn
     queue: Any = pool
+    # The end the queue hands out next: a list is asyncio's LifoQueue, a deque its Queue.
+    nxt = -1 if isinstance(idle, list) else 0
+    if lifetime is None or not isinstance(idle, (list, deque)):
+        lifetime = None  # SQLAlchemy applies pool_recycle itself
+    else:
+        queue._recycle = -1
 
     def connect() -> Any:
         started = perf_counter()
@@ -418,6 +447,11 @@ def instrument_pool(
         )
         if waits:
             watch.wait_started()  # type: ignore[union-attr]
+        elif lifetime is not None and idle:
+            record = idle[nxt]  # type: ignore[index]
+            born = record.info
+            if _BORN in born and started - born[_BORN] > lifetime:
+                record.starttime = -1.0  # recycled by SQLAlchemy's checkout
         try:
             fairy = checkout(pool)
         except exc.TimeoutError:
@@ -433,6 +467,8 @@ def instrument_pool(
             fairy = _revalidate(pool, fairy, guard)
             now = perf_counter()
             info = fairy._connection_record.info
+        if _BORN not in info:  # cleared with the rest at each (re)connect
+            info[_BORN] = now
         info[checked_out] = now
         acquire = guard.acquire
         if acquire is not None:
@@ -451,6 +487,8 @@ def instrument_pool(
                 usage.sum += elapsed
             del info[checked_out]
         info[last_used] = now
+        if lifetime is not None and _BORN in info and now - info[_BORN] > lifetime:
+            record.starttime = -1.0  # recycled at its next checkout
         watch = guard.waits
         if watch is not None and watch.exhausted and watch.waiting == 0:
             watch.freed()
@@ -462,6 +500,8 @@ def instrument_pool(
     def undo() -> None:
         pool.__dict__.pop("connect", None)
         pool.__dict__.pop("_return_conn", None)
+        if lifetime is not None:
+            queue._recycle = lifetime
 
     return undo
 

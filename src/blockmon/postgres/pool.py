@@ -41,6 +41,7 @@ class PoolGuard:
         "acquire",
         "dialect",
         "engine",
+        "lifetime",
         "on_dead",
         "usage",
         "waits",
@@ -55,6 +56,9 @@ class PoolGuard:
         self.waits: WaitObserver | None = None  # callers queued at the pool
         self.window = math.inf  # bypass validation off
         self.on_dead: Callable[[BaseException], None] | None = None
+        # the engine's pool_recycle, applied by the guard (each new pool after dispose()
+        # is made with the -1 the guard left on the old one)
+        self.lifetime = sa_compat.pool_recycle(engine.pool)
         self._undo: Callable[[], None] | None = None
         self._unfollow: Callable[[], None] | None = None
 
@@ -81,6 +85,7 @@ class PoolGuard:
             LAST_USED,
             CHECKED_OUT,
             sa_compat.max_overflow(self.engine),
+            self.lifetime,
         )
 
 
