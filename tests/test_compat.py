@@ -38,7 +38,7 @@ PRIVATE = {
     "SQLAlchemy Engine.dispose replaced on the instance": r"\.dispose\s*=(?!=)",
     "SQLAlchemy pool checkout/checkin internals": (
         r"[.'\"](_connection_record|_return_conn|_do_return_conn|_checkout|_ConnectionFairy)\b"
-        r"|\bpool\._invalidate\b"
+        r"|\bpool\._invalidate\b|[.'\"]_recycle\b|\.starttime\s*=(?!=)"
     ),
     "sqlalchemy.util (greenlet_spawn, await_, await_only)": r"\bsqlalchemy\.util\b|\bgreenlet_spawn\b|\bawait_(only)?\(",
     "redis-py ConnectionPool._in_use_connections": r"[.'\"]_in_use_connections\b",
@@ -60,6 +60,8 @@ BEFORE_THE_WALL = [
     "        info = fairy._connection_record.info",
     "    pool._return_conn = return_conn",
     "    pool._invalidate(fairy, error)",
+    "        queue._recycle = -1",
+    "                record.starttime = -1.0  # recycled by SQLAlchemy's checkout",
     "from sqlalchemy.util import greenlet_spawn",
     "            await_(driver.close(timeout=timeout))",
     '    in_use = len(getattr(pool, "_in_use_connections", ()))',
