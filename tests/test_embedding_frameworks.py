@@ -70,6 +70,13 @@ def _schema_at_head(blockmon_settings: Settings) -> None:
     asyncio.run(migrate())
 
 
+def _assert_status_page(response: Any) -> None:
+    """The status page answers at the mount's root, its links relative to it."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'href="health"' in response.text
+
+
 @pytest.fixture
 def no_resource_warnings() -> Iterator[list[warnings.WarningMessage]]:
     """Every warning of the test; after it, no ResourceWarning (unclosed socket,
@@ -107,6 +114,7 @@ def test_fastapi_lifespan_and_mounted_monitoring(
         assert ready.status_code == 200, ready.text
         assert ready.json()["status"] == "pass"
         assert "postgres_connections_active" in client.get("/monitoring/metrics").text
+        _assert_status_page(client.get("/monitoring/"))
     assert not _started(container)
     with TestClient(app) as client:  # a second start gets fresh Resources and a fresh app
         assert client.get("/monitoring/readyz").status_code == 200
@@ -165,6 +173,7 @@ def test_litestar_lifespan_and_mount(
         assert _started(container)
         assert client.get("/probe").json() == {"postgres": 1, "redis": True}
         assert client.get("/monitoring/readyz").json()["status"] == "pass"
+        _assert_status_page(client.get("/monitoring/"))
     assert not _started(container)
 
 

@@ -139,7 +139,7 @@ def _container(config: dict[str, Any], settings: Settings, **postgres: Any) -> A
 async def test_host_logging_untouched_and_receives_blockmon_events_redacted(
     host: _Host, blockmon_config: dict[str, Any], blockmon_settings: Settings
 ) -> None:
-    before = _state()
+    before, own_level = _state(), logging.getLogger("blockmon").level
     # The application's request context happens to hold a DSN: blockmon masks it too.
     structlog.contextvars.bind_contextvars(dsn=_url_with_secret(blockmon_settings))
     container = _container(blockmon_config, blockmon_settings)
@@ -150,6 +150,8 @@ async def test_host_logging_untouched_and_receives_blockmon_events_redacted(
         assert _state() == before
         structlog.get_logger("app").info("app ready")
     assert _state() == before
+    # blockmon's own loggers get back the level they had before it started
+    assert logging.getLogger("blockmon").level == own_level
 
     plain = host.plain.getvalue()
     assert "app INFO blockmon.postgres: postgres connected component=postgres" in plain, plain

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy import URL
 
 from blockmon.config.settings import PostgresSettings
@@ -70,6 +71,7 @@ def one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> N
         assert needle in lines[0], lines[0]
 
 
+@pytest.mark.slow
 async def test_six_alembic_processes_at_once_apply_the_revision_once(
     blockmon_fresh_database: PostgresSettings,
 ) -> None:
@@ -122,6 +124,7 @@ async def test_a_waiter_past_the_lock_bound_fails_clearly(
     assert await public_tables(blockmon_fresh_database) == set()
 
 
+@pytest.mark.slow
 async def test_db_commands_end_to_end(blockmon_fresh_database: PostgresSettings) -> None:
     env = environ(DATABASE_URL=dsn(blockmon_fresh_database), BLOCKMON_LOG_LEVEL="warning")
 

@@ -63,6 +63,7 @@ async def versions(database: PostgresSettings, table: str) -> list[str]:
     return [r[0] for r in await fetch(database, f"SELECT version_num FROM {table}")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blockmon_first", [True, False], ids=["blockmon-first", "app-first"])
 async def test_both_chains_in_either_order(
     blockmon_fresh_database: PostgresSettings,
@@ -132,6 +133,7 @@ async def test_include_blockmon_runs_both_from_the_apps_alembic(
     ok(blockmon("db", "check", env=env, cwd=service))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("through", ["blockmon-db", "repository-alembic"])
 async def test_a_first_release_database_moves_to_the_new_layout(
     blockmon_fresh_database: PostgresSettings, service: Path, through: str

@@ -286,6 +286,7 @@ async def test_monitoring_and_reprs_after_failures_show_no_secret(
     assert_all_clean(log_output.getvalue())
 
 
+@pytest.mark.slow
 async def test_every_cli_command_fails_without_showing_a_secret(
     acl_user: str, servers: Servers, tmp_path: Path
 ) -> None:

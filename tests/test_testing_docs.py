@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_the_documented_example_passes(tmp_path: Path) -> None:
     text = (ROOT / "docs" / "testing.md").read_text()
     (block,) = re.findall(r"```python\n(.*?)```", text, re.S)

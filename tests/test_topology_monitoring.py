@@ -170,6 +170,10 @@ async def test_replica_health_shows_lag_and_warns_while_replay_is_paused(
         assert values["address"] == f"127.0.0.1:{pg_replica.port}"
         assert 0 <= values["replicationLag"] < 0.5
         assert values["connections"]["max"] > 0
+        exported = await scrape(client)
+        assert exported[("__families__", ())]["postgres_replica_lag_seconds"] == "gauge"
+        lag = value(exported, "postgres_replica_lag_seconds", component="postgres-replica-0")
+        assert lag == values["replicationLag"]
         writer = await checker.check("postgres", max_age=0)
         assert "replicationLag" not in observed(writer)  # the writer check is unchanged
 

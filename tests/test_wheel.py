@@ -12,6 +12,8 @@ import sysconfig
 import venv
 from pathlib import Path
 
+import pytest
+
 from blockmon.testing.servers import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,7 @@ def offline_venv(tmp: Path) -> Path:
     return env_dir
 
 
+@pytest.mark.slow
 async def test_wheel_installs_and_runs(
     tmp_path: Path, pg_server: PostgresServer, redis_server: RedisServer
 ) -> None:

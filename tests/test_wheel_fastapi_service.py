@@ -18,6 +18,7 @@ import venv
 from pathlib import Path
 
 import httpx
+import pytest
 from wheelhouse import build
 
 from blockmon.config.settings import Settings
@@ -125,6 +126,8 @@ def test_readme_commands_are_the_tested_ones() -> None:
     assert readme_commands() == [command for command, _ in EXPECTED]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # ~50 s here; minutes under scripts/stress-test's CPU hogs
 async def test_tutorial_from_the_wheel_offline(tmp_path: Path, blockmon_settings: Settings) -> None:
     env_dir, wheels = await asyncio.to_thread(fresh_venv, tmp_path)
     service = tmp_path / "service"

@@ -1,7 +1,8 @@
 """The dependency-injection containers that applications compose into their own.
 
 Each sub-container validates its own section of the configuration when its first
-provider is used, so it also works on its own. Every Resource is async.
+provider is used, so it also works on its own. Every Resource is async. ``tracing``
+(the top-level section) reaches the engine, the client and the health checker.
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ from blockmon.config.settings import (
     PostgresSettings,
     RedisSettings,
     Settings,
+    TracingSettings,
     validate,
 )
 from blockmon.health.resource import health_resource
 from blockmon.metrics import create_registry, metrics_resource
 from blockmon.migrations.api import schema_probe_for
 from blockmon.monitoring.app import create_app
-from blockmon.postgres.engine import engine_resource
 from blockmon.postgres.replicas import Router, router_resource
 from blockmon.postgres.statements import Statements
 from blockmon.postgres.transactions import Transactions
 from blockmon.redis.cache import Cache
-from blockmon.redis.client import client_resource
+from blockmon.tracing import traced_client_resource, traced_engine_resource
 
 
 class PostgresContainer(containers.DeclarativeContainer):
@@ -38,7 +39,10 @@ class PostgresContainer(containers.DeclarativeContainer):
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, PostgresSettings, config, "postgres")
-    engine = providers.Resource(engine_resource, settings)
+    tracing: providers.Dependency[TracingSettings] = providers.Dependency(
+        instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
+    )
+    engine = providers.Resource(traced_engine_resource, settings, tracing)
     session_factory = providers.Singleton(async_sessionmaker, engine, expire_on_commit=False)
     transactions = providers.Singleton(Transactions, session_factory)
     statements = providers.Singleton(
@@ -52,7 +56,10 @@ class RedisContainer(containers.DeclarativeContainer):
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, RedisSettings, config, "redis")
-    client = providers.Resource(client_resource, settings)
+    tracing: providers.Dependency[TracingSettings] = providers.Dependency(
+        instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
+    )
+    client = providers.Resource(traced_client_resource, settings, tracing)
     cache = providers.Singleton(Cache, client, prefix=settings.provided.key_prefix)
 
 
@@ -78,11 +85,14 @@ class MonitoringContainer(containers.DeclarativeContainer):
     migration_settings: providers.Dependency[MigrationSettings] = providers.Dependency(
         instance_of=MigrationSettings, default=providers.Singleton(MigrationSettings)
     )
+    tracing: providers.Dependency[TracingSettings] = providers.Dependency(
+        instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
+    )
     schema_probe = providers.Singleton(schema_probe_for, migration_settings)
     registry = providers.Singleton(create_registry, settings)
     metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache, router)
     health = providers.Resource(
-        health_resource, settings, engine, redis, metrics, schema_probe, router
+        health_resource, settings, engine, redis, metrics, schema_probe, router, tracing
     )
     app = providers.Factory(create_app, health, registry, settings)
 
@@ -95,8 +105,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
     logging = providers.Resource(
         logging_resource, providers.Singleton(validate, LogSettings, config.log, "log")
     )
-    postgres = providers.Container(PostgresContainer, config=config.postgres)
-    redis = providers.Container(RedisContainer, config=config.redis)
+    tracing = providers.Singleton(validate, TracingSettings, config.tracing, "tracing")
+    postgres = providers.Container(PostgresContainer, config=config.postgres, tracing=tracing)
+    redis = providers.Container(RedisContainer, config=config.redis, tracing=tracing)
     monitoring = providers.Container(
         MonitoringContainer,
         config=config.monitoring,
@@ -105,4 +116,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
         cache=redis.cache,
         router=postgres.router,
         migration_settings=settings.provided.migrations,
+        tracing=tracing,
     )

@@ -31,7 +31,7 @@ class Lifespan(_StarletteLifespan):
         try:
             for part in parts:
                 await part.logging.init()
-            started = self.container.init_resources(self.resource_type)
+            started = self.container.init_resources()
             if started is not None:
                 await _finish_first(started)
         except BaseException:

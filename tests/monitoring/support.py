@@ -1,15 +1,22 @@
 """Helpers for the monitoring tests: containers with overrides, connection sections for a
-port, and a listener that accepts and never answers."""
+port, ``blockmon serve`` as a process, and a listener that accepts and never answers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from dependency_injector import providers
 from pydantic import SecretStr
 
@@ -17,7 +24,19 @@ from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
 from blockmon.testing.servers import free_port
 
-__all__ = ["at", "black_hole", "free_port", "http", "merged", "plain", "running"]
+__all__ = [
+    "WAIT",
+    "at",
+    "black_hole",
+    "free_port",
+    "http",
+    "merged",
+    "plain",
+    "running",
+    "serving",
+]
+
+WAIT = 60.0  # generous bound for anything a server does on its own
 
 
 def at(port: int) -> dict[str, Any]:
@@ -78,3 +97,32 @@ async def black_hole() -> AsyncIterator[int]:
         for writer in held:
             writer.transport.abort()
         await server.wait_closed()
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, config: dict[str, Any], logs: list[str]) -> Iterator[int]:
+    """``blockmon serve`` as a process; its stderr lines land in ``logs`` as they come."""
+    port = free_port()
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(plain(merged(config, log={"level": "warning"}))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "blockmon", "serve", "-c", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    reader = threading.Thread(target=lambda: logs.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        line = process.stdout.readline()
+        assert "monitoring on" in line, line
+        yield port
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=WAIT) == 0, logs
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=WAIT)
+        reader.join(WAIT)

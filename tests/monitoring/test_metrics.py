@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import exc, text
 
+from blockmon.health.metrics import HealthMetrics
+from blockmon.health.model import CheckResult, Observation, Status
 from tests.monitoring.support import http, merged, running
 
 FAMILIES = {
@@ -32,6 +35,7 @@ FAMILIES = {
     "redis_command_duration_seconds": "histogram",
     "redis_errors": "counter",
     "redis_memory_usage_bytes": "gauge",
+    "redis_memory_max_bytes": "gauge",
     "blockmon_cache_hits": "counter",
     "blockmon_cache_misses": "counter",
     "blockmon_health_status": "gauge",
@@ -62,6 +66,7 @@ async def test_every_family_is_exposed_and_values_move(blockmon_config):
         redis = await container.redis.client()
         cache = await container.redis.cache()
         await client.get("/health")  # health metrics and redis memory come from a check
+        maxmemory = int((await redis.config_get("maxmemory"))["maxmemory"])
         before = await scrape(client)
         families = before[("__families__", ())]
         for name, kind in FAMILIES.items():
@@ -103,6 +108,7 @@ async def test_every_family_is_exposed_and_values_move(blockmon_config):
     assert value(after, "redis_command_duration_seconds_count", command="SET") == 1
     assert value(after, "redis_connections_idle") >= 1
     assert value(after, "redis_memory_usage_bytes") > 0
+    assert value(after, "redis_memory_max_bytes") == maxmemory
     assert value(after, "blockmon_cache_hits_total") == 2
     assert value(after, "blockmon_cache_misses_total") == 2
     assert value(after, "blockmon_health_status", component="postgres", status="pass") == 1
@@ -216,3 +222,26 @@ async def test_a_container_can_start_twice(blockmon_config):
         async with Lifespan(container), http(container) as client:
             samples = await scrape(client)
             assert value(samples, "postgres_connections_max") == 20
+
+
+def test_replica_lag_series_leaves_while_the_lag_is_unknown():
+    """An unreachable replica has no lag: its last value must not stay behind looking fine."""
+    registry = CollectorRegistry()
+    exported = HealthMetrics(registry)
+
+    def result(lag: float | None) -> CheckResult:
+        status = Status.PASS if lag is not None else Status.FAIL
+        lag_seen = Observation("replicationLag", lag, "s", status)
+        now = datetime.now(UTC)
+        return CheckResult(
+            "postgres-replica-0", "datastore", False, status, 0.01, now, None, (lag_seen,)
+        )
+
+    labels = {"component": "postgres-replica-0"}
+    exported.observe(result(0.25))
+    assert registry.get_sample_value("postgres_replica_lag_seconds", labels) == 0.25
+    exported.observe(result(None))
+    assert registry.get_sample_value("postgres_replica_lag_seconds", labels) is None
+    exported.observe(result(None))
+    exported.observe(result(3.0))
+    assert registry.get_sample_value("postgres_replica_lag_seconds", labels) == 3.0

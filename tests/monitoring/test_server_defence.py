@@ -7,52 +7,14 @@ redirects relative to itself, never to the Host header's host."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from tests.monitoring.support import free_port, merged, plain
-
-WAIT = 60.0  # generous bound for anything the server does on its own
-
-
-@contextlib.contextmanager
-def serving(tmp_path: Path, config: dict[str, Any], logs: list[str]) -> Iterator[int]:
-    """``blockmon serve`` as a process; its stderr lines land in ``logs`` as they come."""
-    port = free_port()
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(plain(merged(config, log={"level": "warning"}))))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "blockmon", "serve", "-c", str(path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None and process.stderr is not None
-    reader = threading.Thread(target=lambda: logs.extend(process.stderr), daemon=True)
-    reader.start()
-    try:
-        line = process.stdout.readline()
-        assert "monitoring on" in line, line
-        yield port
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=WAIT) == 0, logs
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=WAIT)
-        reader.join(WAIT)
+from tests.monitoring.support import WAIT, merged, serving
 
 
 def _connect(port: int, first: bytes = b"") -> socket.socket:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -58,9 +58,33 @@ def _to_record(logger: Any, method_name: str, event_dict: Any) -> Any:
     return args, {**kwargs, "exc_info": False}
 
 
+# Sources of fields every event gets (the tracing package adds the active span's ids).
+_EVENT_FIELDS: list[Callable[[], Mapping[str, str]]] = []
+
+
+def add_event_fields(source: Callable[[], Mapping[str, str]]) -> None:
+    """Give every event (blockmon's, and every record when blockmon renders the root
+    logger) the fields ``source()`` returns at that moment."""
+    _EVENT_FIELDS.append(source)
+
+
+def remove_event_fields(source: Callable[[], Mapping[str, str]]) -> None:
+    """Undo `add_event_fields`."""
+    _EVENT_FIELDS.remove(source)
+
+
+def _add_event_fields(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for source in _EVENT_FIELDS:  # none unless tracing is on: one empty loop per event
+        event_dict.update(source())
+    return event_dict
+
+
 _CHAIN: list[Any] = [
     structlog.stdlib.filter_by_level,  # first: a dropped event costs one level check
     structlog.contextvars.merge_contextvars,
+    _add_event_fields,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -109,6 +133,7 @@ def _take_over_root(settings: LogSettings, level: int, stream: TextIO | None) ->
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            _add_event_fields,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -137,11 +162,17 @@ def _own_handlers() -> list[logging.Handler]:
 
 
 async def logging_resource(settings: LogSettings) -> AsyncIterator[None]:
-    """Container Resource: configure at init; flush blockmon's handler at shutdown."""
+    """Container Resource: configure at init; at shutdown flush blockmon's handler and give
+    blockmon's loggers back the level they had, so the host's process is as it was."""
+    own = logging.getLogger(_OWN)
+    previous = own.level
     configure_logging(settings)
-    yield
-    for handler in _own_handlers():
-        handler.flush()
+    try:
+        yield
+    finally:
+        own.setLevel(previous)
+        for handler in _own_handlers():
+            handler.flush()
 
 
 class _RedactRecord(logging.Filter):

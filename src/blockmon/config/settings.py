@@ -8,6 +8,7 @@ Defaults are safe: every wait has a finite timeout.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -437,12 +438,41 @@ class MigrationSettings(_Section):
         return self
 
 
+# What ``tracing.enabled`` needs: the instrumentations the ``otel`` extra installs.
+OTEL_MODULES = (
+    "opentelemetry.instrumentation.asyncpg",
+    "opentelemetry.instrumentation.redis",
+)
+
+
+class TracingSettings(_Section):
+    """``enabled``: OpenTelemetry spans for SQL statements, Redis commands and health
+    checks (docs/monitoring.md), sent to the host's tracer provider."""
+
+    enabled: bool = False
+
+    @field_validator("enabled")
+    @classmethod
+    def _extra_installed(cls, enabled: bool) -> bool:
+        """Refuse at load, not at the first span, when the ``otel`` extra is missing."""
+        if enabled:
+            try:
+                for module in OTEL_MODULES:
+                    importlib.import_module(module)
+            except ImportError:
+                raise ValueError(
+                    'tracing.enabled: needs the otel extra: pip install "blockmon[otel]"'
+                ) from None
+        return enabled
+
+
 class Settings(_Section):
     log: LogSettings = LogSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     migrations: MigrationSettings = MigrationSettings()
+    tracing: TracingSettings = TracingSettings()
 
 
 M = TypeVar("M", bound=BaseModel)

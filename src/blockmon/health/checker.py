@@ -3,17 +3,21 @@
 On-demand checks are single-flight and cached for ``cache_ttl`` seconds, so a storm of
 probes costs at most one run of each check per period. No lock is held while a check
 waits on the network: callers share one task per check. A periodic loop keeps the
-results (and the metrics fed from them) fresh, and each change of state is logged once.
+results (and the metrics fed from them) fresh, and each change of state is logged once
+and kept (the last `CHANGES_KEPT`) for the status page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from blockmon.config.log import get_logger
@@ -27,6 +31,19 @@ _NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}(:[a-zA-Z][a-zA-Z0-9_]{0,62})?$")
 CheckOutcome = None | bool | Status | Sequence[Observation]
 CheckFunction = Callable[[], Awaitable[CheckOutcome] | CheckOutcome]
 Listener = Callable[[CheckResult], None]
+CHANGES_KEPT = 20
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One change of a check's status; ``previous`` is None for a first result that is
+    not pass. ``reason`` is the (redacted) reason of the new status."""
+
+    at: datetime
+    component: str
+    previous: Status | None
+    status: Status
+    reason: str | None
 
 
 @dataclass
@@ -52,9 +69,14 @@ class HealthChecker:
     interval: float = 30.0
     slow_response_warn: float | None = None
     listeners: list[Listener] = field(default_factory=list)
+    # ``span(name)`` around each run of a check (tracing.enabled); None: no span, no cost.
+    span: Callable[[str], AbstractContextManager[object]] | None = None
     _checks: dict[str, _Check] = field(default_factory=dict)
     _orphans: set[asyncio.Task[Any]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
+    _changes: collections.deque[StateChange] = field(
+        default_factory=lambda: collections.deque(maxlen=CHANGES_KEPT)
+    )
 
     def register(
         self,
@@ -91,6 +113,10 @@ class HealthChecker:
     def last(self, name: str) -> CheckResult | None:
         return self._checks[name].last
 
+    def changes(self) -> list[StateChange]:
+        """The last `CHANGES_KEPT` changes of state, newest first."""
+        return list(reversed(self._changes))
+
     async def check(self, name: str, *, max_age: float | None = None) -> CheckResult:
         """The result of ``name``: cached if younger than ``max_age`` (default cache_ttl),
         else the run in flight, else a new run."""
@@ -121,7 +147,9 @@ class HealthChecker:
 
     async def _run(self, check: _Check) -> CheckResult:
         started, checked_at = time.perf_counter(), now()
-        inner = asyncio.ensure_future(self._invoke(check))
+        inner = asyncio.ensure_future(
+            self._invoke(check) if self.span is None else self._traced(check, self.span)
+        )
         try:
             await asyncio.wait({inner}, timeout=check.timeout)
         finally:
@@ -150,6 +178,13 @@ class HealthChecker:
         )
         self._record(check, result)
         return result
+
+    @classmethod
+    async def _traced(
+        cls, check: _Check, span: Callable[[str], AbstractContextManager[object]]
+    ) -> CheckOutcome:
+        with span(check.name):
+            return await cls._invoke(check)
 
     @staticmethod
     async def _invoke(check: _Check) -> CheckOutcome:
@@ -185,6 +220,12 @@ class HealthChecker:
             previous is not None and previous.status != result.status
         ):
             _log_change(previous, result)
+            before = previous.status if previous else None
+            self._changes.append(
+                StateChange(
+                    result.checked_at, result.component, before, result.status, result.reason
+                )
+            )
         for listener in self.listeners:
             try:
                 listener(result)

@@ -21,7 +21,13 @@ class HealthMetrics:
             ["component"],
             registry=registry,
         )
-
+        self.replication_lag = Gauge(
+            "postgres_replica_lag_seconds",
+            "Replication lag of a read replica at its last health check (absent while unknown)",
+            ["component"],
+            registry=registry,
+        )
+        self._lag_series: set[str] = set()
         self._registry = registry
 
     def observe(self, result: CheckResult) -> None:
@@ -30,8 +36,19 @@ class HealthMetrics:
                 1 if status == result.status else 0
             )
         self.duration.labels(component=result.component).set(result.response_time)
+        for observation in result.observations:
+            if observation.measurement != "replicationLag":
+                continue
+            if observation.value is not None:
+                self.replication_lag.labels(component=result.component).set(observation.value)
+                self._lag_series.add(result.component)
+            elif result.component in self._lag_series:
+                # An unreachable replica has no lag: a stale value would look healthy.
+                self.replication_lag.remove(result.component)
+                self._lag_series.discard(result.component)
 
     def unregister(self) -> None:
         """Leave the registry (which may outlive the checker) as it was."""
         self._registry.unregister(self.status)
         self._registry.unregister(self.duration)
+        self._registry.unregister(self.replication_lag)

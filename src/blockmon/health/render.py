@@ -7,7 +7,8 @@ from typing import Any
 from blockmon.health.model import CheckResult, Observation, Report
 
 
-def _value(obs: Observation) -> str:
+def value_text(obs: Observation) -> str:
+    """An observed value as a person reads it (also on the status page)."""
     value: Any = obs.value
     if value is None:
         return "(none)"
@@ -29,8 +30,8 @@ _PRODUCTS = {"postgres": "PostgreSQL", "redis": "Redis"}
 
 def _part(component: str, obs: Observation) -> str:
     if obs.measurement == "version" and component in _PRODUCTS:
-        return f"{_PRODUCTS[component]} {_value(obs)}"
-    return f"{obs.measurement} {_value(obs)}"
+        return f"{_PRODUCTS[component]} {value_text(obs)}"
+    return f"{obs.measurement} {value_text(obs)}"
 
 
 def summary(result: CheckResult) -> str:

@@ -9,7 +9,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.config.settings import MonitoringSettings
+from blockmon.config.settings import MonitoringSettings, TracingSettings
 from blockmon.health.checker import HealthChecker
 from blockmon.health.checks.postgres import postgres_check
 from blockmon.health.checks.redis import redis_check
@@ -24,6 +24,7 @@ from blockmon.health.checks.schema import SchemaProbe, schema_check
 from blockmon.health.metrics import HealthMetrics
 from blockmon.metrics import Metrics, replica_pool_name
 from blockmon.postgres.replicas import Router
+from blockmon.tracing import check_span
 
 
 def build_checker(
@@ -34,6 +35,7 @@ def build_checker(
     schema_probe: SchemaProbe | None = None,
     router: Router | None = None,
     redis_probe: RedisProbe | None = None,
+    tracing: TracingSettings | None = None,
 ) -> HealthChecker:
     """A checker with the postgres and redis checks (for the Redis topology in use),
     one check per read replica, and metrics fed. ``redis_probe`` (standalone and
@@ -43,6 +45,7 @@ def build_checker(
         cache_ttl=settings.cache_ttl,
         interval=settings.health_interval,
         slow_response_warn=settings.slow_response_warn,
+        span=check_span(tracing),
     )
     checker.register(
         "postgres",
@@ -106,7 +109,7 @@ def _redis_check(
         raise TypeError("build_checker: a standalone or Sentinel client needs a redis_probe")
     info = redis_check(
         probe,
-        on_memory=metrics.redis.memory.set,
+        on_memory=metrics.redis.record_memory,
         saturation_warn=settings.pool_saturation_warn,
         on_up=metrics.redis.link.connected,
         on_lost=metrics.redis.link.lost,
@@ -123,11 +126,12 @@ async def health_resource(
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
     router: Router | None = None,
+    tracing: TracingSettings | None = None,
 ) -> AsyncIterator[HealthChecker]:
     """Container Resource: the checker with its periodic loop, stopped at shutdown, and
     the Redis probe's connection, closed after it."""
     probe = redis_probe_for(redis)
-    checker = build_checker(settings, engine, redis, metrics, schema_probe, router, probe)
+    checker = build_checker(settings, engine, redis, metrics, schema_probe, router, probe, tracing)
     exported = HealthMetrics(metrics.registry)
     checker.listeners.append(exported.observe)
     await checker.start()

@@ -63,7 +63,12 @@ class RedisMetrics:
             "used_memory reported by INFO at the last health check",
             registry=registry,
         )
-        self.families: tuple[Any, ...] = (self.timings, self.errors, self.memory)
+        self.max_memory = Gauge(
+            "redis_memory_max_bytes",
+            "maxmemory reported by INFO at the last health check (0: no limit)",
+            registry=registry,
+        )
+        self.families: tuple[Any, ...] = (self.timings, self.errors, self.memory, self.max_memory)
         self.link = ConnectionLog("redis")
         self._registry = registry
         self._series: dict[Any, Series] = {}
@@ -74,6 +79,11 @@ class RedisMetrics:
         self._client: AbstractRedis | None = None
         self._saved: dict[str, Any] = {}
         self._collector: _PoolCollector | None = None
+
+    def record_memory(self, used: int, limit: int) -> None:
+        """``used_memory`` and ``maxmemory`` from the health check's INFO."""
+        self.memory.set(used)
+        self.max_memory.set(limit)
 
     def install(self, client: AbstractRedis) -> None:
         """Wrap ``execute_command`` and ``pipeline`` on this instance (Redis, sentinel or

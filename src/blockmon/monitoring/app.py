@@ -1,4 +1,4 @@
-"""The monitoring HTTP app: /livez, /readyz, /health and /metrics.
+"""The monitoring HTTP app: /livez, /readyz, /health, /metrics and the status page at /.
 
 A plain Starlette app, so it can be served alone (``blockmon serve``) or mounted into an
 application: ``app.mount("/monitoring", container.monitoring.app())``. Details in health
@@ -14,14 +14,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from blockmon.config.settings import MonitoringSettings
 from blockmon.health.checker import HealthChecker
-from blockmon.health.model import MEDIA_TYPE, Report, Status
+from blockmon.health.model import MEDIA_TYPE, Report, Status, now
+from blockmon.monitoring.page import page
 
 PATHS = ("/livez", "/readyz", "/health", "/metrics")
+PAGE = "/"
 
 
 class _HealthJSON(JSONResponse):
@@ -57,12 +59,21 @@ def create_app(
     async def health(request: Request) -> Response:
         return respond(await checker.report(), request)
 
+    async def status_page(request: Request) -> Response:
+        """For a person: always 200 (a browser logs a 503 as an error; machines read
+        /health), with check details under the same policy as /health."""
+        report = await checker.report()
+        allowed = details_allowed(request)
+        html = page(report, checker.changes() if allowed else [], details=allowed, at=now())
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
     async def metrics(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(registry), headers={"Content-Type": content_type})
 
     app = Starlette(
         routes=[
+            Route(PAGE, status_page),
             Route("/livez", livez),
             Route("/readyz", readyz),
             Route("/health", health),

@@ -35,9 +35,10 @@ class MonitoringApp:
             )
             await response(scope, receive, send)
             return
-        path = scope.get("path", "")
-        if len(path) > 1 and path.endswith("/"):  # Litestar mounts add a trailing slash
-            scope = {**scope, "path": path.rstrip("/")}
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        inside = path[len(root) :] if root and path.startswith(root) else path
+        if len(inside) > 1 and inside.endswith("/"):  # Litestar mounts add a trailing slash
+            scope = {**scope, "path": path.rstrip("/")}  # (but "/" is the status page)
         await app(scope, receive, send)
 
     async def _app(self) -> ASGIApp | None:

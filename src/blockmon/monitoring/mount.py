@@ -3,7 +3,7 @@
 FACTORY is called with the running ApplicationContainer (its Resources already started by
 the command's Lifespan) and returns an ASGI app, directly or as an awaitable. The app is
 mounted at ``/`` behind the monitoring routes, so /livez, /readyz, /health and /metrics
-keep their paths and everything else reaches the application.
+keep their paths and everything else, ``/`` included, reaches the application.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from blockmon.errors import UsageError
+from blockmon.monitoring.app import PAGE
 
 
 @dataclass(frozen=True)
@@ -85,5 +86,7 @@ def _import_failed(module_name: str, error: Exception) -> str:
 
 
 def combine(monitoring: Starlette, app: ASGIApp) -> Starlette:
-    """The monitoring routes first, then the application at ``/`` for every other path."""
-    return Starlette(routes=[*monitoring.routes, Mount("/", app=app)])
+    """The monitoring routes first, then the application at ``/`` for every other path
+    (its own ``/`` too: the status page gives way to it)."""
+    routes = [r for r in monitoring.routes if getattr(r, "path", None) != PAGE]
+    return Starlette(routes=[*routes, Mount("/", app=app)])

@@ -16,13 +16,13 @@ from blockmon.health.model import Observation, Status
 
 def redis_check(
     probe: RedisProbe,
-    on_memory: Callable[[int], None] | None = None,
+    on_memory: Callable[[int, int], None] | None = None,
     *,
     saturation_warn: float = 0.9,
     on_up: Callable[[], None] | None = None,
     on_lost: Callable[[BaseException], None] | None = None,
 ) -> Callable[[], Awaitable[list[Observation]]]:
-    """An async check function; ``on_memory`` receives ``used_memory`` in bytes;
+    """An async check function; ``on_memory`` receives ``used_memory`` and ``maxmemory`` in bytes;
     ``on_up`` / ``on_lost`` keep the connection lifecycle log informed while the
     application sends nothing."""
 
@@ -42,7 +42,7 @@ def redis_check(
             on_up()
         memory = int(info.get("used_memory", 0))
         if on_memory is not None:
-            on_memory(memory)
+            on_memory(memory, int(info.get("maxmemory", 0)))
         return [
             Observation("version", info.get("redis_version")),
             Observation("role", info.get("role")),
