@@ -147,19 +147,37 @@ async def python_calls(op: Op) -> int:
     return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
 
 
-async def profile_round(case: Case, calls: int, counts: dict[str, list[int]]) -> None:
+async def profile_round(case: Case, calls: int, counts: dict[str, list[list[int]]]) -> None:
     """``calls`` sequential calls of each variant, interleaved A B C, A B C, ..., each
     profiled on its own. Unlike time a call count hardly moves with the machine's load,
     so it shows what a layer adds even when throughput is too noisy to. What does move it
     only ever adds calls: an event-loop iteration more when a reply came late, another
     task's step run inside the call (a background health check). Such a disturbance
     lasted a whole block of one variant's calls once (a Redis GET read 378 instead of 337
-    in all 31), so the variants take turns call by call, and `interleave` profiles half
-    of the calls before the rounds and half after: the least count is the call's own
-    path, the same run after run."""
+    in all 31), so the variants take turns call by call, and `interleave` spreads the
+    calls over blocks between the rounds (`calls_per_item`)."""
+    for variant in case.variants:
+        counts[variant.name].append([])
     for _ in range(calls):
         for variant in case.variants:
-            counts[variant.name].append(await python_calls(variant.op))
+            counts[variant.name][-1].append(await python_calls(variant.op))
+
+
+def blocks(total: int, parts: int) -> list[int]:
+    """``total`` profiled calls split into ``parts`` blocks as evenly as possible."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def calls_per_item(blocks: list[list[int]]) -> float:
+    """The median over the blocks of each block's least count. What disturbs a count
+    only ever adds calls, so a block's least count is its estimate of the call's own
+    path; the median of those moves with neither an unlucky floor (the least of all 31
+    read the floor in one run and 2-4 calls above it in the next under load, and a 1.02x
+    target on ~600 calls has 12 to spare) nor a disturbance lasting a whole block (once
+    +40 calls on every call of one variant: an extra event-loop iteration), nor a run in
+    which most calls of one variant carry such an iteration (a Redis GET read 384
+    instead of 329 as the median of its calls)."""
+    return float(statistics.median(min(block) for block in blocks if block))
 
 
 async def interleave(case: Case, timing: Timing) -> Outcome:
@@ -168,14 +186,16 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
     gc.collect()
     gc.freeze()
     outcome = Outcome(case)
-    counts: dict[str, list[int]] = {variant.name: [] for variant in case.variants}
+    counts: dict[str, list[list[int]]] = {variant.name: [] for variant in case.variants}
     for variant in case.variants:
         await window(variant.op, variant.tasks or case.tasks, timing.warmup, variant.per_op)
         outcome.rates[variant.name] = []
         outcome.cpu[variant.name] = []
         outcome.errors[variant.name] = 0
-    await profile_round(case, timing.profiled_calls // 2, counts)
-    for _ in range(timing.rounds * case.rounds_factor):
+    rounds = timing.rounds * case.rounds_factor
+    sizes = blocks(timing.profiled_calls, rounds + 1)  # before the rounds and after each
+    await profile_round(case, sizes[0], counts)
+    for size in sizes[1:]:
         for variant in case.variants:
             measured = await window(
                 variant.op, variant.tasks or case.tasks, timing.window, variant.per_op
@@ -185,9 +205,9 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
             outcome.errors[variant.name] += measured.errors
             if measured.first_error and variant.name not in outcome.first_error:
                 outcome.first_error[variant.name] = measured.first_error
-    await profile_round(case, timing.profiled_calls - timing.profiled_calls // 2, counts)
+        await profile_round(case, size, counts)
     for variant in case.variants:
-        outcome.calls[variant.name] = min(counts[variant.name]) / variant.per_op
+        outcome.calls[variant.name] = calls_per_item(counts[variant.name]) / variant.per_op
     return outcome
 
 

@@ -36,6 +36,10 @@ PRIVATE = {
     "SQLAlchemy dialect methods replaced on the instance": r"\.dialect\.do_\w+\s*=(?!=)",
     "SQLAlchemy dialect instance __dict__": r"\.dialect\.__dict__",
     "SQLAlchemy Engine.dispose replaced on the instance": r"\.dispose\s*=(?!=)",
+    "SQLAlchemy pool checkout/checkin internals": (
+        r"[.'\"](_connection_record|_return_conn|_do_return_conn|_checkout|_ConnectionFairy)\b"
+        r"|\bpool\._invalidate\b|[.'\"]_recycle\b|\.starttime\s*=(?!=)"
+    ),
     "sqlalchemy.util (greenlet_spawn, await_, await_only)": r"\bsqlalchemy\.util\b|\bgreenlet_spawn\b|\bawait_(only)?\(",
     "redis-py ConnectionPool._in_use_connections": r"[.'\"]_in_use_connections\b",
     "redis-py ConnectionPool._available_connections": r"[.'\"]_available_connections\b",
@@ -53,6 +57,11 @@ BEFORE_THE_WALL = [
     "        if context is None or not context.root_connection._allow_autobegin:",
     "    engine.sync_engine.dialect.do_close = do_close",
     "        engine.dispose = dispose",
+    "        info = fairy._connection_record.info",
+    "    pool._return_conn = return_conn",
+    "    pool._invalidate(fairy, error)",
+    "        queue._recycle = -1",
+    "                record.starttime = -1.0  # recycled by SQLAlchemy's checkout",
     "from sqlalchemy.util import greenlet_spawn",
     "            await_(driver.close(timeout=timeout))",
     '    in_use = len(getattr(pool, "_in_use_connections", ()))',

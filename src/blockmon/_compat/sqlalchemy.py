@@ -16,21 +16,33 @@ one engine's own instances (statement timing, bounded close, following ``dispose
   through its ``_dialect``. Fallback: asyncpg's own close (unbounded on a dead network).
 - `follow_dispose`: ``Engine.dispose`` wrapped on the instance. Fallback: the
   ``engine_disposed`` event, a ConnectionEvents listener that taxes every checkout.
+- `instrument_pool`: the pool's ``connect`` replaced on the instance by one that runs
+  ``_ConnectionFairy._checkout`` itself and reads the record's ``info`` directly, and its
+  ``_return_conn`` by one that stamps the record before ``_do_return_conn``: one clock
+  reading per checkout end and per checkin serves validation, acquire and usage times,
+  with no pool event listener (a listener costs its dispatch on every checkout and
+  checkin). A stale connection that fails its ping is invalidated with every older one
+  (``Pool._invalidate``) and the checkout made again, as SQLAlchemy does for
+  ``InvalidatePoolError``. Fallback: ``connect`` wrapped around the public method, with
+  ``checkout`` and ``checkin`` listeners (the same measurements, about 6 calls more).
 """
 
 from __future__ import annotations
 
 import inspect
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Sized
 from time import perf_counter
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, Engine, event
+from sqlalchemy import Connection, Dialect, Engine, event, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
@@ -60,6 +72,16 @@ def _probe() -> bool:
         )
         and "_allow_autobegin" in inspect.signature(Connection.__init__).parameters
         and inspect.isfunction(Engine.dispose)
+        and list(inspect.signature(_ConnectionFairy._checkout).parameters)
+        == ["pool", "threadconns", "fairy"]
+        and list(inspect.signature(Pool._return_conn).parameters) == ["self", "record"]
+        and list(inspect.signature(Pool._do_return_conn).parameters) == ["self", "record"]
+        and list(inspect.signature(Pool._invalidate).parameters)
+        == ["self", "connection", "exception", "_checkin"]
+        and "_connection_record" in inspect.getsource(_ConnectionFairy.__init__)
+        and pool._recycle == -1
+        and "self.__pool._invalidate_time > self.starttime"
+        in inspect.getsource(_ConnectionRecord.get_connection)
     )
 
 
@@ -119,24 +141,70 @@ class Sink(Protocol):
 
 
 class Timed(Protocol):
-    """Whoever owns the timings; ``sink`` is read per statement, so it can change."""
+    """Whoever owns the wrappers (`blockmon.postgres.execution.DialectGuard`): ``sink``
+    (None: statements not timed) is read per statement, so it can change; ``failed``
+    hears every error the wrapped methods raise (what ``handle_error`` listeners saw)."""
 
-    sink: Sink
+    sink: Sink | None
+    connect_starts: dict[Any, float] | None  # DBAPI connection -> when its connect began
+
+    def failed(
+        self,
+        error: BaseException,
+        dbapi_connection: Any,
+        cursor: Any,
+        statement: str | None,
+        parameters: Any,
+        context: Any,
+        started: float | None,
+    ) -> None: ...
 
 
-def wrap_execution(
-    dialect: Dialect, timing: Timed, started: str, operation: str
-) -> dict[str, Any] | None:
-    """Record each statement the dialect runs successfully into ``timing.sink``: its
-    series is the one of execution option ``operation`` when given, else the one of the
-    SQL text (`blockmon.metrics.dialect_timing`). A failed statement leaves its start
-    time on the context as attribute ``started``. Returns what the instance held before
-    (for `unwrap_execution`), or None (nothing wrapped) when the layout changed."""
+WRAPPED = (*EXECUTION, "do_commit", "do_rollback", "do_ping", "connect")
+
+
+def _default_bodies(dialect: Dialect) -> bool:
+    """Whether ``dialect`` runs DefaultDialect's one-line bodies of the statement,
+    commit and rollback methods (the wrappers then run those lines themselves: one
+    Python call fewer per statement and per transaction end)."""
+    return all(
+        name not in dialect.__dict__
+        and getattr(type(dialect), name) is getattr(DefaultDialect, name)
+        for name in (*EXECUTION, "do_commit", "do_rollback")
+    ) and all(
+        line in inspect.getsource(getattr(DefaultDialect, name)) for name, line in _BODIES.items()
+    )
+
+
+_BODIES = {
+    "do_execute": "cursor.execute(statement, parameters)",
+    "do_executemany": "cursor.executemany(statement, parameters)",
+    "do_execute_no_params": "cursor.execute(statement)",
+    "do_commit": "dbapi_connection.commit()",
+    "do_rollback": "self.skip_autocommit_rollback and self.detect_autocommit_setting(",
+}
+
+
+def wrap_execution(dialect: Dialect, timing: Timed, operation: str) -> dict[str, Any] | None:
+    """Wrap the dialect's statement, commit, rollback, ping and connect methods on the
+    instance: each error they raise goes to ``timing.failed`` (instead of a
+    ``handle_error`` listener, which makes SQLAlchemy iterate the dialect's ``do_execute``
+    listeners before every statement: 2 calls), and each statement run successfully is
+    recorded into ``timing.sink`` when set: its series is the one of execution option
+    ``operation`` when given, else the one of the SQL text
+    (`blockmon.metrics.dialect_timing`). Returns what the instance held before (for
+    `unwrap_execution`), or None (nothing wrapped) when the layout changed."""
     if not LAYOUT.ok():
         return None
-    originals = {name: dialect.__dict__.get(name) for name in EXECUTION}
-    for name in EXECUTION:
-        setattr(dialect, name, _timed(getattr(dialect, name), timing, started, operation))
+    direct = _default_bodies(dialect)
+    originals = {name: dialect.__dict__.get(name) for name in WRAPPED}
+    for kind, name in enumerate(EXECUTION):
+        original = getattr(dialect, name)
+        setattr(dialect, name, _timed(original, timing, operation, kind if direct else -1))
+    dialect.do_commit = _ended(dialect, dialect.do_commit, timing, commit=True, direct=direct)  # type: ignore[method-assign]
+    dialect.do_rollback = _ended(dialect, dialect.do_rollback, timing, commit=False, direct=direct)  # type: ignore[method-assign]
+    dialect.do_ping = _pinged(dialect, dialect.do_ping, timing)  # type: ignore[method-assign]
+    dialect.connect = _connected(dialect, dialect.connect, timing)  # type: ignore[method-assign]
     return originals
 
 
@@ -144,29 +212,44 @@ def unwrap_execution(dialect: Dialect, originals: dict[str, Any]) -> None:
     """The dialect's own methods again."""
     for name, original in originals.items():
         if original is None:
-            del dialect.__dict__[name]
+            dialect.__dict__.pop(name, None)
         else:
             setattr(dialect, name, original)
 
 
-def _timed(original: Any, timing: Timed, attribute: str, operation: str) -> Any:
+def _timed(original: Any, timing: Timed, operation: str, kind: int) -> Any:
     """One wrapper for the three methods: the context is the last argument of each.
-    Recording is written out here, not called (one Python call per statement: this
-    wrapper; the rest are a C bisect and two clock reads)."""
+    ``kind`` 0-2: the dialect's body (DefaultDialect's one cursor call) is run here
+    instead of calling the method; -1: the original is called. Recording is written out
+    here, not called (one Python call per statement: this wrapper, which replaces the
+    dialect's method; the rest are a C bisect and two clock reads)."""
 
     def timed(cursor: Any, statement: str, *rest: Any) -> None:
         context = rest[-1]
-        if context is None or not context.root_connection._allow_autobegin:
-            original(cursor, statement, *rest)
+        sink = timing.sink
+        if sink is None or context is None or not context.root_connection._allow_autobegin:
+            try:
+                original(cursor, statement, *rest)
+            except BaseException as error:
+                params = rest[0] if len(rest) > 1 else None
+                timing.failed(error, None, cursor, statement, params, context, None)
+                raise
             return
         started = perf_counter()
         try:
-            original(cursor, statement, *rest)
-        except BaseException:
-            setattr(context, attribute, started)
+            if kind == 0:
+                cursor.execute(statement, rest[0])
+            elif kind == 2:
+                cursor.execute(statement)
+            elif kind == 1:
+                cursor.executemany(statement, rest[0])
+            else:
+                original(cursor, statement, *rest)
+        except BaseException as error:
+            params = rest[0] if len(rest) > 1 else None
+            timing.failed(error, None, cursor, statement, params, context, started)
             raise
         elapsed = perf_counter() - started
-        sink = timing.sink
         options = context.execution_options
         if operation in options:
             name = options[operation]
@@ -181,6 +264,68 @@ def _timed(original: Any, timing: Timed, attribute: str, operation: str) -> Any:
             sink.slow_query(statement, elapsed, series)
 
     return timed
+
+
+def _ended(dialect: Any, original: Any, timing: Timed, *, commit: bool, direct: bool) -> Any:
+    """``do_commit`` / ``do_rollback``: DefaultDialect's body run here when ``direct``."""
+
+    def ended(dbapi_connection: Any) -> None:
+        try:
+            if not direct:
+                original(dbapi_connection)
+            elif commit:
+                dbapi_connection.commit()
+            elif not (
+                dialect.skip_autocommit_rollback
+                and dialect.detect_autocommit_setting(dbapi_connection)
+            ):
+                dbapi_connection.rollback()
+        except BaseException as error:
+            timing.failed(error, dbapi_connection, None, None, None, None, None)
+            raise
+
+    return ended
+
+
+def _pinged(dialect: Any, original: Any, timing: Timed) -> Any:
+    """``do_ping`` (``pool_pre_ping``): a DBAPI error goes to ``failed`` as SQLAlchemy
+    gave it to ``handle_error``."""
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            return bool(original(dbapi_connection))
+        except dialect.loaded_dbapi.Error as error:
+            timing.failed(error, dbapi_connection, None, None, None, None, None)
+            raise
+
+    return do_ping
+
+
+def _connected(dialect: Any, original: Any, timing: Timed) -> Any:
+    """``connect``: a DBAPI error opening a connection goes to ``failed``; the start of
+    each connect is kept for the creation time (instead of a ``do_connect`` listener,
+    a DialectEvents listener that taxes every statement)."""
+
+    def connect(*cargs: Any, **cparams: Any) -> Any:
+        starts = timing.connect_starts
+        started = perf_counter()
+        try:
+            connection = original(*cargs, **cparams)
+        except dialect.loaded_dbapi.Error as error:
+            timing.failed(error, None, None, None, None, None, None)
+            raise
+        if starts is not None:
+            if len(starts) > 64:  # connects whose pool "connect" event never came
+                starts.clear()
+            starts[connection] = started
+        return connection
+
+    return connect
+
+
+def dialect_method(dialect: Dialect, name: str) -> Any:
+    """The dialect class's own ``name`` bound to ``dialect``, past any wrapper."""
+    return getattr(type(dialect), name).__get__(dialect)
 
 
 def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
@@ -213,5 +358,243 @@ def follow_dispose(engine: Engine, after: Callable[[], None]) -> Callable[[], No
 
     def undo() -> None:
         del engine.__dict__["dispose"]  # the class's own method again
+
+    return undo
+
+
+class Histogram(Protocol):
+    """A `blockmon.metrics.recorder.Series`: bucket counts and a sum, written inline."""
+
+    counts: list[int]
+    bounds: Any
+    sum: float
+
+
+class Waits(Protocol):
+    """`blockmon.postgres.hooks.WaitObserver`."""
+
+    waiting: int
+    exhausted: bool
+
+    def wait_started(self) -> None: ...
+
+    def timed_out(self) -> None: ...
+
+    def freed(self) -> None: ...
+
+
+class Guard(Protocol):
+    """`blockmon.postgres.pool.PoolGuard`: its slots are read per checkout and checkin."""
+
+    acquire: Histogram | None
+    usage: Histogram | None
+    waits: Waits | None
+    window: float  # seconds a connection may sit idle and be handed out unpinged (inf: off)
+
+    def ping(self, dbapi_connection: Any) -> BaseException | None: ...
+
+
+def pool_recycle(pool: Pool) -> float | None:
+    """``pool``'s ``pool_recycle`` in seconds, None when off or unknown."""
+    recycle = getattr(pool, "_recycle", -1) if LAYOUT.ok() else -1
+    return float(recycle) if isinstance(recycle, (int, float)) and recycle > -1 else None
+
+
+_BORN = "blockmon_born"  # record.info: clock at the connection's first checkout
+
+
+def instrument_pool(
+    pool: Pool,
+    guard: Guard,
+    last_used: str,
+    checked_out: str,
+    max_overflow: int | None,
+    lifetime: float | None = None,
+) -> Callable[[], None]:
+    """Time checkouts (acquire) and how long connections stay out (usage) into
+    ``guard``'s series, count waiting callers, stamp ``record.info[last_used]`` at each
+    checkin and ping at checkout a connection idle longer than ``guard.window`` (one that
+    never went back to the pool since it connected is fresh). ``max_overflow``: None
+    when unknown (waits are then not seen). ``lifetime``: the engine's ``pool_recycle``
+    (`pool_recycle`, read before the first install), which this checkout then applies
+    from its own clock reading instead of SQLAlchemy's ``time.time()`` per checkout: a
+    connection older than that, next to be handed out or coming back, gets a start time
+    before the pool's last invalidation, and SQLAlchemy's checkout closes and reopens it
+    as it does a recycled one. Returns the undo."""
+    idle: Sized = idle_connections(pool) if isinstance(pool, QueuePool) else (None,)
+    if max_overflow is not None and not isinstance(pool, QueuePool):
+        max_overflow = None
+    if not LAYOUT.ok():
+        return _instrument_public(pool, guard, last_used, checked_out, max_overflow, idle)
+    checkout: Any = _ConnectionFairy._checkout
+    do_return = pool._do_return_conn
+    queue: Any = pool
+    # The end the queue hands out next: a list is asyncio's LifoQueue, a deque its Queue.
+    nxt = -1 if isinstance(idle, list) else 0
+    if lifetime is None or not isinstance(idle, (list, deque)):
+        lifetime = None  # SQLAlchemy applies pool_recycle itself
+    else:
+        queue._recycle = -1
+
+    def connect() -> Any:
+        started = perf_counter()
+        watch = guard.waits
+        waits = (
+            watch is not None
+            and not idle
+            and max_overflow is not None
+            and queue.overflow() >= max_overflow
+        )
+        if waits:
+            watch.wait_started()  # type: ignore[union-attr]
+        elif lifetime is not None and idle:
+            record = idle[nxt]  # type: ignore[index]
+            born = record.info
+            if _BORN in born and started - born[_BORN] > lifetime:
+                record.starttime = -1.0  # recycled by SQLAlchemy's checkout
+        try:
+            fairy = checkout(pool)
+        except exc.TimeoutError:
+            if watch is not None:
+                watch.timed_out()
+            raise
+        finally:
+            if waits:
+                watch.waiting -= 1  # type: ignore[union-attr]
+        now = perf_counter()
+        info = fairy._connection_record.info
+        if last_used in info and now - info[last_used] > guard.window:
+            fairy = _revalidate(pool, fairy, guard)
+            now = perf_counter()
+            info = fairy._connection_record.info
+        if _BORN not in info:  # cleared with the rest at each (re)connect
+            info[_BORN] = now
+        info[checked_out] = now
+        acquire = guard.acquire
+        if acquire is not None:
+            acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
+            acquire.sum += now - started
+        return fairy
+
+    def return_conn(record: Any) -> None:
+        now = perf_counter()
+        info = record.info
+        if checked_out in info:
+            usage = guard.usage
+            if usage is not None:
+                elapsed = now - info[checked_out]
+                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
+                usage.sum += elapsed
+            del info[checked_out]
+        info[last_used] = now
+        if lifetime is not None and _BORN in info and now - info[_BORN] > lifetime:
+            record.starttime = -1.0  # recycled at its next checkout
+        watch = guard.waits
+        if watch is not None and watch.exhausted and watch.waiting == 0:
+            watch.freed()
+        do_return(record)
+
+    pool.connect = connect  # type: ignore[method-assign]
+    pool._return_conn = return_conn  # type: ignore[method-assign]
+
+    def undo() -> None:
+        pool.__dict__.pop("connect", None)
+        pool.__dict__.pop("_return_conn", None)
+        if lifetime is not None:
+            queue._recycle = lifetime
+
+    return undo
+
+
+def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
+    """``fairy`` sat idle too long: ping it; if dead, invalidate it and every connection
+    opened before it (the server went away for all of them), then check out again: the
+    pool reconnects the record (LIFO: the one just returned) or recycles an older one."""
+    try:
+        error = guard.ping(fairy.dbapi_connection)
+    except BaseException as interrupted:  # cancelled mid-ping: never hand it out again
+        fairy.invalidate(interrupted)
+        raise
+    if error is None:
+        return fairy
+    pool._invalidate(fairy, error)
+    return _ConnectionFairy._checkout(pool)
+
+
+def _instrument_public(
+    pool: Pool,
+    guard: Guard,
+    last_used: str,
+    checked_out: str,
+    max_overflow: int | None,
+    idle: Sized,
+) -> Callable[[], None]:
+    """`instrument_pool` with public API only: the public ``connect`` wrapped, a
+    ``checkout`` listener validating (raising ``InvalidatePoolError``, which makes the
+    pool invalidate it and every older connection and check out again) and a ``checkin``
+    listener."""
+    original = pool.connect
+    queue: Any = pool
+
+    def connect() -> Any:
+        started = perf_counter()
+        watch = guard.waits
+        waits = (
+            watch is not None
+            and not idle
+            and max_overflow is not None
+            and queue.overflow() >= max_overflow
+        )
+        if waits:
+            watch.wait_started()  # type: ignore[union-attr]
+        try:
+            fairy = original()
+        except exc.TimeoutError:
+            if watch is not None:
+                watch.timed_out()
+            raise
+        finally:
+            if waits:
+                watch.waiting -= 1  # type: ignore[union-attr]
+        now = perf_counter()
+        fairy.info[checked_out] = now
+        acquire = guard.acquire
+        if acquire is not None:
+            acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
+            acquire.sum += now - started
+        return fairy
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        info = record.info
+        if last_used in info and perf_counter() - info[last_used] > guard.window:
+            error = guard.ping(dbapi_connection)
+            if error is not None:
+                raise exc.InvalidatePoolError(str(error)) from None
+
+    def on_checkin(dbapi_connection: Any, record: Any) -> None:
+        if record is None:
+            return
+        now = perf_counter()
+        info = record.info
+        if checked_out in info:
+            usage = guard.usage
+            if usage is not None:
+                elapsed = now - info[checked_out]
+                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
+                usage.sum += elapsed
+            del info[checked_out]
+        info[last_used] = now
+        watch = guard.waits
+        if watch is not None and watch.exhausted and watch.waiting == 0:
+            watch.freed()
+
+    pool.connect = connect  # type: ignore[method-assign]
+    event.listen(pool, "checkout", on_checkout)
+    event.listen(pool, "checkin", on_checkin)
+
+    def undo() -> None:
+        pool.__dict__.pop("connect", None)
+        event.remove(pool, "checkout", on_checkout)
+        event.remove(pool, "checkin", on_checkin)
 
     return undo

@@ -12,10 +12,10 @@ queries (version, ``SHOW ...``). The wrapping relies on SQLAlchemy's internals a
 `blockmon._compat.sqlalchemy`; when their layout changed, the public cursor events time
 the statements instead (slower, same metrics).
 
-A failed statement raises untouched; its start time is left on the execution context
-(`STARTED`) for the ``handle_error`` listener (a DialectEvents event in SQLAlchemy 2.1, so
-it does not tax checkouts), which classifies the error with SQLAlchemy's view of it
-(disconnect, wrapped class).
+A failed statement raises untouched; the wrappers hand it with its start time to the
+error observers (`blockmon.postgres.execution`), which classify it with SQLAlchemy's view
+of it (disconnect, wrapped class); on the public path the start time is left on the
+execution context (`STARTED`) for the ``handle_error`` listener that feeds them.
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.metrics.recorder import Series
+from blockmon.postgres.execution import STARTED, guard_dialect, release_dialect
 from blockmon.postgres.hooks import OPERATION_OPTION
-
-STARTED = "_blockmon_t0"
 
 
 class StatementSink(Protocol):
@@ -50,11 +48,10 @@ class StatementSink(Protocol):
 class _Timing:
     """One engine's timing; ``sink`` is read per statement, so it can change."""
 
-    __slots__ = ("__weakref__", "originals", "sink")
+    __slots__ = ("__weakref__", "sink")
 
     def __init__(self, sink: StatementSink) -> None:
         self.sink = sink
-        self.originals: dict[str, Any] | None = None  # the dialect's own, when wrapped
 
     def observer(self, statement: str, context: Any, elapsed: float) -> None:
         """Record one statement: a dict lookup, one bisect, two adds (the wrappers of
@@ -85,34 +82,38 @@ def _before_cursor_execute(
     setattr(context, STARTED, perf_counter())
 
 
-_timings: WeakKeyDictionary[Engine, _Timing] = WeakKeyDictionary()
+_timings: WeakKeyDictionary[Engine, _Timing] = WeakKeyDictionary()  # the public path's
 
 
 def time_statements(engine: AsyncEngine, sink: StatementSink) -> None:
     """Record each statement ``engine`` runs successfully in ``sink`` (one sink per
     engine: the last one set wins, as for the Statements hook)."""
+    guard = guard_dialect(engine)
+    if guard.originals is not None:  # the dialect's wrappers time statements
+        guard.sink = sink
+        return
     sync = engine.sync_engine
     timing = _timings.get(sync)
     if timing is not None:
         timing.sink = sink
         return
     timing = _timings[sync] = _Timing(sink)
-    timing.originals = sa_compat.wrap_execution(sync.dialect, timing, STARTED, OPERATION_OPTION)
-    if timing.originals is None:
-        event.listen(sync, "before_cursor_execute", _before_cursor_execute)
-        event.listen(sync, "after_cursor_execute", timing.after_cursor_execute)
+    event.listen(sync, "before_cursor_execute", _before_cursor_execute)
+    event.listen(sync, "after_cursor_execute", timing.after_cursor_execute)
 
 
 def untime_statements(engine: AsyncEngine, sink: StatementSink) -> None:
-    """Undo `time_statements` if ``sink`` is still the one set: the dialect's own
-    methods come back, so an uninstalled engine pays nothing."""
+    """Undo `time_statements` if ``sink`` is still the one set: with nothing else
+    observing the dialect its own methods come back, so an uninstalled engine pays
+    nothing."""
     sync = engine.sync_engine
+    guard = guard_dialect(engine)
+    if guard.sink is sink:
+        guard.sink = None
+        release_dialect(engine)
     timing = _timings.get(sync)
     if timing is None or timing.sink is not sink:
         return
     del _timings[sync]
-    if timing.originals is not None:
-        sa_compat.unwrap_execution(sync.dialect, timing.originals)
-    else:
-        event.remove(sync, "before_cursor_execute", _before_cursor_execute)
-        event.remove(sync, "after_cursor_execute", timing.after_cursor_execute)
+    event.remove(sync, "before_cursor_execute", _before_cursor_execute)
+    event.remove(sync, "after_cursor_execute", timing.after_cursor_execute)

@@ -1,37 +1,32 @@
 """The PostgreSQL pool seen from outside: current waiters, acquire time and timeouts,
 an "exhausted" log once per episode, and gauges read at scrape time.
 
-SQLAlchemy has no public count of waiters, so `PoolWatch` wraps the pool's public
-``connect()`` and counts the callers that found no free connection and no room to open
-one, and times each checkout (acquire) and how long the connection stays out (usage),
-recorded in `blockmon.metrics.recorder` series. `Engine.dispose()` replaces the pool, so
-the watch follows the new pool (`blockmon._compat.sqlalchemy.follow_dispose`: the
-engine's ``dispose`` wrapped, as an ``engine_disposed`` listener would be a
-ConnectionEvents listener, which taxes every connection checkout: see
-`blockmon.metrics.dialect_timing`).
+SQLAlchemy has no public count of waiters, so `PoolWatch` fills the slots of the
+engine's `blockmon.postgres.pool.PoolGuard` (the pool's one checkout/checkin
+instrumentation point, which also follows ``dispose()``): the guard counts the callers
+that found no free connection and no room to open one, and times each checkout (acquire)
+and how long the connection stays out (usage) into `blockmon.metrics.recorder` series.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, event, exc
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool import QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import get_logger
 from blockmon.metrics.recorder import Series
+from blockmon.postgres.pool import guard_for, release_guard
 
 _log = get_logger("blockmon.postgres")
-CHECKOUT_T0 = "blockmon_checkout_t0"  # record.info: when the connection was handed out
 
 
 @dataclass(frozen=True)
@@ -61,6 +56,7 @@ class PoolWatch:
         *,
         name: str | None = None,
     ) -> None:
+        self.async_engine = engine
         self.engine = engine.sync_engine
         self.name = name  # a read replica's pool name (replica-0, ...); None for the writer
         self.waiting = 0
@@ -69,8 +65,6 @@ class PoolWatch:
         self._usage = usage
         self._timeouts = timeouts
         self._errors = errors  # the postgres_errors_total Counter, labelled by type
-        self._wrapped: dict[int, Any] = {}
-        self._unfollow: Callable[[], None] | None = None  # stops following dispose()
 
     def wait_started(self) -> None:
         """A caller found no free connection and waits (the pool's queue, or the
@@ -95,20 +89,16 @@ class PoolWatch:
             self._errors.labels(type="pool_timeout").inc()
 
     def install(self) -> None:
-        self._wrap(self.engine.pool)
-        self._unfollow = sa_compat.follow_dispose(self.engine, lambda: self._wrap(self.engine.pool))
-        event.listen(self.engine.pool, "checkin", self._on_checkin)
+        guard = guard_for(self.async_engine)
+        guard.acquire = self._acquire
+        guard.usage = self._usage
+        guard.waits = self
 
     def uninstall(self) -> None:
-        if event.contains(self.engine.pool, "checkin", self._on_checkin):
-            event.remove(self.engine.pool, "checkin", self._on_checkin)
-        if self._unfollow is not None:
-            self._unfollow()
-            self._unfollow = None
-        pool = self.engine.pool
-        original = self._wrapped.pop(id(pool), None)
-        if original is not None:
-            pool.connect = original  # type: ignore[method-assign]
+        guard = guard_for(self.async_engine)
+        if guard.waits is self:
+            guard.acquire = guard.usage = guard.waits = None
+            release_guard(self.async_engine)  # unless validation still uses it
 
     def state(self) -> PoolState:
         pool = self.engine.pool
@@ -123,56 +113,13 @@ class PoolWatch:
             waiting=self.waiting,
         )
 
-    def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
-        usage = self._usage
-        if usage is not None and record is not None:
-            info = record.info
-            if CHECKOUT_T0 in info:
-                elapsed = perf_counter() - info[CHECKOUT_T0]
-                del info[CHECKOUT_T0]
-                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
-                usage.sum += elapsed
-        if self.exhausted and self.waiting == 0:
-            self.exhausted = False
-            _log.info(
-                "postgres pool has free connections again", component="postgres", **self._pool()
-            )
+    def freed(self) -> None:
+        """A connection came back and nobody waits any more."""
+        self.exhausted = False
+        _log.info("postgres pool has free connections again", component="postgres", **self._pool())
 
     def _pool(self) -> dict[str, str]:
         return {} if self.name is None else {"pool": self.name}
-
-    def _wrap(self, pool: Pool) -> None:
-        if not isinstance(pool, QueuePool) or id(pool) in self._wrapped:
-            return
-        original = pool.connect
-        self._wrapped = {id(pool): original}  # the old pool is gone
-        max_overflow = sa_compat.max_overflow(self.engine)  # None: unknown, waits not seen
-        idle = sa_compat.idle_connections(pool)  # read without a call while not empty
-        acquire, timed = self._acquire, self._acquire is not None or self._usage is not None
-        watch = self
-
-        def connect() -> Any:
-            started = perf_counter()
-            waits = not idle and max_overflow is not None and pool.overflow() >= max_overflow
-            if waits:
-                watch.wait_started()
-            try:
-                connection = original()
-            except exc.TimeoutError:
-                watch.timed_out()
-                raise
-            finally:
-                if waits:
-                    watch.waiting -= 1
-            if timed:
-                now = perf_counter()
-                connection.info[CHECKOUT_T0] = now  # usage starts: see _on_checkin
-                if acquire is not None:
-                    acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
-                    acquire.sum += now - started
-            return connection
-
-        pool.connect = connect  # type: ignore[method-assign]
 
 
 class PoolCollector(Collector):

@@ -1,8 +1,8 @@
 """Query, error and connection-lifetime metrics for an AsyncEngine.
 
 Statements are timed by wrappers on the engine's dialect (`dialect_timing`), not by
-cursor events, which would tax every connection checkout; errors come from the
-``handle_error`` dialect event, connections from pool events. The hot path is one
+cursor events, which would tax every connection checkout; errors come from those
+wrappers too (`blockmon.postgres.execution`: no ``handle_error`` listener), connections from pool events. The hot path is one
 wrapper call per statement, a dict lookup and one observation into a `Series`
 (`blockmon.metrics.recorder`: a C bisect and two adds), which also yields the
 ``postgres_queries_total`` count. The ``operation`` label is the SQL verb,
@@ -24,9 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.config.log import get_logger
 from blockmon.metrics import buckets
-from blockmon.metrics.dialect_timing import STARTED, time_statements, untime_statements
+from blockmon.metrics.dialect_timing import time_statements, untime_statements
 from blockmon.metrics.pool import PoolCollector, PoolWatch, ReplicaPoolCollector
 from blockmon.metrics.recorder import Series, Timings, TimingsCollector, record
+from blockmon.postgres.execution import (
+    Failure,
+    guard_dialect,
+    observe_errors,
+    unobserve_errors,
+)
 from blockmon.postgres.hooks import OPERATION_OPTION, StatementHook, hook_for
 
 OTHER = "other"
@@ -195,6 +201,8 @@ class PostgresMetrics:
         self._replica_collector: ReplicaPoolCollector | None = None
         self._statement_hooks: list[StatementHook] = []
         self._timed: list[AsyncEngine] = []
+        self._observed: list[AsyncEngine] = []
+        self._connect_starts: dict[Any, float] = {}
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
@@ -233,8 +241,13 @@ class PostgresMetrics:
         sync = engine.sync_engine
         time_statements(engine, self)
         self._timed.append(engine)
-        self._listen(sync, "handle_error", self._on_error)
-        self._listen(sync, "do_connect", self._before_connect)
+        observe_errors(engine, self._on_error)  # blockmon.postgres.execution
+        self._observed.append(engine)
+        guard = guard_dialect(engine)
+        if guard.originals is not None:  # the dialect's connect is wrapped: it keeps the start
+            guard.connect_starts = self._connect_starts
+        else:  # a do_connect listener (a DialectEvents one: it taxes every statement)
+            self._listen(sync, "do_connect", self._before_connect)
         self._listen(sync.pool, "connect", self._connected)
         self._listen(sync.pool, "invalidate", self._invalidated)
         self._listen(sync.pool, "soft_invalidate", self._soft_invalidated)
@@ -247,6 +260,12 @@ class PostgresMetrics:
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
         self._listeners.clear()
+        for engine in self._observed:
+            guard = guard_dialect(engine)
+            if guard.connect_starts is self._connect_starts:
+                guard.connect_starts = None
+            unobserve_errors(engine, self._on_error)
+        self._observed.clear()
         for engine in self._timed:
             untime_statements(engine, self)
         self._timed.clear()
@@ -329,12 +348,12 @@ class PostgresMetrics:
             sql=" ".join(statement.split())[:2000],
         )
 
-    def _on_error(self, context: Any) -> None:
+    def _on_error(self, context: Failure) -> None:
         self._error_child(_error_type(context)).inc()
         execution = context.execution_context
         if execution is not None and context.statement is not None:
             series = self._series(execution, context.statement)
-            started = getattr(execution, STARTED, None)
+            started = context.started
             if started is None:
                 series.untimed += 1
             else:
@@ -347,7 +366,9 @@ class PostgresMetrics:
         record.info[_CONNECT_T0] = time.perf_counter()
 
     def _connected(self, dbapi_conn: Any, record: Any) -> None:
-        started = record.info.pop(_CONNECT_T0, None)
+        started = self._connect_starts.pop(dbapi_conn, None)
+        if started is None:
+            started = record.info.pop(_CONNECT_T0, None)
         if started is not None:
             self.creation.observe(time.perf_counter() - started)
 

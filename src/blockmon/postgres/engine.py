@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
-from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
+from blockmon.postgres.execution import Failure, observe_errors
+from blockmon.postgres.pool import validate_idle
 
 _log = get_logger("blockmon.postgres")
-_LAST_USED = "blockmon_last_used"
 # With ``postgres.echo`` the engine is named so that SQLAlchemy logs its statements on a
 # logger of its own (documented: sqlalchemy.engine.Engine.<logging_name>).
 _ECHO_NAME = "blockmon"
@@ -168,36 +168,10 @@ def install_bypass_validation(
     window: float,
     on_dead: Callable[[BaseException], None] | None = None,
 ) -> None:
-    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds.
-    A failed ping never reaches ``handle_error``, so ``on_dead`` hears about it instead."""
-    pool = engine.sync_engine.pool
-    dialect = engine.sync_engine.dialect
-
-    @event.listens_for(pool, "connect")
-    def _fresh(dbapi_conn: Any, record: Any) -> None:
-        record.info[_LAST_USED] = time.monotonic()
-
-    @event.listens_for(pool, "checkin")
-    def _used(dbapi_conn: Any, record: Any) -> None:
-        if record is not None:
-            record.info[_LAST_USED] = time.monotonic()
-
-    @event.listens_for(pool, "checkout")
-    def _validate(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        info = record.info  # a subscript, not .get(): one call fewer on every checkout
-        last = info[_LAST_USED] if _LAST_USED in info else 0.0  # noqa: SIM401
-        if time.monotonic() - last <= window:
-            return
-        try:
-            dialect.do_ping(dbapi_conn)
-        except Exception as error:
-            if on_dead is not None:
-                on_dead(error)
-            # The pool discards this connection, and every one older (the server went
-            # away for all of them, and the pool hands out the most recent first), then
-            # checks out another (up to 3 tries).
-            raise exc.InvalidatePoolError(redact(str(error))) from None
-        record.info[_LAST_USED] = time.monotonic()
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds
+    (`blockmon.postgres.pool`). A failed ping never reaches ``handle_error``, so
+    ``on_dead`` hears about it instead."""
+    validate_idle(engine, window, on_dead)
 
 
 def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
@@ -207,14 +181,14 @@ def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
     def _connected(dbapi_conn: Any, record: Any) -> None:
         state.connected()
 
-    @event.listens_for(engine.sync_engine, "handle_error")
-    def _error(context: Any) -> None:
+    def _error(failure: Failure) -> None:
         # A cancelled task drops its connection too; that is not the server going away.
-        if context.is_disconnect and not isinstance(
-            context.original_exception, asyncio.CancelledError
+        if failure.is_disconnect and not isinstance(
+            failure.original_exception, asyncio.CancelledError
         ):
-            state.lost(context.original_exception)
+            state.lost(failure.original_exception)
 
+    observe_errors(engine, _error)  # blockmon.postgres.execution: no handle_error listener
     return state
 
 

@@ -29,10 +29,14 @@ class WaitObserver(Protocol):
     """Counts callers queued in front of the pool (see `blockmon.metrics.pool.PoolWatch`)."""
 
     waiting: int
+    exhausted: bool  # since the first caller waited, until the pool has a free one again
 
     def wait_started(self) -> None: ...
 
     def timed_out(self) -> None: ...
+
+    def freed(self) -> None:
+        """A connection came back while ``exhausted`` and nobody waits any more."""
 
 
 class StatementHook:

@@ -1,0 +1,129 @@
+"""The one instrumentation point of an engine's pool: a checkout and a checkin, each
+reading the clock once.
+
+Three consumers share those readings: the ``bypass`` validation (HikariCP's alive
+bypass: a connection back in the pool within ``postgres.validation_window`` seconds is
+handed out unpinged; an older one is pinged first, and if dead it and every connection
+opened before it are replaced), and, when the metrics layer fills the `PoolGuard`'s
+slots, the acquire and usage times and the count of waiting callers
+(`blockmon.metrics.pool.PoolWatch`). One wrapper instead of a wrapper and three pool
+event listeners: each listener cost its dispatch and a clock reading on every checkout
+or checkin (`blockmon._compat.sqlalchemy.instrument_pool` does the wrapping). The guard
+follows the engine's ``dispose()`` onto the new pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine, exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.secrets import redact
+from blockmon.postgres.hooks import WaitObserver
+
+LAST_USED = "blockmon_last_used"  # record.info: clock at the last checkin
+CHECKED_OUT = "blockmon_checkout_t0"  # record.info: clock when handed out (usage starts)
+
+
+class PoolGuard:
+    """One engine's checkout/checkin instrumentation; each slot is None (or ``window``
+    inf) when unused, and is read per checkout, so it can change at any time."""
+
+    __slots__ = (
+        "__weakref__",
+        "_undo",
+        "_unfollow",
+        "acquire",
+        "dialect",
+        "engine",
+        "lifetime",
+        "on_dead",
+        "usage",
+        "waits",
+        "window",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.acquire: sa_compat.Histogram | None = None  # time to check a connection out
+        self.usage: sa_compat.Histogram | None = None  # time a connection stays out
+        self.waits: WaitObserver | None = None  # callers queued at the pool
+        self.window = math.inf  # bypass validation off
+        self.on_dead: Callable[[BaseException], None] | None = None
+        # the engine's pool_recycle, applied by the guard (each new pool after dispose()
+        # is made with the -1 the guard left on the old one)
+        self.lifetime = sa_compat.pool_recycle(engine.pool)
+        self._undo: Callable[[], None] | None = None
+        self._unfollow: Callable[[], None] | None = None
+
+    def ping(self, dbapi_connection: Any) -> BaseException | None:
+        """None if the connection answers; else the error the pool invalidates it with.
+        A failed validation ping is no statement error (it stays out of the error
+        observers of `blockmon.postgres.execution`), so ``on_dead`` hears about it."""
+        try:
+            # the class's own method: a failed bypass ping is no statement error (the
+            # wrapper of blockmon.postgres.execution would count it)
+            sa_compat.dialect_method(self.dialect, "do_ping")(dbapi_connection)
+        except Exception as error:
+            if self.on_dead is not None:
+                self.on_dead(error)
+            return exc.InvalidatePoolError(redact(str(error)))
+        return None
+
+    def _install(self) -> None:
+        if self._undo is not None:
+            self._undo()
+        self._undo = sa_compat.instrument_pool(
+            self.engine.pool,
+            self,
+            LAST_USED,
+            CHECKED_OUT,
+            sa_compat.max_overflow(self.engine),
+            self.lifetime,
+        )
+
+
+_guards: WeakKeyDictionary[Engine, PoolGuard] = WeakKeyDictionary()
+
+
+def guard_for(engine: AsyncEngine) -> PoolGuard:
+    """The guard of ``engine``'s pool, installed on first use (whichever side asks
+    first) and following ``dispose()``."""
+    sync = engine.sync_engine
+    guard = _guards.get(sync)
+    if guard is None:
+        guard = _guards[sync] = PoolGuard(sync)
+        guard._install()
+        guard._unfollow = sa_compat.follow_dispose(sync, guard._install)
+    return guard
+
+
+def release_guard(engine: AsyncEngine) -> None:
+    """Take the guard off ``engine``'s pool (and ``dispose``) if nothing uses it any more:
+    no validation and empty slots."""
+    sync = engine.sync_engine
+    guard = _guards.get(sync)
+    if guard is None or guard.window != math.inf:
+        return
+    if any(slot is not None for slot in (guard.waits, guard.acquire, guard.usage)):
+        return
+    del _guards[sync]
+    if guard._undo is not None:
+        guard._undo()
+    if guard._unfollow is not None:
+        guard._unfollow()
+
+
+def validate_idle(
+    engine: AsyncEngine, window: float, on_dead: Callable[[BaseException], None] | None = None
+) -> None:
+    """Ping a connection at checkout only if it sat idle longer than ``window`` seconds."""
+    guard = guard_for(engine)
+    guard.window = window
+    guard.on_dead = on_dead
