@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc, text
 
+from blockmon.testing.servers import PostgresServer
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import scrape, value
 
@@ -41,8 +42,9 @@ async def test_an_error_at_commit_counts(blockmon_config: dict) -> None:
     )
 
 
-async def test_a_failed_connect_counts(blockmon_config: dict) -> None:
-    config = merged(blockmon_config, postgres={"database": "blockmon_no_such_database"})
+async def test_a_failed_connect_counts(blockmon_config: dict, pg_server: PostgresServer) -> None:
+    # the throwaway server's settings (host:port), also where the per-run one is a socket URL
+    config = merged(blockmon_config, postgres=pg_server.settings("blockmon_no_such_database"))
     async with running(config, schema_probe=False) as container, http(container) as client:
         engine = await container.postgres.engine()
         before = await scrape(client)
