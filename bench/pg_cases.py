@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from itertools import cycle
 from typing import Any
 
 import asyncpg
@@ -40,13 +41,20 @@ TX = [text(s) for s in TX_NAMED]
 SELECT_1, PK_TEXT, INSERT_TEXT = text("SELECT 1"), text(PK), text(INSERT)
 
 
+# Keys drawn once, then cycled: a fresh random draw per call costs a varying number of
+# Python calls (``getrandbits`` retries), which moved the call counts the targets judge.
+_DRAW = random.Random(1)
+_KEYS = cycle(_DRAW.sample(range(1, ITEMS + 1), ITEMS))
+_PAIRS = cycle(tuple(sorted(_DRAW.sample(range(1, ITEMS + 1), 2))) for _ in range(ITEMS))
+
+
 def key() -> int:
-    return random.randint(1, ITEMS)
+    return next(_KEYS)
 
 
 def two_keys() -> tuple[int, int]:
-    a, b = random.sample(range(1, ITEMS + 1), 2)
-    return (a, b) if a < b else (b, a)
+    """Two distinct keys in ascending order."""
+    return next(_PAIRS)
 
 
 async def container(scratch: Scratch, stack: AsyncExitStack, **postgres: Any) -> Any:
