@@ -51,6 +51,10 @@ dt{color:var(--dim)}dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line)}
 td,th{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;
  vertical-align:top;font-size:.9rem;overflow-wrap:anywhere}
+@media (max-width:40rem){.changes thead{display:none}
+ .changes tr,.changes td{display:block}.changes tr{border-bottom:1px solid var(--line)}
+ .changes td{border:0;padding:.15rem .5rem}
+ .changes td::before{content:attr(data-label) ": ";color:var(--dim)}}
 footer{margin:1.5rem 0 .5rem;color:var(--dim)}
 a{color:#0969da}
 """
@@ -140,14 +144,15 @@ def _bar(pool: dict[str, Any]) -> str:
 
 def _changes(changes: Iterable[StateChange]) -> str:
     rows = [
-        f"<tr><td>{_time(c.at)}</td><td>{_text(c.component)}</td>"
-        f"<td>{_text(c.previous or 'unknown')} → {_badge(c.status)}</td>"
-        f"<td>{_text(c.reason or '')}</td></tr>"
+        f'<tr><td data-label="time">{_time(c.at)}</td>'
+        f'<td data-label="check">{_text(c.component)}</td>'
+        f'<td data-label="change">{_text(c.previous or "unknown")} → {_badge(c.status)}</td>'
+        f'<td data-label="reason">{_text(c.reason or "")}</td></tr>'
         for c in changes
     ]
     if not rows:
         return '<h2>Last changes</h2><p class="meta">No change of state since start.</p>'
     return (
-        "<h2>Last changes</h2><table><thead><tr><th>time</th><th>check</th>"
+        '<h2>Last changes</h2><table class="changes"><thead><tr><th>time</th><th>check</th>'
         f"<th>change</th><th>reason</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
