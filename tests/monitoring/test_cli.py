@@ -92,6 +92,7 @@ def test_serve_runs_uvicorn_until_sigint(blockmon_config, tmp_path, command):
             lines.append(line)
             if "monitoring on" in line:  # printed once the socket listens
                 break
+        assert f"http://127.0.0.1:{port}/ " in line, lines  # the status page first
         assert f"http://127.0.0.1:{port}/readyz" in line, lines
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:

@@ -62,7 +62,7 @@ def bind(host: str, port: int) -> socket.socket:
 def urls(sock: socket.socket) -> list[str]:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return [f"http://{shown}:{port}{path}" for path in PATHS]
+    return [f"http://{shown}:{port}{path}" for path in ("/", *PATHS)]  # "/": the status page
 
 
 def connection_limit(configured: int) -> int:
