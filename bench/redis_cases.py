@@ -115,7 +115,7 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
                     ),
                 ],
                 unit="keys/s",
-                rounds_factor=2,
+                rounds_factor=3,
             )
             for tasks in TASKS
             for work, title in WORKLOADS.items()

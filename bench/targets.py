@@ -14,6 +14,7 @@ the floor lies inside the noise.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -45,6 +46,24 @@ def trimmed(values: list[float]) -> tuple[float, float]:
     cut = max(1, len(ordered) // 8) if len(ordered) >= 5 else 0
     kept = ordered[cut : len(ordered) - cut]
     return kept[0], kept[-1]
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval that holds the median of what ``values`` sample with
+    at least ``confidence``: the k-th smallest and k-th largest value, k the largest
+    rank whose binomial tail ``P(Bin(n, 1/2) < k)`` stays within ``(1 - confidence) / 2``
+    (with 15 values, the 4th smallest and 4th largest). The range of single rounds
+    would judge one round's noise, not the median's."""
+    ordered = sorted(values)
+    n = len(ordered)
+    tail, k = 0.0, 0
+    while k < n // 2:
+        tail += math.comb(n, k) / 2**n  # P(Bin(n, 1/2) = k)
+        if tail > (1 - confidence) / 2:
+            break
+        k += 1
+    k = max(k, 1)
+    return ordered[k - 1], ordered[n - k]
 
 
 def _measured(outcomes: dict[str, Outcome], case: str, *variants: str) -> Outcome | None:
@@ -84,10 +103,11 @@ def throughput(
     if outcome is None:
         return Verdict(name, "not measured", None)
     ratios = outcome.paired(num, den)
-    low, high = trimmed(ratios)
+    low, high = median_interval(ratios)
     detail = (
         f"{num} / {den} = {statistics.median(ratios):.3f} "
-        f"[{low:.2f}-{high:.2f} over {len(ratios)} rounds] (>= {floor})"
+        f"[{low:.2f}-{high:.2f}: 95% interval of the median of {len(ratios)} rounds] "
+        f"(>= {floor})"
     )
     if low >= floor:
         return Verdict(name, detail, True)
