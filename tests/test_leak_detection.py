@@ -6,8 +6,10 @@ captured or said."""
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import io
 import json
+import pstats
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from blockmon import ApplicationContainer, Lifespan
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.cli import main
 from blockmon.config.settings import Settings
+from blockmon.postgres import leaks
 from blockmon.postgres.engine import engine_url
 from blockmon.postgres.leaks import LEASE
 from blockmon.postgres.pool import guard_for
@@ -227,6 +230,26 @@ async def test_off_nothing_is_captured_or_reported(
             await conn.execute(text("SELECT pg_sleep(1)"))
         assert await leaks_counted(container) == 0
     assert not [r for r in records(log_lines) if "leak" in r["event"]]
+
+
+async def _leak_calls(statements: Any) -> set[str]:
+    """The functions of blockmon.postgres.leaks one Statements SELECT 1 calls."""
+    await statements.scalar("SELECT 1")  # warm: connected, prepared
+    profile = cProfile.Profile()
+    profile.enable()
+    await statements.scalar("SELECT 1")
+    profile.disable()
+    stats: dict[tuple[str, int, str], Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return {name for file, _, name in stats if file == leaks.__file__}
+
+
+async def test_off_a_checkout_makes_no_call_into_leak_detection(
+    blockmon_container: ApplicationContainer, container: ApplicationContainer
+) -> None:
+    off = await _leak_calls(await blockmon_container.postgres.statements())
+    assert off == set()  # an attribute read and a None test, no call
+    on = await _leak_calls(await container.postgres.statements())
+    assert {"checked_out", "_acquiring_frames", "returned"} <= on
 
 
 @pytest.mark.parametrize(

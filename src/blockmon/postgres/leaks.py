@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import sys
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from time import perf_counter
 from types import FrameType
@@ -41,43 +41,75 @@ _PASSAGE = (
 _LOOP = f"{Path(asyncio.__file__).parent}/"
 
 
-def _acquiring_frames(frame: FrameType | None) -> Iterator[tuple[FrameType, int]]:
-    """The frames from ``frame`` outwards, past blockmon, SQLAlchemy, asyncpg and
-    contextlib, up to the task's first frame. SQLAlchemy's async layer runs the pool in
-    a greenlet, whose outermost frame continues in its parent greenlet."""
-    current = greenlet.getcurrent()
-    while True:
-        while frame is None and current.parent is not None:
-            current = current.parent
-            frame = current.gr_frame
+_PASS, _USER, _END = 0, 1, 2  # a frame's part: the way to the pool, acquiring code, the loop
+_parts: dict[str, int] = {}  # co_filename -> its part, learnt once per source file
+
+
+def _part(filename: str) -> int:
+    if filename.startswith(_LOOP):
+        return _END
+    return _PASS if filename.startswith(_PASSAGE) else _USER
+
+
+def _acquiring_frames(frame: FrameType | None) -> list[tuple[str, int, str]]:
+    """``(file, line, function)`` of the frames from ``frame`` outwards, innermost first,
+    past blockmon, SQLAlchemy, asyncpg and contextlib, up to the task's first frame.
+    SQLAlchemy's async layer runs the pool in a greenlet, whose outermost frame continues
+    in its parent greenlet. A frame costs no call once its file is known."""
+    parts = _parts
+    found: list[tuple[str, int, str]] = []
+    kept = 0
+    current: Any = None
+    while kept < STACK_LIMIT:
         if frame is None:
-            return
-        name = frame.f_code.co_filename
-        if name.startswith(_LOOP):
-            return
-        if not name.startswith(_PASSAGE):
-            yield frame, frame.f_lineno
+            current = (greenlet.getcurrent() if current is None else current).parent
+            if current is None:
+                break
+            frame = current.gr_frame
+            continue
+        code = frame.f_code
+        filename = code.co_filename
+        try:
+            part = parts[filename]
+        except KeyError:
+            part = parts[filename] = _part(filename)
+        if part == _END:
+            break
+        if part == _USER:
+            found.append((filename, frame.f_lineno, code.co_name))
+            kept += 1
         frame = frame.f_back
+    return found
 
 
 class Lease:
     """One checkout while detection is on: when, where from, and its timer."""
 
-    __slots__ = ("detector", "reported", "stack", "started", "timer")
+    __slots__ = ("detector", "frames", "reported", "started", "timer")
 
-    def __init__(self, detector: LeakDetector, started: float, stack: traceback.StackSummary):
+    def __init__(
+        self, detector: LeakDetector, started: float, frames: list[tuple[str, int, str]]
+    ) -> None:
         self.detector = detector
         self.started = started
-        self.stack = stack
+        self.frames = frames  # innermost first
         self.reported = False
         self.timer: asyncio.TimerHandle | None = None
 
     def where(self) -> str:
         """``file:line`` of the innermost acquiring frame (the statement that took it)."""
-        if not self.stack:
+        if not self.frames:
             return "unknown"
-        first = self.stack[-1]
-        return f"{first.filename}:{first.lineno}"
+        filename, line, _ = self.frames[0]
+        return f"{filename}:{line}"
+
+    def stack(self) -> str:
+        """The acquiring frames as a traceback reads them (outermost first), with their
+        source lines: code, never values."""
+        summary = traceback.StackSummary.from_list(
+            [traceback.FrameSummary(f, line, name) for f, line, name in reversed(self.frames)]
+        )
+        return "".join(summary.format()).rstrip("\n")
 
     def report(self) -> None:
         """The threshold passed and the connection is still out: one warning."""
@@ -90,7 +122,7 @@ class Lease:
             held_s=round(perf_counter() - self.started, 3),
             threshold_s=detector.threshold,
             acquired_at=self.where(),
-            stack="".join(self.stack.format()).rstrip("\n"),
+            stack=self.stack(),
         )
         if detector.on_leak is not None:
             detector.on_leak()
@@ -111,11 +143,7 @@ class LeakDetector:
     def checked_out(self, info: MutableMapping[str, Any], now: float) -> None:
         """A connection was handed out at ``now`` (the guard's clock reading): remember
         who took it and report it if it is still out after the threshold."""
-        stack = traceback.StackSummary.extract(
-            _acquiring_frames(sys._getframe(1)), limit=STACK_LIMIT, lookup_lines=False
-        )
-        stack.reverse()  # outermost first, as a traceback reads
-        lease = Lease(self, now, stack)
+        lease = Lease(self, now, _acquiring_frames(sys._getframe(1)))
         lease.timer = asyncio.get_running_loop().call_later(self.threshold, lease.report)
         info[LEASE] = lease
 
