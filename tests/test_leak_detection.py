@@ -24,6 +24,7 @@ from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.cli import main
 from blockmon.config.settings import Settings
 from blockmon.postgres import leaks
+from blockmon.postgres import statements as statements_module
 from blockmon.postgres.engine import engine_url
 from blockmon.postgres.leaks import LEASE
 from blockmon.postgres.pool import guard_for
@@ -144,6 +145,21 @@ async def test_a_long_statement_through_statements_is_reported(
     await statements.scalar("SELECT pg_sleep(:s)", {"s": THRESHOLD * 5})  # leak: statement
     await logged(log_lines, LEAKED, line_of("leak: statement"))
     await logged(log_lines, RETURNED, line_of("leak: statement"))
+
+
+async def test_a_task_of_library_code_alone_names_its_first_frame(
+    container: ApplicationContainer, log_lines: io.StringIO
+) -> None:
+    """A task whose every frame is blockmon's (as its health checks are) is not "unknown":
+    the report names the task's first frame."""
+    statements = await container.postgres.statements()
+    await asyncio.create_task(statements.scalar("SELECT pg_sleep(:s)", {"s": THRESHOLD * 5}))
+    deadline = time.monotonic() + WAIT
+    while not (found := [r for r in records(log_lines) if r["event"].startswith(LEAKED)]):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    ours = [r for r in found if r["acquired_at"].startswith(f"{statements_module.__file__}:")]
+    assert ours and "in scalar" in ours[0]["stack"]
 
 
 async def test_a_session_held_through_transactions_is_reported(

@@ -53,13 +53,15 @@ def _part(filename: str) -> int:
 
 def _acquiring_frames(frame: FrameType | None) -> list[tuple[str, int, str]]:
     """``(file, line, function)`` of the frames from ``frame`` outwards, innermost first,
-    past blockmon, SQLAlchemy, asyncpg and contextlib, up to the task's first frame.
+    past blockmon, SQLAlchemy, asyncpg and contextlib, up to the task's first frame; when
+    all of them are such (blockmon's own health checks), the task's first frame.
     SQLAlchemy's async layer runs the pool in a greenlet, whose outermost frame continues
     in its parent greenlet. A frame costs no call once its file is known."""
     parts = _parts
     found: list[tuple[str, int, str]] = []
     kept = 0
     current: Any = None
+    passed: FrameType | None = None  # the outermost frame on the way to the pool so far
     while kept < STACK_LIMIT:
         if frame is None:
             current = (greenlet.getcurrent() if current is None else current).parent
@@ -78,7 +80,12 @@ def _acquiring_frames(frame: FrameType | None) -> list[tuple[str, int, str]]:
         if part == _USER:
             found.append((filename, frame.f_lineno, code.co_name))
             kept += 1
+        else:
+            passed = frame
         frame = frame.f_back
+    if not found and passed is not None:
+        code = passed.f_code
+        found.append((code.co_filename, passed.f_lineno, code.co_name))
     return found
 
 
