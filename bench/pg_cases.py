@@ -1,5 +1,5 @@
 """PostgreSQL cases: the same four workloads through four stacks, plus connection
-validation and pool overload. Every pool has 10 connections and no overflow, so the
+validation, leak detection and pool overload. Every pool has 10 connections and no overflow, so the
 stacks compete on the same terms (and the shared server keeps connections to spare)."""
 
 from __future__ import annotations
@@ -229,6 +229,31 @@ async def validation(scratch: Scratch) -> AsyncIterator[list[Case]]:
                 [Variant(f"validation={mode}", op) for mode, op in variants.items()],
             )
             for tasks in TASKS
+        ]
+
+
+@asynccontextmanager
+async def leaks(scratch: Scratch) -> AsyncIterator[list[Case]]:
+    """What leak detection costs when on (informational): SELECT 1 through the engine and
+    through Statements, postgres.leak_detection_threshold 0 (off) against 60 s."""
+    async with AsyncExitStack() as stack:
+        ops: dict[str, list[Variant]] = {"engine": [], "statements": []}
+        for threshold, state in ((0, "off"), (60, "on")):
+            app = await container(scratch, stack, leak_detection_threshold=threshold)
+            statements = await app.postgres.statements()
+            engine_op = sqlalchemy_ops(await app.postgres.engine())["select_1"]
+            ops["engine"].append(Variant(f"leaks {state}", engine_op))
+            statements_op = blockmon_fast_ops(statements, None)["select_1"]
+            ops["statements"].append(Variant(f"leaks {state}", statements_op))
+        yield [
+            Case(
+                f"leaks.{path}.{tasks}",
+                f"leak detection, SELECT 1 via {path}, {_tasks(tasks)}",
+                tasks,
+                variants,
+            )
+            for tasks in TASKS
+            for path, variants in ops.items()
         ]
 
 

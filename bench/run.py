@@ -174,6 +174,7 @@ async def bench(args: argparse.Namespace) -> int:
     groups: list[tuple[str, Group]] = [
         ("pg", pg_cases.stacks),
         ("validation", pg_cases.validation),
+        ("leaks", pg_cases.leaks),
         ("overload", pg_cases.overload),
         ("redis", lambda s: redis_cases.stacks(s, notes)),
         ("peers", lambda s: pg_cases.peers(s, notes, (1, 32))),

@@ -28,6 +28,7 @@ FAMILIES = {
     "postgres_connection_usage_seconds": "histogram",
     "postgres_connection_creation_seconds": "histogram",
     "postgres_connection_acquire_timeouts": "counter",
+    "postgres_connection_leaks": "counter",
     "postgres_connection_invalidations": "counter",
     "redis_connections_active": "gauge",
     "redis_connections_idle": "gauge",

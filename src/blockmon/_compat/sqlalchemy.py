@@ -19,8 +19,8 @@ one engine's own instances (statement timing, bounded close, following ``dispose
 - `instrument_pool`: the pool's ``connect`` replaced on the instance by one that runs
   ``_ConnectionFairy._checkout`` itself and reads the record's ``info`` directly, and its
   ``_return_conn`` by one that stamps the record before ``_do_return_conn``: one clock
-  reading per checkout end and per checkin serves validation, acquire and usage times,
-  with no pool event listener (a listener costs its dispatch on every checkout and
+  reading per checkout end and per checkin serves validation, acquire and usage times
+  and leak detection (when on: the guard's ``leaks`` slot), with no pool event listener (a listener costs its dispatch on every checkout and
   checkin). A stale connection that fails its ping is invalidated with every older one
   (``Pool._invalidate``) and the checkout made again, as SQLAlchemy does for
   ``InvalidatePoolError``. Fallback: ``connect`` wrapped around the public method, with
@@ -383,6 +383,15 @@ class Waits(Protocol):
     def freed(self) -> None: ...
 
 
+class Leaks(Protocol):
+    """`blockmon.postgres.leaks.LeakDetector`: told of each checkout and checkin, with
+    the record's ``info`` and the guard's clock reading."""
+
+    def checked_out(self, info: Any, now: float) -> None: ...
+
+    def returned(self, info: Any, now: float) -> None: ...
+
+
 class Guard(Protocol):
     """`blockmon.postgres.pool.PoolGuard`: its slots are read per checkout and checkin."""
 
@@ -390,6 +399,9 @@ class Guard(Protocol):
     usage: Histogram | None
     waits: Waits | None
     window: float  # seconds a connection may sit idle and be handed out unpinged (inf: off)
+
+    @property
+    def leaks(self) -> Leaks | None: ...
 
     def ping(self, dbapi_connection: Any) -> BaseException | None: ...
 
@@ -474,11 +486,17 @@ def instrument_pool(
         if acquire is not None:
             acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
             acquire.sum += now - started
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.checked_out(info, now)
         return fairy
 
     def return_conn(record: Any) -> None:
         now = perf_counter()
         info = record.info
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.returned(info, now)
         if checked_out in info:
             usage = guard.usage
             if usage is not None:
@@ -562,6 +580,9 @@ def _instrument_public(
         if acquire is not None:
             acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
             acquire.sum += now - started
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.checked_out(fairy.info, now)
         return fairy
 
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -576,6 +597,9 @@ def _instrument_public(
             return
         now = perf_counter()
         info = record.info
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.returned(info, now)
         if checked_out in info:
             usage = guard.usage
             if usage is not None:

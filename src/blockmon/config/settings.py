@@ -40,6 +40,9 @@ TargetSessionAttrs = Literal[
 # "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
 HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
 
+# Below this, ordinary statements (a round trip plus the event loop's latency under
+# load) would be reported as leaks: noise, and a stack captured on every checkout.
+LEAK_THRESHOLD_MIN = 0.1
 TOKEN_MIN = 16  # a bearer token a scanner cannot guess; spaces never survive a header
 _TOKEN = re.compile(rf"\S{{{TOKEN_MIN},}}")
 _SECRET_HINTS = ("password", "url", "dsn", "token")
@@ -261,6 +264,9 @@ class PostgresSettings(_Section):
     close_timeout: float = Field(2.0, gt=0, le=600)
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
+    # Seconds a connection may stay checked out before it is reported as a possible leak
+    # (HikariCP's leakDetectionThreshold); 0: off. blockmon.postgres.leaks says why 0.1.
+    leak_detection_threshold: float = Field(0.0, ge=0, le=86400)
     echo: bool = False
     # Scale-out (docs/topologies.md): several hosts tried in order, read replicas, PgBouncer.
     hosts: list[HostPort] = []
@@ -275,6 +281,15 @@ class PostgresSettings(_Section):
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
         return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
+
+    @field_validator("leak_detection_threshold")
+    @classmethod
+    def _leak_threshold(cls, seconds: float) -> float:
+        if 0 < seconds < LEAK_THRESHOLD_MIN:
+            raise PydanticCustomError(
+                "leak_threshold", f"must be 0 (off) or >= {LEAK_THRESHOLD_MIN}"
+            )
+        return seconds
 
     @model_validator(mode="before")
     @classmethod

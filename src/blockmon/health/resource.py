@@ -22,8 +22,8 @@ from blockmon.health.checks.redis_topology import (
 from blockmon.health.checks.replicas import postgres_replica_check, replica_check_name
 from blockmon.health.checks.schema import SchemaProbe, schema_check
 from blockmon.health.metrics import HealthMetrics
-from blockmon.metrics import Metrics, replica_pool_name
-from blockmon.postgres.replicas import Router
+from blockmon.metrics import Metrics
+from blockmon.postgres.replicas import Router, replica_pool_name
 from blockmon.tracing import check_span
 
 

@@ -16,7 +16,7 @@ from blockmon.metrics.pool import PoolState, PoolWatch
 from blockmon.metrics.postgres import PostgresMetrics
 from blockmon.metrics.redis import RedisMetrics
 from blockmon.postgres.hooks import OPERATION_OPTION
-from blockmon.postgres.replicas import Router, engine_name
+from blockmon.postgres.replicas import Router, engine_name, replica_pool_name
 from blockmon.redis.cache import Cache
 
 __all__ = [
@@ -31,11 +31,6 @@ __all__ = [
 
 def create_registry(settings: MonitoringSettings) -> CollectorRegistry:
     return REGISTRY if settings.use_global_registry else CollectorRegistry(auto_describe=True)
-
-
-def replica_pool_name(index: int) -> str:
-    """The ``replica`` label of read replica ``index`` (its order in postgres.replicas)."""
-    return f"replica-{index}"
 
 
 @dataclass

@@ -16,6 +16,7 @@ import math
 import re
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,6 +35,8 @@ from blockmon.postgres.execution import (
     unobserve_errors,
 )
 from blockmon.postgres.hooks import OPERATION_OPTION, StatementHook, hook_for
+from blockmon.postgres.leaks import LeakDetector
+from blockmon.postgres.pool import guard_for
 
 OTHER = "other"
 MAX_NAMED_OPERATIONS = 100
@@ -179,9 +182,22 @@ class PostgresMetrics:
             ["replica"],
             registry=registry,
         )
+        self.leaks = Counter(
+            "postgres_connection_leaks",
+            "Connections held longer than postgres.leak_detection_threshold (possible leaks)",
+            registry=registry,
+        )
+        self.replica_leaks = Counter(
+            "postgres_replica_connection_leaks",
+            "A read replica's connections held longer than postgres.leak_detection_threshold",
+            ["replica"],
+            registry=registry,
+        )
         self.families: tuple[Any, ...] = (
             self.timings,
             self.replica_acquire_timeouts,
+            self.leaks,
+            self.replica_leaks,
             self.errors,
             self.creation,
             self.acquire_timeouts,
@@ -203,6 +219,7 @@ class PostgresMetrics:
         self._timed: list[AsyncEngine] = []
         self._observed: list[AsyncEngine] = []
         self._connect_starts: dict[Any, float] = {}
+        self._leak_detectors: list[LeakDetector] = []
 
     def install(self, engine: AsyncEngine) -> PoolWatch:
         """Hook ``engine`` (the writer); returns the pool watch (waiters, pool state)."""
@@ -214,6 +231,7 @@ class PostgresMetrics:
         hook_for(engine).waits = self.watch  # callers queued at the Statements gate
         self._collector = PoolCollector(self.watch)
         self._registry.register(self._collector)
+        self._count_leaks(engine, self.leaks.inc)
         return self.watch
 
     def install_replica(self, engine: AsyncEngine, replica: str, address: str) -> PoolWatch:
@@ -235,7 +253,15 @@ class PostgresMetrics:
             self._registry.register(self._replica_collector)
         self._replica_collector.add(replica, address, watch)
         self.replica_watches[replica] = watch
+        self._count_leaks(engine, self.replica_leaks.labels(replica=replica).inc)
         return watch
+
+    def _count_leaks(self, engine: AsyncEngine, count: Callable[[], None]) -> None:
+        """Leaks reported by ``engine``'s detection (when on) increment ``count``."""
+        detector = guard_for(engine).leaks
+        if detector is not None:
+            detector.on_leak = count
+            self._leak_detectors.append(detector)
 
     def _listen_engine(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
@@ -274,6 +300,9 @@ class PostgresMetrics:
                 hook.observer = None
             hook.waits = None
         self._statement_hooks.clear()
+        for detector in self._leak_detectors:
+            detector.on_leak = None
+        self._leak_detectors.clear()
         if self.watch is not None:
             self.watch.uninstall()
         if self._collector is not None:

@@ -22,7 +22,7 @@ from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres.execution import Failure, observe_errors
-from blockmon.postgres.pool import validate_idle
+from blockmon.postgres.pool import detect_leaks, validate_idle
 
 _log = get_logger("blockmon.postgres")
 # With ``postgres.echo`` the engine is named so that SQLAlchemy logs its statements on a
@@ -100,8 +100,11 @@ def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
     return args
 
 
-def create_engine(settings: PostgresSettings, *, url: str | None = None) -> AsyncEngine:
-    """Build (but do not connect) an AsyncEngine configured from ``settings``."""
+def create_engine(
+    settings: PostgresSettings, *, url: str | None = None, pool: str = "primary"
+) -> AsyncEngine:
+    """Build (but do not connect) an AsyncEngine configured from ``settings``; ``pool``
+    names its pool in leak reports (``replica-0`` for a read replica's)."""
     target = engine_url(settings, url=url)
     query = dict(target.query)
     extra: dict[str, Any] = {}
@@ -134,6 +137,8 @@ def create_engine(settings: PostgresSettings, *, url: str | None = None) -> Asyn
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
     install_bounded_close(engine, settings.close_timeout)
+    if settings.leak_detection_threshold > 0:
+        detect_leaks(engine, settings.leak_detection_threshold, pool)
     return engine
 
 

@@ -1,11 +1,12 @@
 """The one instrumentation point of an engine's pool: a checkout and a checkin, each
 reading the clock once.
 
-Three consumers share those readings: the ``bypass`` validation (HikariCP's alive
+Four consumers share those readings: the ``bypass`` validation (HikariCP's alive
 bypass: a connection back in the pool within ``postgres.validation_window`` seconds is
 handed out unpinged; an older one is pinged first, and if dead it and every connection
-opened before it are replaced), and, when the metrics layer fills the `PoolGuard`'s
-slots, the acquire and usage times and the count of waiting callers
+opened before it are replaced), leak detection (``postgres.leak_detection_threshold``,
+`blockmon.postgres.leaks`), and, when the metrics layer fills the `PoolGuard`'s slots,
+the acquire and usage times and the count of waiting callers
 (`blockmon.metrics.pool.PoolWatch`). One wrapper instead of a wrapper and three pool
 event listeners: each listener cost its dispatch and a clock reading on every checkout
 or checkin (`blockmon._compat.sqlalchemy.instrument_pool` does the wrapping). The guard
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.secrets import redact
 from blockmon.postgres.hooks import WaitObserver
+from blockmon.postgres.leaks import LeakDetector
 
 LAST_USED = "blockmon_last_used"  # record.info: clock at the last checkin
 CHECKED_OUT = "blockmon_checkout_t0"  # record.info: clock when handed out (usage starts)
@@ -41,6 +43,7 @@ class PoolGuard:
         "acquire",
         "dialect",
         "engine",
+        "leaks",
         "lifetime",
         "on_dead",
         "usage",
@@ -54,6 +57,7 @@ class PoolGuard:
         self.acquire: sa_compat.Histogram | None = None  # time to check a connection out
         self.usage: sa_compat.Histogram | None = None  # time a connection stays out
         self.waits: WaitObserver | None = None  # callers queued at the pool
+        self.leaks: LeakDetector | None = None  # connections held too long
         self.window = math.inf  # bypass validation off
         self.on_dead: Callable[[BaseException], None] | None = None
         # the engine's pool_recycle, applied by the guard (each new pool after dispose()
@@ -111,7 +115,7 @@ def release_guard(engine: AsyncEngine) -> None:
     guard = _guards.get(sync)
     if guard is None or guard.window != math.inf:
         return
-    if any(slot is not None for slot in (guard.waits, guard.acquire, guard.usage)):
+    if any(slot is not None for slot in (guard.waits, guard.acquire, guard.usage, guard.leaks)):
         return
     del _guards[sync]
     if guard._undo is not None:
@@ -127,3 +131,11 @@ def validate_idle(
     guard = guard_for(engine)
     guard.window = window
     guard.on_dead = on_dead
+
+
+def detect_leaks(engine: AsyncEngine, threshold: float, pool: str) -> LeakDetector:
+    """Report connections of ``engine`` checked out longer than ``threshold`` seconds
+    (`blockmon.postgres.leaks`); ``pool`` names the pool in the reports."""
+    guard = guard_for(engine)
+    guard.leaks = LeakDetector(threshold, pool)
+    return guard.leaks

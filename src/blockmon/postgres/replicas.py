@@ -64,11 +64,18 @@ def replica_url(settings: PostgresSettings, index: int) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def replica_pool_name(index: int) -> str:
+    """The name of read replica ``index``'s pool (its order in postgres.replicas): the
+    ``replica`` label of its metrics, the ``pool`` of its logs."""
+    return f"replica-{index}"
+
+
 def create_reader_engines(settings: PostgresSettings) -> list[AsyncEngine]:
     """One engine per replica, with the writer's pool and timeout settings."""
     plain = settings.model_copy(update={"hosts": [], "target_session_attrs": None})
     return [
-        create_engine(plain, url=replica_url(settings, i)) for i in range(len(settings.replicas))
+        create_engine(plain, url=replica_url(settings, i), pool=replica_pool_name(i))
+        for i in range(len(settings.replicas))
     ]
 
 
