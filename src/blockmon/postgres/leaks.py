@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import traceback
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from time import perf_counter
@@ -111,12 +110,12 @@ class Lease:
         return f"{filename}:{line}"
 
     def stack(self) -> str:
-        """The acquiring frames as a traceback reads them (outermost first), with their
-        source lines: code, never values."""
-        summary = traceback.StackSummary.from_list(
-            [traceback.FrameSummary(f, line, name) for f, line, name in reversed(self.frames)]
+        """The acquiring frames as a traceback names them (outermost first): file, line
+        and function only. No source text: a literal on the acquiring line (a key, a
+        token) would otherwise land in the log."""
+        return "\n".join(
+            f'  File "{f}", line {line}, in {name}' for f, line, name in reversed(self.frames)
         )
-        return "".join(summary.format()).rstrip("\n")
 
     def report(self) -> None:
         """The threshold passed and the connection is still out: one warning."""
