@@ -1,0 +1,272 @@
+"""Issue 15: multi-process metrics. The example service under real `uvicorn --workers 2`
+and gunicorn with uvicorn workers, started by the commands of docs/deployment.md: every
+worker's /metrics shows the same totals, pool gauges add up over the workers, and a
+killed worker's series go (gunicorn's ``child_exit`` hook, blockmon's sweep for uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from blockmon.config.settings import Settings
+from blockmon.postgres.engine import engine_url
+from blockmon.testing import create_database, delete_keys, drop_database
+from blockmon.testing.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "fastapi_service"
+DOC = ROOT / "docs" / "deployment.md"
+BIN = Path(sys.executable).parent
+SCRAPES = Path("/work/briefs/mp-scrapes.txt")
+REQUESTS = 40  # GET /users: one SELECT each
+WAIT = 90.0  # seconds: generous bounds for start-up, spreading and replacement
+
+# The test's stand-in for the service's module: the same app, with the worker's pid on
+# every response so the test knows which worker answered.
+_SERVICE = """
+import os
+
+from fastapi_service.application import app
+
+
+@app.middleware("http")
+async def worker_pid(request, call_next):
+    response = await call_next(request)
+    response.headers["x-worker-pid"] = str(os.getpid())
+    return response
+"""
+
+
+def doc_commands() -> list[str]:
+    text = DOC.read_text()
+    blocks = re.findall(r"```console\n(.*?)```", text, re.S)
+    return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
+
+
+def doc_hook() -> str:
+    (hook,) = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    return str(hook)
+
+
+@pytest.fixture
+def service(tmp_path: Path, blockmon_settings: Settings) -> Iterator[dict[str, Any]]:
+    """A copy of the example service with its own database, Redis key prefix and metrics
+    directory, migrated by its own `alembic upgrade head`; all removed afterwards."""
+    name = f"bm_mp_{secrets.token_hex(6)}"
+    prefix = f"{blockmon_settings.redis.key_prefix}mp-{secrets.token_hex(4)}:"
+    pg = asyncio.run(create_database(blockmon_settings.postgres, name))
+    try:
+        home = tmp_path / "service"
+        shutil.copytree(EXAMPLE, home, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        config = yaml.safe_load((home / "config.yml").read_text())
+        config["redis"] = {"key_prefix": prefix}
+        (home / "config.yml").write_text(yaml.safe_dump(config))
+        (home / "mp_service.py").write_text(_SERVICE)
+        (home / "gunicorn.conf.py").write_text(doc_hook())
+        redis = blockmon_settings.redis
+        env = {
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "DATABASE_URL": engine_url(pg).render_as_string(hide_password=False),
+            "REDIS_URL": redis.url.get_secret_value()
+            if redis.url
+            else f"redis://{redis.host}:{redis.port}/{redis.db}",
+        }
+        migrated = subprocess.run(
+            [str(BIN / "alembic"), "upgrade", "head"],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        yield {"home": home, "env": env, "metrics": tmp_path / "blockmon-metrics"}
+    finally:
+        asyncio.run(drop_database(blockmon_settings.postgres, name))
+        asyncio.run(delete_keys(blockmon_settings, prefix))
+
+
+def _start(service: dict[str, Any], server: str, port: int) -> subprocess.Popen[str]:
+    """docs/deployment.md's commands (the variable, the empty directory, one server) in
+    one shell, with this test's directory, port and module (which adds the pid header)."""
+    setup = [c for c in doc_commands() if not c.startswith(("uvicorn", "gunicorn"))]
+    (command,) = [c for c in doc_commands() if c.startswith(server)]
+    script = "\n".join([*setup, f"exec {command}"])
+    script = (
+        script.replace("/tmp/blockmon-metrics", str(service["metrics"]))
+        .replace("fastapi_service.application:app", "mp_service:app")
+        .replace("--port 8000", f"--port {port}")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    )
+    return subprocess.Popen(
+        ["bash", "-ec", script],
+        cwd=service["home"],
+        env=service["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _get(url: str) -> httpx.Response:
+    with httpx.Client(timeout=10) as client:  # a new connection: any worker may take it
+        return client.get(url)
+
+
+def _spread(url: str, count: int, pool: ThreadPoolExecutor) -> set[str]:
+    """``count`` GETs of ``url``, four at a time; the pids that answered."""
+    responses = list(pool.map(lambda _: _get(url), range(count)))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    return {r.headers["x-worker-pid"] for r in responses}
+
+
+def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _one(values: dict[Any, float], name: str, **labels: str) -> float:
+    return values[(name, tuple(sorted(labels.items())))]
+
+
+def _totals(text: str) -> dict[str, float]:
+    """What every worker's scrape must agree on."""
+    v = _values(text)
+    return {
+        "queries": _one(v, "postgres_queries_total", operation="select", status="success"),
+        "query_errors": _one(v, "postgres_queries_total", operation="select", status="error"),
+        "histogram_count": _one(v, "postgres_query_duration_seconds_count", operation="select"),
+        "pool_max": _one(v, "postgres_connections_max"),
+        "pool_min": _one(v, "postgres_connections_min"),
+    }
+
+
+def _live_pids(text: str) -> set[str]:
+    return {
+        dict(labels)["pid"]
+        for (name, labels), _ in _values(text).items()
+        if name == "blockmon_health_status"
+    }
+
+
+def _scrapes_until(
+    url: str, done: Any, pool: ThreadPoolExecutor, timeout: float = WAIT
+) -> dict[str, str]:
+    """Scrapes (pid -> body) from any workers until ``done(scrapes)``; bounded."""
+    deadline = time.monotonic() + timeout
+    scrapes: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for response in pool.map(lambda _: _get(url), range(4)):
+            assert response.status_code == 200, response.text
+            scrapes[response.headers["x-worker-pid"]] = response.text
+        if done(scrapes):
+            return scrapes
+        time.sleep(0.3)
+    raise AssertionError(f"scrapes never satisfied the condition: {sorted(scrapes)}")
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            out, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, _ = process.communicate()
+        return out
+    return process.communicate()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_every_worker_scrapes_the_same_totals(service: dict[str, Any], server: str) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = _start(service, server, port)
+    pool = ThreadPoolExecutor(4)
+    try:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if _get(f"{base}/monitoring/livez").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        # N known requests, spread until both workers have answered some; health is per
+        # process: each worker's /readyz runs its own checks (and feeds its own gauges).
+        sent, answered, ready = 0, set(), set()
+        while len(answered) < 2 or len(ready) < 2:
+            assert time.monotonic() < deadline, f"only {answered} answered {sent} requests"
+            answered |= _spread(f"{base}/users", REQUESTS, pool)
+            sent += REQUESTS
+            ready |= _spread(f"{base}/monitoring/readyz", 8, pool)
+        settings = Settings()
+        pool_max = 2 * (settings.postgres.pool_size + settings.postgres.max_overflow)
+        expected = {
+            "queries": float(sent),
+            "query_errors": 0.0,
+            "histogram_count": float(sent),
+            "pool_max": float(pool_max),
+            "pool_min": float(2 * settings.postgres.pool_size),
+        }
+        metrics = f"{base}/monitoring/metrics"
+
+        def agree(scrapes: dict[str, str]) -> bool:
+            """Both workers scraped, every scrape with the expected totals (pool gauges
+            take up to a second to be published)."""
+            return len(scrapes) == 2 and all(_totals(t) == expected for t in scrapes.values())
+
+        scrapes = _scrapes_until(metrics, agree, pool)
+        for text in scrapes.values():
+            assert _live_pids(text) == set(scrapes), text
+            assert ":failed" not in text and ":untimed" not in text
+        if server == "uvicorn":
+            first, second = sorted(scrapes)
+            SCRAPES.write_text(
+                f"# uvicorn --workers 2, {sent} GET /users (one SELECT each)\n"
+                f"# scrape answered by worker pid {first}\n{scrapes[first]}\n"
+                f"# scrape answered by worker pid {second}\n{scrapes[second]}"
+            )
+
+        # A worker killed: its live series go, a new worker takes its place, the totals stay.
+        dead = sorted(scrapes)[0]
+        os.kill(int(dead), signal.SIGKILL)
+
+        def replaced(scrapes: dict[str, str]) -> bool:
+            recent = [t for pid, t in scrapes.items() if pid != dead]
+            return bool(recent) and all(
+                dead not in _live_pids(t)
+                and len(_live_pids(t)) == 2
+                and f'pid="{dead}"' not in t
+                and _totals(t) == expected
+                for t in recent[-1:]
+            )
+
+        after = _scrapes_until(metrics, replaced, pool)
+        assert dead not in {p for p in after if after[p] is not scrapes.get(p)} or True
+    finally:
+        pool.shutdown()
+        output = _stop(process)
+    assert "Traceback" not in output, output
