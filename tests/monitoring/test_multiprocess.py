@@ -270,3 +270,86 @@ def test_every_worker_scrapes_the_same_totals(service: dict[str, Any], server: s
         pool.shutdown()
         output = _stop(process)
     assert "Traceback" not in output, output
+
+
+def _blockmon(tmp_path: Path, config: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.yml"
+    path.write_text(config)
+    return subprocess.run(
+        [str(BIN / "blockmon"), "serve", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
+def test_a_multiprocess_dir_that_is_not_a_writable_directory_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    result = _blockmon(tmp_path, "{}\n", {"PROMETHEUS_MULTIPROC_DIR": str(missing)})
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"blockmon: error: monitoring.multiprocess_dir: must be a writable directory, "
+        f"got '{missing}'\n"
+    )
+
+
+def test_a_multiprocess_dir_without_the_variable_is_one_line(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    result = _blockmon(tmp_path, f"monitoring:\n  multiprocess_dir: {directory}\n", {})
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"blockmon: error: monitoring.multiprocess_dir: PROMETHEUS_MULTIPROC_DIR must be set "
+        f"to {directory} before the process starts\n"
+    )
+
+
+_IMPORTED_FIRST = """
+import asyncio, os, sys
+import prometheus_client  # before the variable: its values stay in this process
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+from blockmon.config.settings import MonitoringSettings
+from blockmon.errors import ConfigError
+from blockmon.metrics.multiprocess import check_mode
+for settings in (MonitoringSettings(multiprocess_dir=sys.argv[1]), MonitoringSettings()):
+    try:
+        check_mode(settings)
+    except ConfigError as error:
+        print(error)
+"""
+
+
+def test_prometheus_client_imported_before_the_variable_is_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "first.py"
+    script.write_text(_IMPORTED_FIRST)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout == (
+        "monitoring.multiprocess_dir: prometheus_client was imported before "
+        "PROMETHEUS_MULTIPROC_DIR was set (set it before the process starts)\n"
+    ), result.stderr
+
+
+def test_the_variable_without_the_setting_is_one_line(tmp_path: Path) -> None:
+    """The variable set for a container configured without load_mapping()."""
+    script = tmp_path / "unset.py"
+    script.write_text(
+        "from blockmon.config.settings import MonitoringSettings\n"
+        "from blockmon.metrics.multiprocess import check_mode\n"
+        "check_mode(MonitoringSettings())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "blockmon.errors.ConfigError: monitoring.multiprocess_dir: not set, but "
+        f"prometheus_client writes to PROMETHEUS_MULTIPROC_DIR={tmp_path} "
+        "(load the settings with load_mapping(), or set it)"
+    )

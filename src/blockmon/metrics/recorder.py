@@ -52,7 +52,7 @@ class SharedSeries(Series):
     prometheus_client metrics in the multiprocess files: ``series.sum += v`` observes
     ``v`` in the histogram, so the hot paths' inline writes stay as they are."""
 
-    __slots__ = ("_failed", "_failures", "_histogram", "_sum", "_untimed", "_untimed_counter")
+    __slots__ = ("_failed", "_failures", "_histogram", "_total", "_untimed", "_untimed_counter")
 
     def __init__(
         self,
@@ -70,18 +70,18 @@ class SharedSeries(Series):
         self._histogram = histogram
         self._failures = failures
         self._untimed_counter = untimed
-        self._sum = 0.0
+        self._total = 0.0
         self._failed = 0
         self._untimed = 0
 
     @property
     def sum(self) -> float:
-        return self._sum
+        return self._total
 
     @sum.setter
     def sum(self, value: float) -> None:
-        self._histogram.observe(value - self._sum)
-        self._sum = value
+        self._histogram.observe(value - self._total)
+        self._total = value
 
     @property
     def failed(self) -> int:
