@@ -134,24 +134,34 @@ class Mirror:
             for family in collector.collect():
                 for sample in family.samples:
                     if family.type == "gauge":
-                        self._child(family, sample.labels, Gauge).set(sample.value)
+                        self._gauge(family, sample.labels).set(sample.value)
                     elif family.type == "counter" and sample.name.endswith("_total"):
-                        key = (sample.name, tuple(sample.labels.values()))
-                        delta = sample.value - self._published.get(key, 0.0)
-                        child = self._child(family, sample.labels, Counter)  # 0 from the start
-                        if delta > 0:
-                            child.inc(delta)
-                            self._published[key] = sample.value
+                        self._count(family, sample.name, sample.labels, sample.value)
 
-    def _child(self, family: Metric, labels: dict[str, str], kind: type[Any]) -> Any:
-        table: dict[str, Any] = self._gauges if kind is Gauge else self._counters
-        metric = table.get(family.name)
-        if metric is None:
-            options = {"multiprocess_mode": "livesum"} if kind is Gauge else {}
-            metric = table[family.name] = kind(
-                family.name, family.documentation, list(labels), registry=None, **options
+    def _gauge(self, family: Metric, labels: dict[str, str]) -> Any:
+        gauge = self._gauges.get(family.name)
+        if gauge is None:
+            gauge = self._gauges[family.name] = Gauge(
+                family.name,
+                family.documentation,
+                list(labels),
+                registry=None,
+                multiprocess_mode="livesum",
             )
-        return metric.labels(*labels.values()) if labels else metric
+        return gauge.labels(*labels.values()) if labels else gauge
+
+    def _count(self, family: Metric, sample: str, labels: dict[str, str], value: float) -> None:
+        counter = self._counters.get(family.name)
+        if counter is None:
+            counter = self._counters[family.name] = Counter(
+                family.name, family.documentation, list(labels), registry=None
+            )
+        child = counter.labels(*labels.values()) if labels else counter  # shown from 0 on
+        key = (sample, tuple(labels.values()))
+        delta = value - self._published.get(key, 0.0)
+        if delta > 0:
+            child.inc(delta)
+            self._published[key] = value
 
 
 async def publish_every(mirror: Mirror, interval: float = PUBLISH_INTERVAL) -> None:
