@@ -22,12 +22,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from blockmon.config.settings import Settings
 from blockmon.postgres.engine import engine_url
 from blockmon.testing import create_database, delete_keys, drop_database
 from blockmon.testing.servers import free_port
+from tests.monitoring.support import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fastapi_service"
@@ -363,3 +365,88 @@ def test_the_variable_without_the_setting_is_one_line(tmp_path: Path) -> None:
         f"prometheus_client writes to PROMETHEUS_MULTIPROC_DIR={tmp_path} "
         "(load the settings with load_mapping(), or set it)"
     )
+
+
+_OTHER_WORKER = """
+import asyncio
+
+from blockmon import ApplicationContainer, Lifespan, load_mapping
+
+
+async def main():
+    container = ApplicationContainer()
+    container.config.from_dict(load_mapping())
+    async with Lifespan(container):
+        checker = await container.monitoring.health()
+        await checker.readiness()  # its health gauges, which must go with it
+        statements = await container.postgres.statements()
+        for _ in range(3):
+            await statements.scalar("SELECT 1", operation="mp_other")
+        try:
+            await statements.scalar("SELECT 1 / 0", operation="mp_other")
+        except Exception as error:
+            print(type(error).__name__)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_blockmon_serve_shows_the_sum_over_processes(
+    tmp_path: Path, blockmon_config: dict[str, Any]
+) -> None:
+    """Another process ran three statements and exited: `blockmon serve` (same directory)
+    counts them, and shows no live series of the process that is gone."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump(plain(blockmon_config)))
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        "BLOCKMON_CONFIG": str(config),
+        "PYTHONUNBUFFERED": "1",
+    }
+    other = tmp_path / "other.py"
+    other.write_text(_OTHER_WORKER)
+    ran = subprocess.run(
+        [sys.executable, str(other)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0 and "DivisionByZeroError" in ran.stdout, ran.stderr
+    left = MultiProcessCollector(None, str(directory)).collect()  # the files, read as they are
+    assert {s.labels["pid"] for m in left if m.name == "blockmon_health_status" for s in m.samples}
+    port = free_port()
+    serve = subprocess.Popen(
+        [str(BIN / "blockmon"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            assert serve.poll() is None and time.monotonic() < deadline, _stop(serve)
+            try:
+                assert _get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+                text = _get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.HTTPError:
+                time.sleep(0.3)
+                continue
+            if "postgres_connections_max" in text:  # the first copy of the live state
+                break
+            time.sleep(0.3)
+        values = _values(text)
+        assert _one(values, "postgres_queries_total", operation="mp_other", status="success") == 3
+        assert _one(values, "postgres_queries_total", operation="mp_other", status="error") == 1
+        assert _one(values, "postgres_query_duration_seconds_count", operation="mp_other") == 4
+        assert _one(values, "postgres_errors_total", type="data") == 1
+        assert _live_pids(text) == {str(serve.pid)}
+        settings = Settings.model_validate(plain(blockmon_config))
+        pool_max = settings.postgres.pool_size + settings.postgres.max_overflow
+        assert _one(values, "postgres_connections_max") == pool_max  # serve's pool alone
+    finally:
+        output = _stop(serve)
+    assert "Traceback" not in output, output
