@@ -6,6 +6,8 @@ killed worker's series go (gunicorn's ``child_exit`` hook, blockmon's sweep for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import re
 import secrets
@@ -22,10 +24,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from blockmon.config.settings import Settings
+from blockmon.metrics.multiprocess import Mirror, publish_every
 from blockmon.postgres.engine import engine_url
 from blockmon.testing import create_database, delete_keys, drop_database
 from blockmon.testing.servers import free_port
@@ -450,3 +455,33 @@ def test_blockmon_serve_shows_the_sum_over_processes(
     finally:
         output = _stop(serve)
     assert "Traceback" not in output, output
+
+
+async def test_the_mirror_keeps_copying_after_a_failed_copy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A copy that fails (a full disk) is logged and tried again a second later."""
+
+    third = asyncio.Event()
+
+    class Flaky(Collector):
+        calls = 0
+
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError(28, "No space left on device")
+            if self.calls == 3:
+                third.set()
+            yield GaugeMetricFamily("blockmon_test_flaky", "", value=self.calls)
+
+    flaky = Flaky()
+    caplog.set_level(logging.WARNING, logger="blockmon.metrics")
+    task = asyncio.create_task(publish_every(Mirror([flaky]), interval=0.01))
+    await asyncio.wait_for(third.wait(), WAIT)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    warned = [str(r.msg) for r in caplog.records if r.name == "blockmon.metrics"]
+    assert len(warned) == 1 and "could not copy the live state" in warned[0], warned
+    assert "No space left on device" in warned[0]

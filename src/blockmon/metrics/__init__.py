@@ -88,15 +88,13 @@ async def metrics_resource(
     collector = CacheCollector(cache) if cache is not None else None
     if collector is not None:
         registry.register(collector)
-    mirror = Mirror(
-        [*postgres.pool_collectors(), *client_metrics.pool_collectors()]
-        + ([collector] if collector is not None else [])
-    )
-    publisher = asyncio.create_task(publish_every(mirror)) if shared else None
+    live = [*postgres.pool_collectors(), *client_metrics.pool_collectors()]
+    mirror = Mirror(live + ([collector] if collector is not None else [])) if shared else None
+    publisher = asyncio.create_task(publish_every(mirror)) if mirror is not None else None
     try:
         yield Metrics(registry, postgres, client_metrics, pool)
     finally:
-        if publisher is not None:
+        if mirror is not None and publisher is not None:
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher

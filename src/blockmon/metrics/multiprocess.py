@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from blockmon._compat.prometheus import live_gauge_pids, multiprocess_values
+from blockmon.config.log import get_logger
 from blockmon.config.settings import MonitoringSettings
 from blockmon.errors import ConfigError
 from blockmon.metrics.recorder import Timings
@@ -31,6 +32,7 @@ from blockmon.metrics.recorder import Timings
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 PUBLISH_INTERVAL = 1.0  # seconds between two copies of the live state into the files
 _SETTING = "monitoring.multiprocess_dir"
+_log = get_logger("blockmon.metrics")
 
 
 def check_mode(settings: MonitoringSettings) -> bool:
@@ -167,5 +169,8 @@ class Mirror:
 async def publish_every(mirror: Mirror, interval: float = PUBLISH_INTERVAL) -> None:
     """The mirror's loop: at once, then every ``interval`` seconds until cancelled."""
     while True:
-        mirror.publish()
+        try:
+            mirror.publish()
+        except Exception as error:  # nothing may stop the loop (a full disk: next time)
+            _log.warning("metrics: could not copy the live state", error=repr(error))
         await asyncio.sleep(interval)
