@@ -16,14 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import BlockingConnectionPool
 from sqlalchemy import exc, text
 
-from blockmon._compat import Layout, redis, sqlalchemy
+from blockmon._compat import Layout, prometheus, redis, sqlalchemy
 from blockmon.redis.client import WaitingConnectionPool
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import FAMILIES
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "blockmon"
 WALL = SRC / "_compat"
-LAYOUTS = (sqlalchemy.LAYOUT, redis.LAYOUT)
+LAYOUTS = (sqlalchemy.LAYOUT, redis.LAYOUT, prometheus.LAYOUT, prometheus.FILES)
 
 # Private internals of SQLAlchemy, redis-py and prometheus_client that blockmon uses (or
 # used): each may appear only under src/blockmon/_compat.

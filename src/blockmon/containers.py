@@ -23,7 +23,7 @@ from blockmon.config.settings import (
     validate,
 )
 from blockmon.health.resource import health_resource
-from blockmon.metrics import create_registry, metrics_resource
+from blockmon.metrics import create_registry, exposed_registry, metrics_resource
 from blockmon.migrations.api import schema_probe_for
 from blockmon.monitoring.app import create_app
 from blockmon.postgres.replicas import Router, router_resource
@@ -94,7 +94,9 @@ class MonitoringContainer(containers.DeclarativeContainer):
     health = providers.Resource(
         health_resource, settings, engine, redis, metrics, schema_probe, router, tracing
     )
-    app = providers.Factory(create_app, health, registry, settings)
+    # /metrics: the registry, or in multi-process mode the sum over workers' files
+    exposed = providers.Factory(exposed_registry, settings, registry, metrics)
+    app = providers.Factory(create_app, health, exposed, settings)
 
 
 class ApplicationContainer(containers.DeclarativeContainer):

@@ -1,8 +1,9 @@
 """Reads blockmon's settings from a YAML file and the environment.
 
 Order of precedence, highest first: ``DATABASE_URL`` / ``REDIS_URL`` /
-``MIGRATIONS_DATABASE_URL`` / ``BLOCKMON_LOG_LEVEL``, then the file (with ``${VAR}``
-and ``${VAR:default}`` interpolated), then the defaults in `blockmon.config.settings`.
+``MIGRATIONS_DATABASE_URL`` / ``BLOCKMON_LOG_LEVEL`` / ``PROMETHEUS_MULTIPROC_DIR``, then
+the file (with ``${VAR}`` and ``${VAR:default}`` interpolated), then the defaults in
+`blockmon.config.settings`.
 The file is bounded (size, values, depth) before anything is built from it, so no
 input can take more than milliseconds or more memory than the file's size.
 """
@@ -33,6 +34,7 @@ _ENV_OVERRIDES = {
     "REDIS_URL": ("redis", "url"),
     "MIGRATIONS_DATABASE_URL": ("migrations", "url"),
     "BLOCKMON_LOG_LEVEL": ("log", "level"),
+    "PROMETHEUS_MULTIPROC_DIR": ("monitoring", "multiprocess_dir"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, get_args
@@ -403,6 +404,16 @@ class MonitoringSettings(_Section):
     details: Literal["never", "always", "token"] = "never"
     details_token: SecretStr | None = Field(None, validate_default=True)
     use_global_registry: bool = False
+    # Multi-process metrics (docs/deployment.md): the directory prometheus_client's
+    # multiprocess mode writes to; every worker's /metrics then shows the sum of all.
+    multiprocess_dir: str | None = Field(None, min_length=1)
+
+    @field_validator("multiprocess_dir")
+    @classmethod
+    def _multiprocess_dir(cls, path: str | None) -> str | None:
+        if path is not None and not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
+            raise PydanticCustomError("multiprocess_dir", "must be a writable directory")
+        return path
 
     @field_validator("details_token")
     @classmethod

@@ -14,18 +14,21 @@ class HealthMetrics:
             "1 for the component's current status (pass, warn or fail), 0 for the others",
             ["component", "status"],
             registry=registry,
+            multiprocess_mode="liveall",  # health is per process: a pid label each
         )
         self.duration = Gauge(
             "blockmon_health_check_duration_seconds",
             "Duration of the component's last health check",
             ["component"],
             registry=registry,
+            multiprocess_mode="liveall",
         )
         self.replication_lag = Gauge(
             "postgres_replica_lag_seconds",
             "Replication lag of a read replica at its last health check (absent while unknown)",
             ["component"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self._lag_series: set[str] = set()
         self._registry = registry

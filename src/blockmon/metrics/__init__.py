@@ -1,8 +1,11 @@
 """Prometheus metrics for blockmon: one registry per container unless the global one is
-asked for, so two containers in one process never collide."""
+asked for, so two containers in one process never collide; with
+``monitoring.multiprocess_dir``, the sum over every worker (`multiprocess`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.config.settings import MonitoringSettings
 from blockmon.metrics.cache import CacheCollector
+from blockmon.metrics.multiprocess import Mirror, check_mode, publish_every, shared_registry
 from blockmon.metrics.pool import PoolState, PoolWatch
 from blockmon.metrics.postgres import PostgresMetrics
+from blockmon.metrics.recorder import Timings
 from blockmon.metrics.redis import RedisMetrics
 from blockmon.postgres.hooks import OPERATION_OPTION
 from blockmon.postgres.replicas import Router, engine_name, replica_pool_name
@@ -24,6 +29,7 @@ __all__ = [
     "Metrics",
     "PoolState",
     "create_registry",
+    "exposed_registry",
     "metrics_resource",
     "replica_pool_name",
 ]
@@ -40,6 +46,19 @@ class Metrics:
     redis: RedisMetrics
     pool: PoolWatch
 
+    def timings(self) -> list[Timings]:
+        return [*self.postgres.timings.timings, *self.redis.timings.timings]
+
+
+def exposed_registry(
+    settings: MonitoringSettings, registry: CollectorRegistry, metrics: Metrics
+) -> CollectorRegistry:
+    """What /metrics shows: this container's registry, or in multi-process mode the sum
+    over every worker's files."""
+    if settings.multiprocess_dir is None:
+        return registry
+    return shared_registry(settings.multiprocess_dir, metrics.timings())
+
 
 async def metrics_resource(
     settings: MonitoringSettings,
@@ -50,19 +69,31 @@ async def metrics_resource(
     router: Router | None = None,
 ) -> AsyncIterator[Metrics]:
     """Container Resource: instrument the engine, the router's read replicas (pools
-    named ``replica-<index>``) and the client; undo it all at shutdown."""
-    postgres = PostgresMetrics(registry, slow_query_threshold=settings.slow_query_threshold)
+    named ``replica-<index>``) and the client; undo it all at shutdown. In multi-process
+    mode, a task copies the live state into the files every second."""
+    shared = check_mode(settings)
+    postgres = PostgresMetrics(
+        registry, slow_query_threshold=settings.slow_query_threshold, shared=shared
+    )
     pool = postgres.install(engine)
     for index, reader in enumerate(router.readers if router is not None else ()):
         postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
-    client_metrics = RedisMetrics(registry)
+    client_metrics = RedisMetrics(registry, shared=shared)
     client_metrics.install(redis)
     collector = CacheCollector(cache) if cache is not None else None
     if collector is not None:
         registry.register(collector)
+    live = [*postgres.pool_collectors(), *client_metrics.pool_collectors()]
+    mirror = Mirror(live + ([collector] if collector is not None else [])) if shared else None
+    publisher = asyncio.create_task(publish_every(mirror)) if mirror is not None else None
     try:
         yield Metrics(registry, postgres, client_metrics, pool)
     finally:
+        if mirror is not None and publisher is not None:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+            mirror.publish()  # the state at shutdown
         postgres.uninstall()
         client_metrics.uninstall()
         if collector is not None:

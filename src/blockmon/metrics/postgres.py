@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.registry import Collector
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -121,7 +122,9 @@ def verb(statement: str) -> str:
 class PostgresMetrics:
     """Every PostgreSQL metric, registered in ``registry``; `install` hooks an engine."""
 
-    def __init__(self, registry: CollectorRegistry, *, slow_query_threshold: float = 0) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, slow_query_threshold: float = 0, shared: bool = False
+    ) -> None:
         self.slow_query_threshold = slow_query_threshold
         self.slow = slow_query_threshold if slow_query_threshold > 0 else math.inf
         self.duration = Timings(
@@ -133,6 +136,7 @@ class PostgresMetrics:
                 "postgres_queries_total",
                 "Statements run, by operation and status (success or error)",
             ),
+            shared=shared,
         )
         self.errors = Counter(
             "postgres_errors_total", "Database errors, by type", ["type"], registry=registry
@@ -142,12 +146,14 @@ class PostgresMetrics:
             "Time to get a connection from the pool (including validation and opening)",
             (),
             buckets.POOL,
+            shared=shared,
         )
         self.usage = Timings(
             "postgres_connection_usage_seconds",
             "Time a connection stays checked out",
             (),
             buckets.POOL,
+            shared=shared,
         )
         self.creation = Histogram(
             "postgres_connection_creation_seconds",
@@ -171,6 +177,7 @@ class PostgresMetrics:
             "Time to get a connection from a read replica's pool",
             ("replica",),
             buckets.POOL,
+            shared=shared,
         )
         self.timings = TimingsCollector(
             self.duration, self.acquire, self.usage, self.replica_acquire
@@ -262,6 +269,10 @@ class PostgresMetrics:
         if detector is not None:
             detector.on_leak = count
             self._leak_detectors.append(detector)
+
+    def pool_collectors(self) -> list[Collector]:
+        """The scrape-time pool collectors (`blockmon.metrics.multiprocess.Mirror` copies them)."""
+        return [c for c in (self._collector, self._replica_collector) if c is not None]
 
     def _listen_engine(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine

@@ -12,6 +12,10 @@ Recording happens on the event loop's thread (every blockmon hot path runs there
 `collect` copies the counts in one C operation, so a scrape from any thread sees a
 consistent histogram. The exposition is what prometheus_client's own ``Histogram`` and
 ``Counter`` print for the same values (tests/monitoring/test_fast_metrics.py).
+
+With ``shared=True`` (multi-process metrics, `blockmon.metrics.multiprocess`) a series is
+a `SharedSeries`: the same inline writes also reach prometheus_client metrics kept in the
+multiprocess files, which every worker's scrape sums.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -43,6 +47,63 @@ class Series:
         self.created = time.time()
 
 
+class SharedSeries(Series):
+    """A `Series` whose ``sum``, ``failed`` and ``untimed`` writes also go, as deltas, to
+    prometheus_client metrics in the multiprocess files: ``series.sum += v`` observes
+    ``v`` in the histogram, so the hot paths' inline writes stay as they are."""
+
+    __slots__ = ("_failed", "_failures", "_histogram", "_total", "_untimed", "_untimed_counter")
+
+    def __init__(
+        self,
+        bounds: tuple[float, ...],
+        labels: tuple[str, ...],
+        histogram: Histogram,
+        failures: Counter | None,
+        untimed: Counter | None,
+    ) -> None:
+        # Not Series.__init__: its ``self.sum = 0.0`` would be an observation.
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.labels = labels
+        self.created = time.time()
+        self._histogram = histogram
+        self._failures = failures
+        self._untimed_counter = untimed
+        self._total = 0.0
+        self._failed = 0
+        self._untimed = 0
+
+    @property
+    def sum(self) -> float:
+        return self._total
+
+    @sum.setter
+    def sum(self, value: float) -> None:
+        self._histogram.observe(value - self._total)
+        self._total = value
+
+    @property
+    def failed(self) -> int:
+        return self._failed
+
+    @failed.setter
+    def failed(self, value: int) -> None:
+        if self._failures is not None:
+            self._failures.inc(value - self._failed)
+        self._failed = value
+
+    @property
+    def untimed(self) -> int:
+        return self._untimed
+
+    @untimed.setter
+    def untimed(self, value: int) -> None:
+        if self._untimed_counter is not None:
+            self._untimed_counter.inc(value - self._untimed)
+        self._untimed = value
+
+
 def record(series: Series, value: float) -> None:
     """Off the hot path: what the hot paths write out inline."""
     series.counts[bisect_left(series.bounds, value)] += 1
@@ -60,6 +121,8 @@ class Timings:
         labels: tuple[str, ...],
         bounds: Iterable[float],
         counter: tuple[str, str] | None = None,
+        *,
+        shared: bool = False,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -68,6 +131,7 @@ class Timings:
         self.counter = counter
         self._le = [str(floatToGoString(b)) for b in self.bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
         self._series: dict[tuple[str, ...], Series] = {}
+        self._shared = self._native(shared)
         if not labels:
             self.series()  # an unlabelled histogram is exposed from the start
 
@@ -75,8 +139,37 @@ class Timings:
         """The series of one label set, made on first use (slow path)."""
         found = self._series.get(values)
         if found is None:
-            found = self._series[values] = Series(self.bounds, values)
+            found = self._series[values] = self._new_series(values)
         return found
+
+    def _native(self, shared: bool) -> tuple[Histogram, Counter | None, Counter | None] | None:
+        """The multiprocess histogram and the failure counters `blockmon.metrics.multiprocess`
+        folds into ``counter`` (internal names: ``<name>:failed``, ``<name>:untimed``)."""
+        if not shared:
+            return None
+        labels = self.labelnames
+        histogram = Histogram(
+            self.name, self.documentation, labels, buckets=self.bounds, registry=None
+        )
+        if self.counter is None:
+            return histogram, None, None
+        failed = Counter(f"{self.name}:failed", "", labels, registry=None)
+        untimed = Counter(f"{self.name}:untimed", "", labels, registry=None)
+        return histogram, failed, untimed
+
+    def _new_series(self, values: tuple[str, ...]) -> Series:
+        if self._shared is None:
+            return Series(self.bounds, values)
+        histogram, failed, untimed = self._shared
+        if not values:
+            return SharedSeries(self.bounds, values, histogram, failed, untimed)
+        return SharedSeries(
+            self.bounds,
+            values,
+            histogram.labels(*values),
+            failed.labels(*values) if failed is not None else None,
+            untimed.labels(*values) if untimed is not None else None,
+        )
 
     def families(self, created: bool, *, empty: bool = False) -> Iterator[Metric]:
         histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

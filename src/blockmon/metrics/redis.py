@@ -42,7 +42,7 @@ def _error_type(error: BaseException) -> str:
 class RedisMetrics:
     """Every AbstractRedis metric, registered in ``registry``; `install` hooks one client."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, shared: bool = False) -> None:
         self.duration = Timings(
             "redis_command_duration_seconds",
             "Command duration (a pipeline counts as PIPELINE or MULTI)",
@@ -52,6 +52,7 @@ class RedisMetrics:
                 "redis_commands_total",
                 "Commands run, by command and status (success or error)",
             ),
+            shared=shared,
         )
         self.timings = TimingsCollector(self.duration)
         registry.register(self.timings)
@@ -62,11 +63,13 @@ class RedisMetrics:
             "redis_memory_usage_bytes",
             "used_memory reported by INFO at the last health check",
             registry=registry,
+            multiprocess_mode="livemax",  # one server, seen by each worker
         )
         self.max_memory = Gauge(
             "redis_memory_max_bytes",
             "maxmemory reported by INFO at the last health check (0: no limit)",
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.families: tuple[Any, ...] = (self.timings, self.errors, self.memory, self.max_memory)
         self.link = ConnectionLog("redis")
@@ -94,6 +97,10 @@ class RedisMetrics:
         setattr(client, "pipeline", self._wrap_pipeline(self._saved["pipeline"]))  # noqa: B010
         self._collector = _PoolCollector(client)
         self._registry.register(self._collector)
+
+    def pool_collectors(self) -> list[Collector]:
+        """The scrape-time pool collector (`blockmon.metrics.multiprocess.Mirror` copies it)."""
+        return [self._collector] if self._collector is not None else []
 
     def uninstall(self) -> None:
         if self._client is not None:
