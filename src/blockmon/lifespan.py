@@ -9,6 +9,7 @@ request ``state`` stays empty; reach the container through your own providers.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -31,22 +32,39 @@ class Lifespan(_StarletteLifespan):
         try:
             for part in parts:
                 await part.logging.init()
-            started = self.container.init_resources()
-            if started is not None:
-                await _finish_first(started)
+            starting = _start(self.container)
+            if starting is not None:
+                failures = [
+                    r for r in await _finish_first(starting) if isinstance(r, BaseException)
+                ]
+                if failures:
+                    raise failures[0]
         except BaseException:
             await super().__aexit__(None, None, None)
             raise
 
 
-async def _finish_first(starting: Awaitable[Any]) -> None:
+def _start(container: containers.Container) -> Awaitable[list[Any]] | None:
+    """Start every Resource, as dependency-injector's ``init_resources()`` does, but let
+    all of them settle before a failure is raised: its ``gather`` returns at the first
+    failure while Resources it does not depend on are still starting, and those (an
+    engine, a pool) finished after the shutdown and were left open."""
+    pending = [
+        started
+        for provider in container.traverse(types=[providers.BaseResource])
+        if inspect.isawaitable(started := provider.init())
+    ]
+    return asyncio.gather(*pending, return_exceptions=True) if pending else None
+
+
+async def _finish_first(starting: Awaitable[list[Any]]) -> list[Any]:
     """Await the Resources' start; a cancellation (a signal, a server stopping) lets it
     finish first and is re-raised after. Cancelled halfway, dependency-injector's futures
     break ("Exception in callback ... InvalidStateError" on the loop's log) and what was
     started is not known, so could not be shut down."""
     task = asyncio.ensure_future(starting)
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait([task])  # bounded by the connect timeouts
         if not task.cancelled():

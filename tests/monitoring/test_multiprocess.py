@@ -298,6 +298,7 @@ def _blockmon(tmp_path: Path, config: str, env: dict[str, str]) -> subprocess.Co
         text=True,
         timeout=60,
         env={"PATH": "/usr/bin:/bin", **env},
+        cwd=tmp_path,  # outside the repository: no alembic.ini found, start-up as a user's
     )
 
 
@@ -312,6 +313,20 @@ def test_a_multiprocess_dir_that_is_not_a_writable_directory_is_one_line(tmp_pat
         "blockmon: error: monitoring.multiprocess_dir: must be a writable directory, got '"
     ), line
     assert str(missing) in line or "characters)" in line, line
+
+
+def test_an_empty_variable_is_one_line_and_nothing_is_left_started(tmp_path: Path) -> None:
+    """prometheus_client takes an empty PROMETHEUS_MULTIPROC_DIR as set (and would write
+    to the working directory). The metrics Resource fails while the engine and the
+    client start beside it: one line, and none of them left for the loop to close at
+    exit (that printed an engine generator's traceback first)."""
+    result = _blockmon(tmp_path, "{}\n", {"PROMETHEUS_MULTIPROC_DIR": ""})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "blockmon: error: monitoring.multiprocess_dir: PROMETHEUS_MULTIPROC_DIR is set but "
+        "empty (prometheus_client would write its files to the working directory): set it "
+        "to a directory, or unset it\n"
+    )
 
 
 def test_a_multiprocess_dir_without_the_variable_is_one_line(tmp_path: Path) -> None:

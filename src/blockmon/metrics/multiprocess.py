@@ -40,6 +40,11 @@ def check_mode(settings: MonitoringSettings) -> bool:
     the environment and prometheus_client disagree (numbers would be silently wrong)."""
     directory = settings.multiprocess_dir
     given = os.environ.get(ENV)
+    if given == "":
+        raise ConfigError(
+            f"{_SETTING}: {ENV} is set but empty (prometheus_client would write its files "
+            "to the working directory): set it to a directory, or unset it"
+        )
     if directory is None:
         if multiprocess_values():
             raise ConfigError(
