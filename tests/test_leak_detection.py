@@ -71,7 +71,8 @@ def _config(config: dict[str, Any], settings: Settings, threshold: float) -> dic
     postgres = {
         **config["postgres"],
         "leak_detection_threshold": threshold,
-        "replicas": [f"{url.host}:{url.port or 5432}"],
+        # the whole URL: the run's server may be reached through a Unix socket
+        "replicas": [url.render_as_string(hide_password=False)],
     }
     return {**config, "postgres": postgres}
 
