@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
 HEAVY = {"sqlalchemy", "asyncpg", "redis", "alembic", "dependency_injector", "prometheus_client"}
 
-# Runs what follows ``--`` as the command would, then writes the loaded packages to argv[1].
+# Runs the command (blockmon's or alembic's entry point) in this process, then writes the
+# top-level packages it loaded to the file named first.
 PROBE = """
 import json, sys
 out, kind, *argv = sys.argv[1:]
 try:
     if kind == "blockmon":
         from blockmon.cli import main
-        main(argv)
+        sys.exit(main(argv))
     else:
         from alembic.config import main
         main(argv=argv)
@@ -52,17 +54,29 @@ def loaded(kind: str, argv: list[str], tmp_path: Path) -> set[str]:
     return set(json.loads(out.read_text()))
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["config", "show"], ["config", "show", "--json"]])
-def test_help_and_config_show_import_no_database_or_redis_client(
-    argv: list[str], tmp_path: Path
+NO_CLIENTS = {"redis", "dependency_injector", "prometheus_client"}
+
+
+def case(kind: str, argv: list[str], needed: set[str], absent: set[str]) -> Any:
+    return pytest.param(kind, argv, needed, absent, id=" ".join([kind, *argv]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "argv", "needed", "absent"),
+    [
+        case("blockmon", ["--help"], set(), HEAVY),
+        case("blockmon", ["config", "show"], set(), HEAVY),
+        case("blockmon", ["config", "show", "--json"], set(), HEAVY),
+        # The migrations without a database: Alembic and SQLAlchemy, no client, no metrics.
+        case("blockmon", ["db", "history"], {"alembic"}, NO_CLIENTS | {"asyncpg"}),
+        case("blockmon", ["db", "upgrade", "head", "--sql"], {"alembic"}, NO_CLIENTS | {"asyncpg"}),
+        # blockmon's env.py run whole by Alembic, offline.
+        case("alembic", ["upgrade", "head", "--sql"], {"alembic", "sqlalchemy"}, NO_CLIENTS),
+    ],
+)
+def test_a_command_imports_only_what_it_needs(
+    kind: str, argv: list[str], needed: set[str], absent: set[str], tmp_path: Path
 ) -> None:
-    modules = loaded("blockmon", argv, tmp_path)
-    assert "blockmon" in modules
-    assert modules & HEAVY == set()
-
-
-def test_the_migration_env_imports_no_redis_client_and_no_metrics(tmp_path: Path) -> None:
-    """``alembic upgrade head --sql`` runs blockmon's env.py whole, offline."""
-    modules = loaded("alembic", ["upgrade", "head", "--sql"], tmp_path)
-    assert {"alembic", "sqlalchemy"} <= modules  # the probe ran the migrations
-    assert modules & {"redis", "prometheus_client", "dependency_injector"} == set()
+    modules = loaded(kind, argv, tmp_path)
+    assert {"blockmon", *needed} <= modules  # the command ran
+    assert modules & absent == set()
