@@ -1,10 +1,11 @@
 """Each command imports only what it needs: a ``blockmon`` or ``alembic`` process costs
 its imports (SQLAlchemy and redis-py are most of a command's CPU), and a Kubernetes exec
 probe or init container pays them on every run. Each case runs in a fresh interpreter
-and lists the top-level packages it loaded; nothing connects to a server."""
+and lists the top-level packages it loaded."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from blockmon.config.settings import PostgresSettings
+from tests.test_migrations_cli import dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -36,11 +40,11 @@ finally:
 """
 
 
-def loaded(kind: str, argv: list[str], tmp_path: Path) -> set[str]:
+def loaded(kind: str, argv: list[str], tmp_path: Path, **extra: str) -> set[str]:
     out = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLOCKMON_", "MIGRATIONS_"))}
     env.pop("DATABASE_URL", None)
-    env["BLOCKMON_CONFIG"] = str(ROOT / "config.yml")
+    env.update(BLOCKMON_CONFIG=str(ROOT / "config.yml"), **extra)
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(out), kind, *argv],
         cwd=ROOT,
@@ -80,3 +84,15 @@ def test_a_command_imports_only_what_it_needs(
     modules = loaded(kind, argv, tmp_path)
     assert {"blockmon", *needed} <= modules  # the command ran
     assert modules & absent == set()
+
+
+async def test_db_on_a_database_builds_no_container(
+    blockmon_fresh_database: PostgresSettings, tmp_path: Path
+) -> None:
+    """``db current`` (upgrade, downgrade, check and stamp share its code) runs on an engine
+    of the migration settings: no metrics, no health checker, no dependency-injector."""
+    url = dsn(blockmon_fresh_database)
+    argv = ["db", "current"]
+    modules = await asyncio.to_thread(loaded, "blockmon", argv, tmp_path, DATABASE_URL=url)
+    assert {"alembic", "asyncpg"} <= modules  # it connected
+    assert modules & {"dependency_injector", "prometheus_client", "starlette", "fastapi"} == set()
