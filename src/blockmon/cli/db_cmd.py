@@ -150,26 +150,35 @@ async def _tables(engine: Any) -> list[str]:
 
 
 async def _online(action: str, revision: str | None, settings: Settings, cfg: Config) -> int:
+    """On the engine of the migration settings alone: no container, so the process imports
+    no metrics, health checker, monitoring app or dependency-injector (about 0.2 of its
+    0.9 CPU-seconds)."""
+    from contextlib import asynccontextmanager
+
     from sqlalchemy import event
     from sqlalchemy.exc import SQLAlchemyError
 
-    from blockmon.containers import ApplicationContainer
+    from blockmon.config.settings import PostgresSettings, validate
     from blockmon.errors import BlockmonError
     from blockmon.migrations import api as migrate
+    from blockmon.tracing.resources import traced_engine_resource
 
-    container = ApplicationContainer()
-    container.config.from_dict(migrate.migration_mapping(settings))
+    mapping = migrate.migration_mapping(settings)  # the migration DSN, if any, is the URL
+    postgres = validate(PostgresSettings, mapping["postgres"], "postgres")
+    migrations = settings.migrations.model_copy(update={"url": None})
     connected: list[bool] = []
     tables: list[str] = []
     try:
-        async with migrate.database_only(container) as engine:
+        async with asynccontextmanager(traced_engine_resource)(
+            postgres, settings.tracing
+        ) as engine:
             event.listen(engine.sync_engine, "connect", lambda *_: connected.append(True))
             if action == "check":
-                await migrate.check(container, config=cfg)
+                await migrate.check(engine, config=cfg, settings=migrations)
                 say("schema matches the models and is at head")
                 return 0
             if action == "current":
-                status = await migrate.schema_status(container, config=cfg)
+                status = await migrate.schema_status(engine, config=cfg)
                 if status.current is None:
                     tables = await _tables(engine)
             else:
@@ -178,7 +187,7 @@ async def _online(action: str, revision: str | None, settings: Settings, cfg: Co
                     "downgrade": migrate.downgrade,
                     "stamp": migrate.stamp,
                 }[action]
-                status = await run(container, revision or "head", config=cfg)
+                status = await run(engine, revision or "head", config=cfg, settings=migrations)
     except (OSError, TimeoutError, SQLAlchemyError) as error:
         raise BlockmonError(f"database: {_failure(error, settings, bool(connected))}") from None
     where = "at head" if status.at_head else f"not at head ({status.head})"

@@ -1,5 +1,6 @@
 """What a command talks to, printed before it does: the configuration file it read and
-the servers (``user:***@host:port/database``; a password is never printed)."""
+the servers (``user:***@host:port/database``; a password is never printed). The servers'
+module (SQLAlchemy, redis-py) is imported only to print them: ``config show`` needs neither."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Callable
 
 from blockmon.config.file import config_path
 from blockmon.config.settings import Settings
-from blockmon.provisioning.servers import postgres_target, redis_target
 
 
 def config_line(args: argparse.Namespace) -> str:
@@ -22,6 +22,8 @@ def config_line(args: argparse.Namespace) -> str:
 
 def say_target(args: argparse.Namespace, settings: Settings, say: Callable[[str], None]) -> None:
     """Three lines: the config file, PostgreSQL, Redis."""
+    from blockmon.provisioning.servers import postgres_target, redis_target
+
     say(config_line(args))
     say(f"postgres: {postgres_target(settings.postgres)}")
     say(f"redis: {redis_target(settings.redis)}")

@@ -84,17 +84,6 @@ def migration_mapping(settings: Settings) -> dict[str, Any]:
     return data
 
 
-@asynccontextmanager
-async def database_only(container: Any) -> AsyncIterator[AsyncEngine]:
-    """Start a container's logging and PostgreSQL engine, not Redis; stop them after."""
-    try:
-        await container.logging.init()
-        engine: AsyncEngine = await container.postgres.engine.init()
-        yield engine
-    finally:
-        await container.shutdown_resources()
-
-
 async def upgrade(
     target: Any,
     revision: str = "head",
@@ -140,7 +129,11 @@ async def stamp(
 
 
 async def check(
-    target: Any, *, metadata: MetaData | None = None, config: Config | None = None
+    target: Any,
+    *,
+    metadata: MetaData | None = None,
+    config: Config | None = None,
+    settings: MigrationSettings | None = None,
 ) -> None:
     """Raise `MigrationError` unless the database is at head and matches ``metadata``
     (default: `blockmon.migrations.tables.metadata`)."""
@@ -148,7 +141,7 @@ async def check(
     if metadata is not None:
         cfg.attributes[METADATA_KEY] = metadata
     cfg.attributes[COMMAND_KEY] = "check"
-    async with _engine(target, None, for_writing=False) as (engine, ms):
+    async with _engine(target, settings, for_writing=False) as (engine, ms):
         cfg.attributes[SETTINGS_KEY] = ms
         await _on_connection(engine, cfg, command.check)
 

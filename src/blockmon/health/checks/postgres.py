@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.config.failures import connection_failure, missing_database
 from blockmon.health.model import Observation, Status
-from blockmon.metrics.pool import PoolState
+
+if (
+    TYPE_CHECKING
+):  # only the type: the metrics package imports redis-py (the migration env needs none)
+    from blockmon.metrics.pool import PoolState
 
 OPERATION = "health_check"
 _PING = text("SELECT 1")

@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from blockmon.config.log import get_logger
 from blockmon.config.secrets import redact
 from blockmon.health.checks.postgres import pool_observation
 from blockmon.health.model import Observation, Status
-from blockmon.metrics.pool import PoolState
 from blockmon.postgres.replicas import CONNECT_ERRORS, Router, engine_name, replication_lag
+
+if (
+    TYPE_CHECKING
+):  # only the type: the metrics package imports redis-py (the migration env needs none)
+    from blockmon.metrics.pool import PoolState
 
 CheckFunction = Callable[[], Awaitable[list[Observation]]]
 _log = get_logger("blockmon.replicas")

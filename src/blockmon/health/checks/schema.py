@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from blockmon.health.checks.postgres import worded
 from blockmon.health.model import Observation, Status
-from blockmon.metrics.pool import PoolState
+
+if (
+    TYPE_CHECKING
+):  # only the type: the metrics package imports redis-py (the migration env needs none)
+    from blockmon.metrics.pool import PoolState
 
 SchemaProbe = Callable[[AsyncConnection], Awaitable[Observation | None]]
 Heads = Callable[[], Collection[str]]
