@@ -15,24 +15,33 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, MutableMapping
+from importlib.util import find_spec
 from pathlib import Path
 from time import perf_counter
 from types import FrameType
 from typing import Any
 
-import asyncpg
 import greenlet
-import sqlalchemy
 
 from blockmon.config.log import get_logger
 
 _log = get_logger("blockmon.postgres")
 LEASE = "blockmon_leak_lease"  # record.info: the `Lease` of the checkout in progress
 STACK_LIMIT = 12  # innermost frames of the acquiring code kept
+
+
+def _package_dir(name: str) -> str:
+    """Where package ``name`` is installed, without importing it (``blockmon db history``
+    and the migration env need no driver)."""
+    spec = find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return f"{Path(origin).parent}/" if origin else f"<{name} not found>"
+
+
 # Frames of these packages are the way to the pool, not the code that asked for it.
 _PASSAGE = (
     f"{Path(__file__).parents[1]}/",  # blockmon
-    *(f"{Path(str(module.__file__)).parent}/" for module in (sqlalchemy, asyncpg)),
+    *(_package_dir(name) for name in ("sqlalchemy", "asyncpg")),
     "<sqlalchemy ",  # the wrappers SQLAlchemy generates (decorators, lambdas)
     str(contextlib.__file__),
 )
