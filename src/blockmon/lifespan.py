@@ -44,6 +44,11 @@ class Lifespan(_StarletteLifespan):
             raise
 
 
+# What init_resources() starts by default: BaseResource from dependency-injector 4.49 (the
+# base of Resource and of its context-local kind), Resource before.
+_RESOURCES = getattr(providers, "BaseResource", providers.Resource)
+
+
 def _start(container: containers.Container) -> Awaitable[list[Any]] | None:
     """Start every Resource, as dependency-injector's ``init_resources()`` does, but let
     all of them settle before a failure is raised: its ``gather`` returns at the first
@@ -51,7 +56,7 @@ def _start(container: containers.Container) -> Awaitable[list[Any]] | None:
     engine, a pool) finished after the shutdown and were left open."""
     pending = [
         started
-        for provider in container.traverse(types=[providers.BaseResource])
+        for provider in container.traverse(types=[_RESOURCES])
         if inspect.isawaitable(started := provider.init())
     ]
     return asyncio.gather(*pending, return_exceptions=True) if pending else None
