@@ -1,7 +1,7 @@
 """Measuring: closed-loop throughput windows, interleaved across variants, and medians.
 
 Each case has variants (A, B, C, ...) measured on the same data; a case runs
-``rounds`` rounds of A B C, A B C, ... after one warm-up window per variant, so
+``rounds`` rounds of A B C, B C A, C A B, ... after one warm-up window per variant, so
 background load on a shared machine hits every variant alike and the ratios between
 them stay meaningful even when the absolute figures move.
 
@@ -195,8 +195,11 @@ async def interleave(case: Case, timing: Timing) -> Outcome:
     rounds = timing.rounds * case.rounds_factor
     sizes = blocks(timing.profiled_calls, rounds + 1)  # before the rounds and after each
     await profile_round(case, sizes[0], counts)
-    for size in sizes[1:]:
-        for variant in case.variants:
+    for turn, size in enumerate(sizes[1:]):
+        # Each round starts one variant later (A B C, B C A, C A B, ...): no variant always
+        # runs right after the same neighbour or right after the profiling.
+        shift = turn % len(case.variants)
+        for variant in case.variants[shift:] + case.variants[:shift]:
             measured = await window(
                 variant.op, variant.tasks or case.tasks, timing.window, variant.per_op
             )

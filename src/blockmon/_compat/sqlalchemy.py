@@ -80,9 +80,22 @@ def _probe() -> bool:
         == ["self", "connection", "exception", "_checkin"]
         and "_connection_record" in inspect.getsource(_ConnectionFairy.__init__)
         and pool._recycle == -1
-        and "self.__pool._invalidate_time > self.starttime"
-        in inspect.getsource(_ConnectionRecord.get_connection)
+        and _source_has(
+            _ConnectionRecord.get_connection,
+            "self.dbapi_connection is None",
+            "self.__pool._recycle > -1",
+            "self.__pool._invalidate_time > self.starttime",
+            "self._soft_invalidate_time > self.starttime",
+        )
+        and _source_has(_ConnectionFairy._checkout, "pool._pre_ping", "pool.dispatch.checkout")
+        # an idle connection is taken without awaiting (the greenlet-free checkout)
+        and _source_has(AsyncAdaptedQueue.get, "return self._queue.get_nowait()")
     )
+
+
+def _source_has(function: Any, *lines: str) -> bool:
+    source = inspect.getsource(function)
+    return all(line in source for line in lines)
 
 
 LAYOUT = Layout("sqlalchemy", _probe)
@@ -422,7 +435,7 @@ def instrument_pool(
     checked_out: str,
     max_overflow: int | None,
     lifetime: float | None = None,
-) -> Callable[[], None]:
+) -> tuple[Callable[[], None], Callable[[], Any] | None]:
     """Time checkouts (acquire) and how long connections stay out (usage) into
     ``guard``'s series, count waiting callers, stamp ``record.info[last_used]`` at each
     checkin and ping at checkout a connection idle longer than ``guard.window`` (one that
@@ -432,12 +445,14 @@ def instrument_pool(
     from its own clock reading instead of SQLAlchemy's ``time.time()`` per checkout: a
     connection older than that, next to be handed out or coming back, gets a start time
     before the pool's last invalidation, and SQLAlchemy's checkout closes and reopens it
-    as it does a recycled one. Returns the undo."""
+    as it does a recycled one. Returns the undo, and the checkout `Statements` can make
+    without a greenlet (None on the public fallback): the connection, or None when the
+    next idle one would need a connect or a ping (anything that awaits)."""
     idle: Sized = idle_connections(pool) if isinstance(pool, QueuePool) else (None,)
     if max_overflow is not None and not isinstance(pool, QueuePool):
         max_overflow = None
     if not LAYOUT.ok():
-        return _instrument_public(pool, guard, last_used, checked_out, max_overflow, idle)
+        return _instrument_public(pool, guard, last_used, checked_out, max_overflow, idle), None
     checkout: Any = _ConnectionFairy._checkout
     do_return = pool._do_return_conn
     queue: Any = pool
@@ -512,6 +527,26 @@ def instrument_pool(
             watch.freed()
         do_return(record)
 
+    def connect_now() -> Any:
+        # What _ConnectionRecord.get_connection and _ConnectionFairy._checkout would
+        # await on: a connect (none yet, recycled, invalidated), a ping (pre_ping, this
+        # guard's validation), a checkout listener; with no idle connection, the queue.
+        if not idle or queue._pre_ping or queue.dispatch.checkout:
+            return None
+        record = idle[nxt]  # type: ignore[index]
+        info = record.info
+        now = perf_counter()
+        if (
+            record.dbapi_connection is None
+            or queue._recycle > -1
+            or queue._invalidate_time > record.starttime
+            or record._soft_invalidate_time > record.starttime
+            or (last_used in info and now - info[last_used] > guard.window)
+            or (lifetime is not None and _BORN in info and now - info[_BORN] > lifetime)
+        ):
+            return None
+        return connect()
+
     pool.connect = connect  # type: ignore[method-assign]
     pool._return_conn = return_conn  # type: ignore[method-assign]
 
@@ -521,7 +556,7 @@ def instrument_pool(
         if lifetime is not None:
             queue._recycle = lifetime
 
-    return undo
+    return undo, connect_now if isinstance(idle, (list, deque)) else None
 
 
 def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:

@@ -10,7 +10,8 @@ allocates.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine
@@ -40,21 +41,24 @@ class WaitObserver(Protocol):
 
 
 class StatementHook:
-    """The slots one engine's Statements call through; each is None when unobserved."""
+    """The slots one engine's Statements call through; each is None when unused."""
 
-    __slots__ = ("observer", "waits")
+    __slots__ = ("checkout", "observer", "waits")
 
     def __init__(self) -> None:
         self.observer: StatementObserver | None = None
         self.waits: WaitObserver | None = None
+        # the pool guard's checkout without a greenlet (`blockmon.postgres.pool`): a
+        # connection, or None when this checkout could have to wait, connect or ping
+        self.checkout: Callable[[], Any] | None = None
 
 
 _hooks: WeakKeyDictionary[Engine, StatementHook] = WeakKeyDictionary()
 
 
-def hook_for(engine: AsyncEngine) -> StatementHook:
+def hook_for(engine: AsyncEngine | Engine) -> StatementHook:
     """The hook of ``engine`` (made on first use, whichever side asks first)."""
-    sync = engine.sync_engine
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     hook = _hooks.get(sync)
     if hook is None:
         hook = _hooks[sync] = StatementHook()

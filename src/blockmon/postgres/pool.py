@@ -11,6 +11,11 @@ the acquire and usage times and the count of waiting callers
 event listeners: each listener cost its dispatch and a clock reading on every checkout
 or checkin (`blockmon._compat.sqlalchemy.instrument_pool` does the wrapping). The guard
 follows the engine's ``dispose()`` onto the new pool.
+
+While installed, the guard also gives `Statements` a checkout without a greenlet
+(`blockmon.postgres.hooks.StatementHook.checkout`): SQLAlchemy's checkout is
+synchronous unless it must wait, connect or ping, which the guard can tell beforehand
+from the next idle connection; a greenlet per checkout costs about 7 µs of CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.secrets import redact
-from blockmon.postgres.hooks import WaitObserver
+from blockmon.postgres.hooks import WaitObserver, hook_for
 from blockmon.postgres.leaks import LeakDetector
 
 LAST_USED = "blockmon_last_used"  # record.info: clock at the last checkin
@@ -83,7 +88,7 @@ class PoolGuard:
     def _install(self) -> None:
         if self._undo is not None:
             self._undo()
-        self._undo = sa_compat.instrument_pool(
+        self._undo, checkout = sa_compat.instrument_pool(
             self.engine.pool,
             self,
             LAST_USED,
@@ -91,6 +96,7 @@ class PoolGuard:
             sa_compat.max_overflow(self.engine),
             self.lifetime,
         )
+        hook_for(self.engine).checkout = checkout
 
 
 _guards: WeakKeyDictionary[Engine, PoolGuard] = WeakKeyDictionary()
@@ -118,6 +124,7 @@ def release_guard(engine: AsyncEngine) -> None:
     if any(slot is not None for slot in (guard.waits, guard.acquire, guard.usage, guard.leaks)):
         return
     del _guards[sync]
+    hook_for(sync).checkout = None
     if guard._undo is not None:
         guard._undo()
     if guard._unfollow is not None:

@@ -17,9 +17,10 @@ raw asyncpg pool (see docs/performance.md).
 - SQLAlchemy Executables (Core constructs) keep SQLAlchemy's compiler, type processing
   and ``Row`` results, in AUTOCOMMIT mode (one round trip, more CPU).
 
-Callers beyond the pool's capacity queue first-come first-served on a semaphore (for at
-most the pool's timeout) instead of in the pool's queue, where a caller that just gave a
-connection back takes it again at once and a waiter can be passed over until it times out.
+Callers beyond the pool's capacity queue first-come first-served at a `blockmon.gate.Gate`
+(for at most the pool's timeout) instead of in the pool's queue, where a caller that just
+gave a connection back takes it again at once and a waiter can be passed over until it
+times out.
 
 Behind PgBouncer in transaction mode (``postgres.pgbouncer: true``) a statement
 prepared outside a transaction may run on another server connection, so there each
@@ -40,7 +41,6 @@ ORM code).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, StatementObserver, hook_for
 from blockmon.postgres.transactions import retrying
 
@@ -133,14 +134,14 @@ def begin_statement(isolation: str | None, *, readonly: bool = False) -> str:
     return " ".join(words)
 
 
-def _gate(engine: Engine) -> tuple[asyncio.Semaphore, float] | None:
-    """A FIFO semaphore as wide as the engine's QueuePool's capacity, and the pool's
-    timeout; None for pools without a (known) bound, whose own queue then applies."""
+def _gate(engine: Engine) -> Gate | None:
+    """A FIFO gate as wide as the engine's QueuePool's capacity, waited on for at most the
+    pool's timeout; None for pools without a (known) bound, whose own queue then applies."""
     pool = engine.pool
     overflow = sa_compat.max_overflow(engine)  # None: not a QueuePool, or unknown
     if overflow is None or overflow < 0 or not isinstance(pool, QueuePool):
         return None
-    return asyncio.Semaphore(pool.size() + overflow), pool.timeout()
+    return Gate(pool.size() + overflow, pool.timeout())
 
 
 class Statements:
@@ -154,7 +155,7 @@ class Statements:
         )
         self._sql_dialect = engine.sync_engine.dialect
         self._gate_pool: Pool | None = None  # the pool _gate was sized for
-        self._gate: tuple[asyncio.Semaphore, float] | None = None
+        self._gate: Gate | None = None
         self._hook = hook_for(engine)
 
     def __repr__(self) -> str:
@@ -172,38 +173,43 @@ class Statements:
             if gate is not None:
                 gate.release()
 
-    async def _admit(self, pool: Pool) -> asyncio.Semaphore | None:
+    async def _admit(self, pool: Pool) -> Gate | None:
         """Wait for a permit of the gate in front of ``pool``; the gate to release after,
         or None for an unbounded pool."""
         if pool is not self._gate_pool:
             self._gate_pool, self._gate = pool, _gate(self.engine.sync_engine)
-        if self._gate is None:
+        gate = self._gate
+        if gate is None:
             return None
-        gate, timeout = self._gate
-        if gate.locked():
-            waits = self._hook.waits  # pool metrics, when installed
-            if waits is not None:
-                waits.wait_started()
-            try:
-                async with asyncio.timeout(timeout):
-                    await gate.acquire()
-            except TimeoutError:
-                if waits is not None:
-                    waits.timed_out()
-                raise exc.TimeoutError(
-                    f"{pool.status()}: no connection free within {timeout} s"
-                ) from None
-            finally:
-                if waits is not None:
-                    waits.waiting -= 1
-        else:
+        if not gate.locked():
             await gate.acquire()  # a permit is free: returns without suspending
+            return gate
+        waits = self._hook.waits  # pool metrics, when installed
+        if waits is not None:
+            waits.wait_started()
+        try:
+            admitted = await gate.acquire()
+        finally:
+            if waits is not None:
+                waits.waiting -= 1
+        if not admitted:
+            if waits is not None:
+                waits.timed_out()
+            raise exc.TimeoutError(f"{pool.status()}: no connection free within {gate.timeout} s")
         return gate
+
+    async def _connection(self) -> Any:
+        """A connection out of the engine's pool: taken at once when the pool guard can
+        (an idle connection needing no connect or ping: no greenlet, `blockmon.postgres.pool`),
+        else through SQLAlchemy's ``raw_connection()``."""
+        checkout = self._hook.checkout
+        fairy = checkout() if checkout is not None else None
+        return fairy if fairy is not None else await self.engine.raw_connection()
 
     async def _checked_out(
         self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
     ) -> T:
-        fairy = await self.engine.raw_connection()  # out of the pool, as pool.connect()
+        fairy = await self._connection()
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.postgres.hooks)
         started = perf_counter() if observer is not None else 0.0
@@ -306,7 +312,7 @@ class Statements:
         pool = self.engine.sync_engine.pool
         gate = await self._admit(pool)
         try:
-            fairy = await self.engine.raw_connection()
+            fairy = await self._connection()
             driver: Any = fairy.driver_connection
             tx = Transaction(driver, self._sql_dialect, self._hook.observer)
             try:

@@ -7,7 +7,6 @@ reply parser (redis-py picks it whenever hiredis is installed, as ``redis[hiredi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from blockmon._compat import redis as redis_compat
 from blockmon.config.settings import RedisSettings
 from blockmon.errors import ConfigError
+from blockmon.gate import Gate
 from blockmon.redis.topology import (
     RedisClient,
     close_client,
@@ -33,22 +33,16 @@ class WaitingConnectionPool(BlockingConnectionPool):
     redis-py's version enters a condition, arms a timer and polls a predicate on every
     checkout (about 20 µs per command, docs/performance.md), and a caller that just
     released a connection can take it back ahead of the callers queued for it, who then
-    time out. Here a FIFO semaphore as wide as the pool admits callers: a free
+    time out. Here a `blockmon.gate.Gate` as wide as the pool admits callers: a free
     connection is taken at once, and waiting is bounded by ``timeout``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._gate = asyncio.Semaphore(self.max_connections)
+        self._gate = Gate(self.max_connections, self.timeout)
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self._gate.locked():
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self._gate.acquire()
-            except TimeoutError:
-                raise RedisConnectionError("No connection available.") from None
-        else:
-            await self._gate.acquire()  # a permit is free: returns without suspending
+        if not await self._gate.acquire():
+            raise RedisConnectionError("No connection available.")
         try:
             connection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except BaseException:
