@@ -2,12 +2,16 @@
 connection rather than failing when all are in use."""
 
 import asyncio
+import json
 
 import pytest
 from redis.asyncio.connection import _AsyncHiredisParser
 from redis.exceptions import ConnectionError
+from support import captured_logs
 
-from blockmon.redis.client import WaitingConnectionPool, create_client
+from blockmon.containers import ApplicationContainer
+from blockmon.lifespan import Lifespan
+from blockmon.redis.client import PoolTimeout, WaitingConnectionPool, create_client
 
 
 async def test_client_parses_replies_with_hiredis(blockmon_redis):
@@ -77,3 +81,35 @@ async def test_a_busy_caller_does_not_starve_a_queued_one(blockmon_settings):
     finally:
         stop.set()
         await client.aclose()
+
+
+async def test_an_exhausted_pool_is_no_lost_connection(blockmon_config):
+    """A caller that found no free connection within ``redis.pool_timeout`` gets a
+    ConnectionError naming the two settings; the metrics count it as
+    ``redis_errors_total{type="pool_timeout"}`` and the log says nothing of a lost
+    connection (the server was fine all along)."""
+    blockmon_config["redis"].update(max_connections=1, pool_timeout=0.2, retries=0)
+    container = ApplicationContainer()
+    container.config.from_dict(blockmon_config)
+    with captured_logs("info") as stream:
+        async with Lifespan(container):
+            client = await container.redis.client()
+            assert await client.ping() is True
+            pool = client.connection_pool
+            held = await pool.get_connection()
+            with pytest.raises(ConnectionError) as caught:
+                await asyncio.wait_for(client.ping(), 10)
+            await pool.release(held)
+            assert await asyncio.wait_for(client.ping(), 10) is True
+            registry = container.monitoring.registry()
+            timeouts = registry.get_sample_value("redis_errors_total", {"type": "pool_timeout"})
+            lost = registry.get_sample_value("redis_errors_total", {"type": "connection"})
+    assert isinstance(caught.value, PoolTimeout)
+    assert str(caught.value) == (
+        "No connection available: all 1 in use for 0.2 s "
+        "(redis.max_connections, redis.pool_timeout)"
+    )
+    assert timeouts == 1
+    assert not lost
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines() if line]
+    assert not [e for e in events if "connection lost" in e or "reconnected" in e], events

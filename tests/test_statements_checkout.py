@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
+import logging
 import pstats
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from support import eventually, pg_backends, unique
 
 from blockmon.config.settings import PostgresSettings
 from blockmon.metrics import PostgresMetrics
@@ -168,3 +173,41 @@ async def test_without_the_pool_guard_statements_take_sqlalchemys_path(make_engi
     await statements.scalar(PID)
     spawned, _ = await _greenlet_used(lambda: statements.scalar(PID))
     assert spawned
+
+
+@pytest.mark.parametrize("path", ["statement", "unit of work", "failed statement"])
+async def test_an_overflow_connection_given_back_is_closed_cleanly(
+    make_engine, blockmon_config, caplog, path: str
+) -> None:
+    """A connection beyond ``pool_size`` coming back to a full pool is closed, which
+    awaits the driver: done outside SQLAlchemy's greenlet it logged "Exception closing
+    connection" (MissingGreenlet) and left the asyncpg connection unclosed."""
+    name = unique("overflow")
+    engine = make_engine(max_overflow=1, application_name=name)
+    statements = Statements(engine)
+
+    async def hold() -> Any:
+        if path == "unit of work":
+            async with statements.transaction() as tx:
+                return await tx.scalar("SELECT pg_sleep(0.2)")
+        if path == "failed statement":
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await statements.scalar("SELECT 1 / (count(*) - 1)::int FROM pg_sleep(0.2)")
+            return None
+        return await statements.scalar("SELECT pg_sleep(0.2)")
+
+    settings = PostgresSettings.model_validate(blockmon_config["postgres"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with caplog.at_level(logging.ERROR, logger="sqlalchemy.pool"):
+            await asyncio.wait_for(asyncio.gather(hold(), hold()), 30)
+            assert await eventually(lambda: _backends_are(settings, name, 1))
+            gc.collect()
+    assert not [r for r in caplog.records if r.name.startswith("sqlalchemy.pool")]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert engine.sync_engine.pool.checkedout() == 0
+    assert await statements.scalar("SELECT 1") == 1
+
+
+async def _backends_are(settings: PostgresSettings, name: str, count: int) -> bool:
+    return await pg_backends(settings, name) == count

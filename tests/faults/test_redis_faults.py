@@ -159,7 +159,8 @@ async def test_latency_within_timeouts_succeeds(
 async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
     redis_server: RedisServer, pg_server: PostgresServer
 ) -> None:
-    """Redis has no waiters gauge; the timeouts count as BLPOP errors of type connection."""
+    """Redis has no waiters gauge; the timeouts count as BLPOP errors of type
+    pool_timeout, not as connection errors (the server was fine)."""
     config = redis_config(redis_server.port, max_connections=2, pool_timeout=1.0, retries=3)
     async with monitored(pg_config(pg_server.port), config) as handles:
         client = handles.client
@@ -176,7 +177,8 @@ async def test_pool_exhaustion_waits_pool_timeout_then_clear_error(
         assert all(1.0 <= op.duration <= 1.0 + 5.0 for op in failed)
         errors = handles.sample("redis_commands_total", command="BLPOP", status="error")
         assert errors == len(failed)
-        assert handles.sample("redis_errors_total", type="connection") == len(failed)
+        assert handles.sample("redis_errors_total", type="pool_timeout") == len(failed)
+        assert handles.sample("redis_errors_total", type="connection") == 0
         assert handles.sample("redis_connections_active") == 0
 
 

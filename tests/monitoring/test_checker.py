@@ -154,3 +154,19 @@ async def test_user_check_registered_on_the_container_checker(blockmon_config):
 
 def test_report_without_results_passes():
     assert Report().status == Status.PASS
+
+
+async def test_asking_from_code_as_the_docs_show(blockmon_container):
+    """docs/monitoring.md, "Asking from code", on a started container."""
+    checker = await blockmon_container.monitoring.health()
+    checker.register("payments", lambda: False, critical=False, timeout=2.0)
+    result = await checker.check("payments")
+    assert result.status is Status.FAIL and result.response_time >= 0
+    assert await checker.check("payments") is result  # cached for cache_ttl
+    assert await checker.check("payments", max_age=0) is not result  # run now
+    report = await checker.report()
+    assert {r.component for r in report.results} >= {"payments", "postgres", "redis"}
+    assert report.status is Status.WARN  # only the non-critical check fails
+    readiness = await checker.readiness()
+    assert "payments" not in {r.component for r in readiness.results}
+    assert readiness.status is Status.PASS

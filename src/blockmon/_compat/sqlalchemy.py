@@ -43,6 +43,7 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
@@ -116,6 +117,22 @@ def max_overflow(engine: Engine) -> int | None:
     if LAYOUT.ok():
         return int(pool._max_overflow)
     return _declared.get(engine)
+
+
+def closes_at_return(pool: Pool) -> bool:
+    """Whether a connection given back to ``pool`` now may be closed instead of kept (an
+    overflow connection coming back to a full queue; a pool that keeps none): closing
+    awaits the driver, so the return must run in SQLAlchemy's greenlet."""
+    if not isinstance(pool, QueuePool):
+        return True
+    queue: Any = pool
+    overflow = queue._overflow if LAYOUT.ok() else pool.overflow()
+    return bool(overflow > 0)
+
+
+async def in_greenlet(call: Callable[[], Any]) -> Any:
+    """``call()`` where SQLAlchemy's sync code may await (``greenlet_spawn``)."""
+    return await greenlet_spawn(call)
 
 
 class _CheckedIn:

@@ -24,12 +24,15 @@ from blockmon._compat import redis as redis_compat
 from blockmon.config.log import ConnectionLog
 from blockmon.metrics import buckets
 from blockmon.metrics.recorder import Series, Timings, TimingsCollector, record
+from blockmon.redis.client import PoolTimeout
 
 MAX_COMMANDS = 300
 OTHER = "OTHER"
 
 
 def _error_type(error: BaseException) -> str:
+    if isinstance(error, PoolTimeout):
+        return "pool_timeout"
     if isinstance(error, redis_errors.TimeoutError | TimeoutError):
         return "timeout"
     if isinstance(error, redis_errors.ConnectionError | OSError):
@@ -77,7 +80,7 @@ class RedisMetrics:
         self._series: dict[Any, Series] = {}
         self._error_children = {
             kind: self.errors.labels(type=kind)
-            for kind in ("timeout", "connection", "response", "other")
+            for kind in ("timeout", "connection", "pool_timeout", "response", "other")
         }
         self._client: AbstractRedis | None = None
         self._saved: dict[str, Any] = {}
@@ -125,6 +128,8 @@ class RedisMetrics:
         record(series, perf_counter() - started)
         series.failed += 1
         self._error_children[_error_type(error)].inc()
+        if isinstance(error, PoolTimeout):
+            return  # the pool is exhausted, not the link lost
         if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
             self.link.lost(error)
 

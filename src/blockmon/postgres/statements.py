@@ -144,6 +144,17 @@ def _gate(engine: Engine) -> Gate | None:
     return Gate(pool.size() + overflow, pool.timeout())
 
 
+def _pool_timeout_message(engine: Engine, gate: Gate) -> str:
+    """SQLAlchemy's own words for a checkout that timed out, so both paths read alike."""
+    pool = engine.pool
+    size = pool.size() if isinstance(pool, QueuePool) else 0  # a gate exists for QueuePools only
+    overflow = sa_compat.max_overflow(engine) or 0
+    return (
+        f"QueuePool limit of size {size} overflow {overflow} reached, "
+        f"connection timed out, timeout {gate.timeout or 0:0.2f}"
+    )
+
+
 class Statements:
     """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
 
@@ -168,7 +179,7 @@ class Statements:
         pool = self.engine.sync_engine.pool  # dispose() replaces it: always use the current one
         gate = await self._admit(pool)
         try:
-            return await self._checked_out(call, sql, operation)
+            return await self._checked_out(pool, call, sql, operation)
         finally:
             if gate is not None:
                 gate.release()
@@ -195,7 +206,7 @@ class Statements:
         if not admitted:
             if waits is not None:
                 waits.timed_out()
-            raise exc.TimeoutError(f"{pool.status()}: no connection free within {gate.timeout} s")
+            raise exc.TimeoutError(_pool_timeout_message(self.engine.sync_engine, gate))
         return gate
 
     async def _connection(self) -> Any:
@@ -207,7 +218,7 @@ class Statements:
         return fairy if fairy is not None else await self.engine.raw_connection()
 
     async def _checked_out(
-        self, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
+        self, pool: Pool, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
     ) -> T:
         fairy = await self._connection()
         driver: Any = fairy.driver_connection
@@ -222,7 +233,7 @@ class Statements:
         except PostgresError as error:
             if observer is not None:
                 observer(sql, operation, perf_counter() - started, error)
-            fairy.close()  # the server refused the statement; the connection is fine
+            await _check_in(pool, fairy)  # the server refused the statement; the connection is fine
             raise
         except BaseException as error:
             if observer is not None:
@@ -232,7 +243,7 @@ class Statements:
             raise
         if observer is not None:
             observer(sql, operation, perf_counter() - started, None)
-        fairy.close()
+        await _check_in(pool, fairy)
         return result
 
     async def execute(
@@ -320,7 +331,7 @@ class Statements:
                 yield tx
             except BaseException as error:
                 if isinstance(error, Exception) and tx.clean:
-                    await _roll_back(fairy, driver, error)
+                    await _roll_back(pool, fairy, driver, error)
                 else:  # cancelled, or a statement was cut off: the server rolls back
                     fairy.invalidate(error)
                 raise
@@ -332,11 +343,12 @@ class Statements:
                 if observer is not None:
                     observer("COMMIT", None, perf_counter() - started, error)
                 if isinstance(error, PostgresError):
-                    fairy.close()  # the server ended the transaction (e.g. 40001 at COMMIT)
+                    # the server ended the transaction (e.g. 40001 at COMMIT)
+                    await _check_in(pool, fairy)
                 else:
                     fairy.invalidate(error)
                 raise
-            fairy.close()
+            await _check_in(pool, fairy)
         finally:
             if gate is not None:
                 gate.release()
@@ -362,7 +374,17 @@ class Statements:
         return await retrying(unit, attempts, backoff)
 
 
-async def _roll_back(fairy: Any, driver: Any, error: BaseException) -> None:
+async def _check_in(pool: Pool, fairy: Any) -> None:
+    """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the pool
+    may close it (an overflow connection coming back to a full pool), since closing
+    awaits. Discarding (``invalidate``) terminates without awaiting, so needs neither."""
+    if sa_compat.closes_at_return(pool):
+        await sa_compat.in_greenlet(fairy.close)
+    else:
+        fairy.close()
+
+
+async def _roll_back(pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
     """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
     back is discarded."""
     try:
@@ -370,7 +392,7 @@ async def _roll_back(fairy: Any, driver: Any, error: BaseException) -> None:
     except BaseException as failure:
         fairy.invalidate(failure)
         raise error from None
-    fairy.close()
+    await _check_in(pool, fairy)
 
 
 class Transaction:

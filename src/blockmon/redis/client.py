@@ -27,6 +27,12 @@ from blockmon.redis.topology import (
 )
 
 
+class PoolTimeout(RedisConnectionError):
+    """No connection of the pool came free within ``redis.pool_timeout``: the pool is
+    exhausted, the server may be fine. A redis-py ``ConnectionError``, as redis-py's own
+    pool raises, so existing handlers still catch it."""
+
+
 class WaitingConnectionPool(BlockingConnectionPool):
     """A BlockingConnectionPool whose callers wait first come, first served.
 
@@ -42,7 +48,10 @@ class WaitingConnectionPool(BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not await self._gate.acquire():
-            raise RedisConnectionError("No connection available.")
+            raise PoolTimeout(
+                f"No connection available: all {self.max_connections} in use for "
+                f"{self.timeout} s (redis.max_connections, redis.pool_timeout)"
+            )
         try:
             connection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except BaseException:
