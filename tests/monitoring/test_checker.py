@@ -162,6 +162,7 @@ async def test_asking_from_code_as_the_docs_show(blockmon_container):
     checker.register("payments", lambda: False, critical=False, timeout=2.0)
     result = await checker.check("payments")
     assert result.status is Status.FAIL and result.response_time >= 0
+    assert result.reason == "check returned False"
     assert await checker.check("payments") is result  # cached for cache_ttl
     assert await checker.check("payments", max_age=0) is not result  # run now
     report = await checker.report()
