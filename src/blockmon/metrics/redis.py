@@ -127,10 +127,9 @@ class RedisMetrics:
         series = self._series.get(command) or self._bind(command)
         record(series, perf_counter() - started)
         series.failed += 1
-        self._error_children[_error_type(error)].inc()
-        if isinstance(error, PoolTimeout):
-            return  # the pool is exhausted, not the link lost
-        if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
+        kind = _error_type(error)
+        self._error_children[kind].inc()
+        if kind in ("connection", "timeout"):  # not "pool_timeout": the pool is exhausted
             self.link.lost(error)
 
     def _wrap_execute(self, original: Any) -> Any:
