@@ -3,6 +3,6 @@ live in the package (src/blockmon/migrations/versions), the logic in blockmon.mi
 
 from alembic import context
 
-from blockmon.migrations import run
+from blockmon.migrations.runner import run_blockmon
 
-run(context)
+run_blockmon(context)

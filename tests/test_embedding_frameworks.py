@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from blockmon import ApplicationContainer, Lifespan, monitoring_app
 from blockmon.config.settings import Settings
-from blockmon.migrations.api import upgrade
+from blockmon.migrations.api import alembic_config, upgrade
 from blockmon.postgres.engine import create_engine
 from tests.monitoring.support import plain
 
@@ -64,7 +64,7 @@ def _schema_at_head(blockmon_settings: Settings) -> None:
     async def migrate() -> None:
         engine = create_engine(blockmon_settings.postgres)
         try:
-            await upgrade(engine)
+            await upgrade(engine, config=alembic_config())
         finally:
             await engine.dispose()
 

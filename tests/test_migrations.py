@@ -151,7 +151,7 @@ async def catalog(engine: AsyncEngine) -> tuple[dict, set, dict]:  # type: ignor
 async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
     engine: AsyncEngine,
 ) -> None:
-    status = await upgrade(engine, "head")
+    status = await upgrade(engine, "head", config=alembic_config())
     assert status == ("0001", "0001", True)
     assert await tables(engine) == {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
     columns, constraints, indexes = await catalog(engine)
@@ -159,7 +159,7 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
     assert constraints == EXPECTED_CONSTRAINTS
     assert indexes == EXPECTED_INDEXES
 
-    status = await downgrade(engine, "base")
+    status = await downgrade(engine, "base", config=alembic_config())
     assert status == (None, "0001", False)
     assert await tables(engine) == {"blockmon_alembic_version"}
     async with engine.connect() as conn:
@@ -169,12 +169,12 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
         sequences = await conn.execute(text("SELECT relname FROM pg_class WHERE relkind = 'S'"))
         assert sequences.all() == []
 
-    assert (await upgrade(engine, "head")).at_head
+    assert (await upgrade(engine, "head", config=alembic_config())).at_head
     assert await catalog(engine) == (EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES)
 
 
 async def test_models_are_usable_and_cascade(engine: AsyncEngine) -> None:
-    await upgrade(engine)
+    await upgrade(engine, config=alembic_config())
     async with engine.begin() as conn:
         user_id = (
             await conn.execute(
@@ -205,20 +205,20 @@ async def test_models_are_usable_and_cascade(engine: AsyncEngine) -> None:
 
 async def test_check_passes_at_head_and_fails_on_drift(engine: AsyncEngine) -> None:
     with pytest.raises(MigrationError, match="not up to date"):
-        await check(engine)
-    await upgrade(engine)
-    await check(engine)
+        await check(engine, config=alembic_config())
+    await upgrade(engine, config=alembic_config())
+    await check(engine, config=alembic_config())
 
     drifted = MetaData()
     for table in schema.metadata.tables.values():
         table.to_metadata(drifted)
     drifted.tables["users"].append_column(Column("nickname", String(50)))
     with pytest.raises(MigrationError, match=r"add_column.*nickname"):
-        await check(engine, metadata=drifted)
+        await check(engine, metadata=drifted, config=alembic_config())
 
     async with engine.begin() as conn:  # another application's table is not drift
         await conn.execute(text("CREATE TABLE app_own (id int)"))
-    await check(engine)
+    await check(engine, config=alembic_config())
 
 
 async def test_programmatic_run_inside_the_running_loop_commits(
@@ -238,7 +238,7 @@ async def test_programmatic_run_inside_the_running_loop_commits(
     other = create_engine(blockmon_fresh_database)
     try:
         assert {"users", "alert_rules", "alerts"} <= await tables(other)
-        assert (await schema_status(other)).at_head
+        assert (await schema_status(other, config=alembic_config())).at_head
     finally:
         await other.dispose()
 
@@ -287,7 +287,7 @@ async def test_failing_revision_leaves_no_trace(engine: AsyncEngine, tmp_path: P
 
 
 async def test_ddl_gives_up_after_lock_timeout(engine: AsyncEngine, tmp_path: Path) -> None:
-    await upgrade(engine)
+    await upgrade(engine, config=alembic_config())
     versions = failing_revision(tmp_path, 'op.execute("ALTER TABLE users ADD COLUMN x int")\n')
     config = alembic_config(extra_version_locations=[str(versions)])
     async with engine.connect() as holder:
@@ -302,7 +302,7 @@ async def test_ddl_gives_up_after_lock_timeout(engine: AsyncEngine, tmp_path: Pa
 
 async def test_unknown_revision_is_a_usage_error(engine: AsyncEngine) -> None:
     with pytest.raises(UsageError, match="nosuchrev"):
-        await upgrade(engine, "nosuchrev")
+        await upgrade(engine, "nosuchrev", config=alembic_config())
     with pytest.raises(UsageError, match="revision"):
-        await downgrade(engine, "0001+5")
+        await downgrade(engine, "0001+5", config=alembic_config())
     assert await tables(engine) <= {"blockmon_alembic_version"}

@@ -103,7 +103,7 @@ async def test_a_waiter_past_the_lock_bound_fails_clearly(
     blockmon_fresh_database: PostgresSettings, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.yml"
-    config.write_text("migrations:\n  lock_wait: 2\n")
+    config.write_text("migrations:\n  lock_wait: 2\n  alerting_tables: true\n")
     env = environ(DATABASE_URL=dsn(blockmon_fresh_database), BLOCKMON_CONFIG=str(config))
     holder = await connect(blockmon_fresh_database)
     try:
@@ -230,15 +230,19 @@ async def test_wheel_in_a_fresh_venv_runs_db_upgrade(
     env = environ(DATABASE_URL=dsn(blockmon_fresh_database))
     env.pop("BLOCKMON_CONFIG")
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [str(venv / "bin" / "blockmon"), "db", "upgrade", "head"],
-        env=env,
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+
+    def db_upgrade() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(venv / "bin" / "blockmon"), "db", "upgrade", "head"],
+            env=env, cwd=elsewhere, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+
+    refused = await asyncio.to_thread(db_upgrade)  # blockmon owns no tables unless asked
+    assert refused.returncode == 2, refused.stderr
+    one_error_line(refused, "db upgrade: no migration chain", "migrations.alerting_tables")
+    assert await public_tables(blockmon_fresh_database) == set()
+    (elsewhere / "config.yml").write_text("migrations:\n  alerting_tables: true\n")
+    result = await asyncio.to_thread(db_upgrade)
     assert result.returncode == 0, result.stderr
     assert "schema at 0001, at head" in result.stdout
     assert str(ROOT) not in result.stderr  # the packaged migrations ran, not the checkout's

@@ -1,6 +1,7 @@
 """An application's Alembic chain beside blockmon's in one database, driven as typed:
 ``blockmon db ...`` and the application's plain ``alembic ...``, in either order; a
-database migrated by the first release; health reading both chains."""
+the application alone when it does not ask for blockmon's alerting tables; health reading
+the chains in use."""
 
 from __future__ import annotations
 
@@ -63,6 +64,12 @@ async def versions(database: PostgresSettings, table: str) -> list[str]:
     return [r[0] for r in await fetch(database, f"SELECT version_num FROM {table}")]
 
 
+def with_alerting_tables(service: Path) -> None:
+    """The service asks for blockmon's alerting tables (``migrations.alerting_tables``)."""
+    config = service / "config.yml"
+    config.write_text(config.read_text() + "  alerting_tables: true\n")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("blockmon_first", [True, False], ids=["blockmon-first", "app-first"])
 async def test_both_chains_in_either_order(
@@ -71,6 +78,7 @@ async def test_both_chains_in_either_order(
     service: Path,
     blockmon_first: bool,
 ) -> None:
+    with_alerting_tables(service)
     env = env_for(blockmon_fresh_database, service, blockmon_settings.redis)
     steps = [
         lambda: blockmon("db", "upgrade", "head", env=env, cwd=service),
@@ -99,6 +107,20 @@ async def test_both_chains_in_either_order(
     health = ok(blockmon("health", "--json", env=env, cwd=service))
     assert '"postgres:schema"' in health and '"status": "pass"' in health
     assert '"app": "a001"' in health and '"blockmon": "0001"' in health
+
+
+async def test_an_application_gets_no_blockmon_tables(
+    blockmon_fresh_database: PostgresSettings, blockmon_settings: Settings, service: Path
+) -> None:
+    """Without ``alerting_tables``, ``blockmon db`` and ``alembic`` both run the app's
+    chain (``migrations.heads_from``) and health compares that chain alone."""
+    env = env_for(blockmon_fresh_database, service, blockmon_settings.redis)
+    assert "schema at a001, at head" in ok(blockmon("db", "upgrade", env=env, cwd=service))
+    ok(alembic("upgrade", "head", env=env, cwd=service))
+    assert await public_tables(blockmon_fresh_database) == APP_TABLES
+    health = ok(blockmon("health", "--json", env=env, cwd=service))
+    assert '"postgres:schema"' in health and '"app": "a001"' in health
+    assert '"blockmon"' not in health and '"status": "warn"' not in health
 
 
 async def test_blockmon_db_drives_the_apps_chain(
@@ -130,37 +152,7 @@ async def test_include_blockmon_runs_both_from_the_apps_alembic(
         ok(blockmon("db", "--alembic-config", "alembic.ini", "upgrade", env=env, cwd=service))
     assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES | APP_TABLES
     ok(alembic("check", env=env, cwd=service))
-    ok(blockmon("db", "check", env=env, cwd=service))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("through", ["blockmon-db", "repository-alembic"])
-async def test_a_first_release_database_moves_to_the_new_layout(
-    blockmon_fresh_database: PostgresSettings, service: Path, through: str
-) -> None:
-    """The first release kept '0001' in alembic_version; the next upgrade moves it."""
-    env = env_for(blockmon_fresh_database, service)
-    ok(blockmon("db", "upgrade", env=env, cwd=service))
-    await fetch(
-        blockmon_fresh_database, "ALTER TABLE blockmon_alembic_version RENAME TO alembic_version"
-    )
-    await fetch(
-        blockmon_fresh_database,
-        "ALTER TABLE alembic_version RENAME CONSTRAINT blockmon_alembic_version_pkc "
-        "TO alembic_version_pkc",
-    )
-    assert await versions(blockmon_fresh_database, "alembic_version") == ["0001"]
-
-    if through == "blockmon-db":
-        upgraded = ok(blockmon("db", "upgrade", "head", env=env, cwd=service))
-        assert "schema at 0001, at head" in upgraded
-    else:  # the repository's alembic.ini, run from the checkout
-        ok(alembic("upgrade", "head", env={**env, "PYTHONPATH": ""}, cwd=ROOT))
-    assert await public_tables(blockmon_fresh_database) == BLOCKMON_TABLES
-    ok(alembic("upgrade", "head", env=env, cwd=service))  # the app's chain starts fresh
-    assert await versions(blockmon_fresh_database, "alembic_version") == ["a001"]
-    ok(blockmon("db", "check", env=env, cwd=service))
-    ok(alembic("check", env=env, cwd=service))
+    ok(blockmon("db", "check", "--alembic-config", "alembic.ini", env=env, cwd=service))
 
 
 def test_a_wrong_heads_from_is_a_config_error(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ async def service(
     from fastapi_service.containers import Container
 
     config = traced({**blockmon_config, "postgres": blockmon_fresh_database.model_dump()})
-    await migrate(Settings.model_validate(config), EXAMPLE / "alembic.ini")
+    config["migrations"] = {**config["migrations"], "heads_from": str(EXAMPLE / "alembic.ini")}
+    await migrate(Settings.model_validate(config))
     container = Container()
     container.config.blockmon.from_dict(config)
     app = create_app(container)

@@ -7,6 +7,9 @@ provider is used, so it also works on its own. Every Resource is async. ``tracin
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
 from dependency_injector import containers, providers
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -32,6 +35,14 @@ from blockmon.postgres.transactions import Transactions
 from blockmon.redis.cache import Cache
 from blockmon.tracing import traced_client_resource, traced_engine_resource
 
+T = TypeVar("T")
+
+
+async def bound(build: Callable[..., T], *args: Any, **kwargs: Any) -> AsyncIterator[T]:
+    """A Resource built over other Resources: made anew on each start, so it never keeps
+    the engine or client of an earlier start (a Singleton would)."""
+    yield build(*args, **kwargs)
+
 
 class PostgresContainer(containers.DeclarativeContainer):
     """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``;
@@ -43,10 +54,10 @@ class PostgresContainer(containers.DeclarativeContainer):
         instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
     )
     engine = providers.Resource(traced_engine_resource, settings, tracing)
-    session_factory = providers.Singleton(async_sessionmaker, engine, expire_on_commit=False)
-    transactions = providers.Singleton(Transactions, session_factory)
-    statements = providers.Singleton(
-        Statements, engine, autocommit=settings.provided.autocommit_safe
+    session_factory = providers.Resource(bound, async_sessionmaker, engine, expire_on_commit=False)
+    transactions = providers.Resource(bound, Transactions, session_factory)
+    statements = providers.Resource(
+        bound, Statements, engine, autocommit=settings.provided.autocommit_safe
     )
     router = providers.Resource(router_resource, settings, engine)
 
@@ -60,7 +71,7 @@ class RedisContainer(containers.DeclarativeContainer):
         instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
     )
     client = providers.Resource(traced_client_resource, settings, tracing)
-    cache = providers.Singleton(Cache, client, prefix=settings.provided.key_prefix)
+    cache = providers.Resource(bound, Cache, client, prefix=settings.provided.key_prefix)
 
 
 class MonitoringContainer(containers.DeclarativeContainer):

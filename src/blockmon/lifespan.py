@@ -3,7 +3,7 @@
 One object serves every host: ``FastAPI(lifespan=Lifespan(c))``, ``Starlette(lifespan=...)``,
 ``Litestar(lifespan=[Lifespan(c)])``, ``app.cleanup_ctx.append(Lifespan(c))`` in aiohttp,
 and ``async with Lifespan(c):`` in scripts and workers. It yields None, so Starlette's
-request ``state`` stays empty; reach the container through your own providers.
+request ``state`` stays empty; Starlette's ``app.state.blockmon`` is blockmon's container.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ class Lifespan(_StarletteLifespan):
 
     def __init__(self, container: containers.Container) -> None:
         super().__init__(container)
+
+    def __call__(self, app: Any) -> Lifespan:
+        """Starlette and FastAPI call this with the app: its ``state.blockmon`` is then
+        blockmon's container (`blockmon.fastapi`'s sessions find it there)."""
+        state = getattr(app, "state", None)
+        found = blockmon_container(self.container)
+        if state is not None and found is not None:
+            state.blockmon = found
+        return self
 
     async def __aenter__(self) -> None:
         parts = list(_blockmon_parts(self.container))
@@ -75,6 +84,11 @@ async def _finish_first(starting: Awaitable[list[Any]]) -> list[Any]:
         if not task.cancelled():
             task.exception()  # retrieved (not logged by the loop): the cancellation wins
         raise
+
+
+def blockmon_container(container: Any) -> Any:
+    """blockmon's ApplicationContainer: ``container`` itself or the first nested in it."""
+    return next(_blockmon_parts(container), None)
 
 
 def _blockmon_parts(container: Any) -> Iterator[Any]:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from blockmon.config.settings import Settings
-from blockmon.migrations.api import upgrade
+from blockmon.migrations.api import alembic_config, upgrade
 from blockmon.postgres.engine import create_engine
 
 
@@ -17,7 +17,7 @@ def _schema_at_head(blockmon_settings: Settings) -> None:
     async def migrate() -> None:
         engine = create_engine(blockmon_settings.postgres)
         try:
-            await upgrade(engine)
+            await upgrade(engine, config=alembic_config())
         finally:
             await engine.dispose()
 

@@ -13,7 +13,7 @@ from alert_rules.containers import Container
 from alert_rules.services import RuleService
 from blockmon.config.file import load_mapping
 from blockmon.lifespan import Lifespan
-from blockmon.migrations.api import upgrade
+from blockmon.migrations.api import alembic_config, upgrade
 
 
 @inject
@@ -29,7 +29,8 @@ async def main(service: RuleService = Provide[Container.rule_service]) -> None:
 
 async def serve(container: Container) -> None:
     async with Lifespan(container):
-        await upgrade(container.blockmon)  # users / alert_rules / alerts: blockmon's migrations
+        # users / alert_rules / alerts: blockmon's alerting tables, asked for by name
+        await upgrade(container.blockmon, config=alembic_config())
         await main()
 
 

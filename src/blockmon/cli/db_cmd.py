@@ -1,6 +1,8 @@
 """``blockmon db``: the schema migrations (upgrade, downgrade, current, history, check,
 stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
-``--alembic-config PATH`` runs an application's chain (its alembic.ini) instead of blockmon's."""
+Without ``--alembic-config PATH`` (an application's alembic.ini) the chain the settings name:
+blockmon's alerting tables when ``migrations.alerting_tables`` is on, else the application's
+(``migrations.heads_from``)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--alembic-config",
         metavar="PATH",
         default=argparse.SUPPRESS,  # shared action: given before or after ACTION
-        help="the application's alembic.ini: run its migrations instead of blockmon's",
+        help="the application's alembic.ini: run its migrations (default: the chain the settings name)",
     )
     common = argparse.ArgumentParser(add_help=False, parents=[common, chain])
     db = sub.add_parser("db", help="migrate the database schema", parents=[common])
@@ -59,11 +61,16 @@ def run_db(args: argparse.Namespace) -> int:
     from blockmon.config.log import configure_logging
     from blockmon.config.secrets import shown
     from blockmon.errors import UsageError
-    from blockmon.migrations.api import alembic_config, check_revision_name
+    from blockmon.migrations.api import app_config, check_revision_name, default_config
 
     settings = command_settings(args)
     configure_logging(settings.log)
-    cfg = _chain_config(getattr(args, "alembic_config", None)) or alembic_config()
+    path = getattr(args, "alembic_config", None)
+    try:
+        cfg = default_config(settings.migrations) if path is None else app_config(path)
+    except UsageError as error:
+        where = "" if path is None else "argument --alembic-config: "
+        raise UsageError(f"db {args.action}: {where}{error}") from None
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
         if ":" in revision and not getattr(args, "sql", False):
@@ -94,22 +101,6 @@ def run_db(args: argparse.Namespace) -> int:
             f"db {args.action}{sql}: revision {shown(revision)} does not resolve to a revision "
             "of the history (see blockmon db history)"
         ) from None
-
-
-def _chain_config(path: str | None) -> Config | None:
-    """The application's Alembic config, checked before anything connects."""
-    if path is None:
-        return None
-    from alembic.config import Config
-
-    from blockmon.config.alembic_ini import read_chain
-    from blockmon.errors import UsageError
-
-    try:
-        read_chain(path)
-    except ValueError as error:
-        raise UsageError(f"db: argument --alembic-config: {error}") from None
-    return Config(path)
 
 
 def say(message: str) -> None:

@@ -81,7 +81,6 @@ async def _up(
 ) -> int:
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
-    from blockmon.migrations.api import upgrade
     from blockmon.monitoring.server import bind
     from blockmon.provisioning.embedded import EmbeddedServers
     from blockmon.provisioning.servers import (
@@ -106,8 +105,7 @@ async def _up(
         sock = bind(*serve_at) if serve_at else None
         try:
             async with Lifespan(container):
-                status = await upgrade(container)
-                say(f"schema: at head ({status.current})")
+                await _migrate(container, settings)
                 code = await _report(container)
                 if sock is not None:
                     await _serve(container, sock, app)
@@ -117,6 +115,19 @@ async def _up(
                 sock.close()  # a no-op when the server already closed it
     finally:
         servers.stop()
+
+
+async def _migrate(container: Any, settings: Settings) -> None:
+    """Every chain the settings name to head: blockmon's alerting tables, the application's."""
+    from blockmon.migrations.api import configured_chains, upgrade
+    from blockmon.migrations.version_tables import version_table
+
+    chains = configured_chains(settings.migrations)
+    for cfg in chains:
+        status = await upgrade(container, config=cfg)
+        say(f"schema: at head ({status.current}, in {version_table(cfg)})")
+    if not chains:
+        say("schema: no migration chain configured (migrations.heads_from, alerting_tables)")
 
 
 async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:

@@ -432,12 +432,16 @@ class MonitoringSettings(_Section):
 class MigrationSettings(_Section):
     """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
     goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
-    finish; ``lock_timeout``: how long DDL may wait for a table lock."""
+    finish; ``lock_timeout``: how long DDL may wait for a table lock; ``alerting_tables``:
+    blockmon's bundled alerting schema (opt-in: the host's database is the host's);
+    ``heads_from``: the application's alembic.ini."""
 
     url: SecretStr | None = None
     lock_wait: float = Field(60.0, gt=0, le=86400)
     lock_timeout: float = Field(5.0, gt=0, le=3600)
-    # The application's alembic.ini: health compares its chain too (docs/migrations.md).
+    # users, alert_rules, alerts (the Go design's schema) in blockmon_alembic_version.
+    alerting_tables: bool = False
+    # The application's chain: what `blockmon db`/`up` migrate and health compares.
     heads_from: str | None = None
 
     @field_validator("url")

@@ -1,9 +1,13 @@
-"""Run blockmon's migrations from Python, also inside a running event loop.
+"""Run migrations from Python, also inside a running event loop.
 
 Every function takes an AsyncEngine or a container (an ``ApplicationContainer`` or a
 ``PostgresContainer``) and drives Alembic through that engine with
 ``connection.run_sync``: no second event loop, no ``asyncio.run``. Writers (upgrade,
 downgrade, stamp) first take the migration lock (`blockmon.migrations.lock`).
+
+``config`` names the chain; without it, the chain the migration settings name
+(`default_config`): blockmon owns no table in the host's database unless
+``migrations.alerting_tables`` asks for its alerting schema.
 
 ``await schema_status(container)`` gives ``(current, head, at_head)`` for health checks.
 """
@@ -33,11 +37,7 @@ from blockmon.config.settings import MigrationSettings, Settings
 from blockmon.errors import ConfigError, MigrationError, UsageError
 from blockmon.health.checks.schema import Chain, SchemaProbe, chains_probe
 from blockmon.migrations.lock import advisory_lock
-from blockmon.migrations.version_tables import (
-    BLOCKMON_VERSION_TABLE,
-    adopt_first_release,
-    version_table,
-)
+from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
 from blockmon.postgres.engine import create_engine
 
 SCRIPT_LOCATION = "blockmon:migrations"
@@ -72,6 +72,36 @@ def alembic_config(*, extra_version_locations: Sequence[str] = ()) -> Config:
             "version_locations", os.pathsep.join([versions_dir(), *extra_version_locations])
         )
     return cfg
+
+
+def app_config(path: str) -> Config:
+    """An application's Alembic config (its alembic.ini), checked before anything connects."""
+    try:
+        read_chain(path)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return Config(path)
+
+
+def configured_chains(settings: MigrationSettings) -> list[Config]:
+    """The chains the settings name, in the order they are applied: blockmon's alerting
+    tables (``alerting_tables``), then the application's (``heads_from``)."""
+    chains = [alembic_config()] if settings.alerting_tables else []
+    if settings.heads_from:
+        chains.append(app_config(settings.heads_from))
+    return chains
+
+
+def default_config(settings: MigrationSettings) -> Config:
+    """The chain a call without ``config`` runs: the first the settings name."""
+    chains = configured_chains(settings)
+    if not chains:
+        raise UsageError(
+            "no migration chain: blockmon keeps no tables of its own in your database; "
+            "name your alembic.ini (migrations.heads_from, or --alembic-config), or set "
+            "migrations.alerting_tables: true for blockmon's alerting schema"
+        )
+    return chains[0]
 
 
 def migration_mapping(settings: Settings) -> dict[str, Any]:
@@ -136,8 +166,8 @@ async def check(
     settings: MigrationSettings | None = None,
 ) -> None:
     """Raise `MigrationError` unless the database is at head and matches ``metadata``
-    (default: `blockmon.migrations.tables.metadata`)."""
-    cfg = config or alembic_config()
+    (default: `blockmon.migrations.tables.metadata` for the alerting tables)."""
+    cfg = config or default_config(_settings_of(target, settings))
     if metadata is not None:
         cfg.attributes[METADATA_KEY] = metadata
     cfg.attributes[COMMAND_KEY] = "check"
@@ -148,9 +178,10 @@ async def check(
 
 async def schema_status(target: Any, *, config: Config | None = None) -> SchemaStatus:
     """The revision the database is at, the head of the migrations (``config``'s, by
-    default blockmon's), and whether they agree. Read-only and lock-free."""
+    default the configured chain's), and whether they agree. Read-only and lock-free."""
+    config = config or default_config(_settings_of(target, None))
     script = _script(config)
-    table = version_table(config or alembic_config())
+    table = version_table(config)
     async with (
         _engine(target, None, for_writing=False) as (engine, _),
         engine.connect() as conn,
@@ -190,14 +221,17 @@ def packaged_heads() -> tuple[str, ...]:
     return tuple(packaged_script().get_heads())
 
 
-def schema_probe_for(settings: MigrationSettings) -> SchemaProbe:
-    """The ``postgres:schema`` probe: blockmon's chain, and the application's when
-    ``migrations.heads_from`` names its alembic.ini."""
-    chains = [Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads)]
+def schema_probe_for(settings: MigrationSettings) -> SchemaProbe | None:
+    """The ``postgres:schema`` probe over the chains the application uses: blockmon's
+    alerting tables (``alerting_tables``), the application's (``heads_from``); None
+    when there are none."""
+    chains = []
+    if settings.alerting_tables:
+        chains.append(Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads))
     if settings.heads_from:
         app = read_chain(settings.heads_from)
         chains.append(Chain("app", app.version_table, lambda: app.heads))
-    return chains_probe(chains)
+    return chains_probe(chains) if chains else None
 
 
 def _current_heads(conn: Connection, table: str) -> tuple[str, ...]:
@@ -212,17 +246,25 @@ async def _run(
     settings: MigrationSettings | None,
     name: str,
 ) -> SchemaStatus:
-    cfg = config or alembic_config()
+    cfg = config or default_config(_settings_of(target, settings))
     check_revision_name(revision, cfg)
     cfg.attributes[COMMAND_KEY] = name
     async with _engine(target, settings, for_writing=True) as (engine, ms):
         cfg.attributes[SETTINGS_KEY] = ms
         async with advisory_lock(engine, ms.lock_wait):
-            if version_table(cfg) == BLOCKMON_VERSION_TABLE:
-                async with engine.connect() as conn:
-                    await conn.run_sync(adopt_first_release, _script(config))
             await _on_connection(engine, cfg, work)
-    return await schema_status(target, config=config)
+    return await schema_status(target, config=cfg)
+
+
+def _settings_of(target: Any, settings: MigrationSettings | None) -> MigrationSettings:
+    """The migration settings that apply: given, else the container's, else defaults."""
+    if settings is not None:
+        return settings
+    providers = getattr(target, "providers", {})
+    if "postgres" in providers and "settings" in providers:
+        full: Settings = target.settings()
+        return full.migrations
+    return MigrationSettings()
 
 
 async def _on_connection(engine: AsyncEngine, cfg: Config, work: Callable[[Config], None]) -> None:

@@ -2,6 +2,6 @@
 
 from alembic import context
 
-from blockmon.migrations import run
+from blockmon.migrations.runner import run_blockmon
 
-run(context)
+run_blockmon(context)

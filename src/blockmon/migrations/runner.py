@@ -9,10 +9,11 @@ Three ways in:
   environment, the engine from a blockmon container of which only logging and the
   PostgreSQL engine are started, and writers take the migration lock first.
 
-Two kinds of env.py: blockmon's own (``run(context)``: blockmon's revisions, version
-table ``blockmon_alembic_version``) and an application's (``run(context,
-target_metadata=AppMetadata)``: the application's revisions in its own version table,
-autogenerate blind to blockmon's tables), so both chains live in one database.
+Two kinds of env.py: an application's (``run(context)``, with or without
+``target_metadata=AppMetadata``: its revisions in its own version table, autogenerate
+blind to blockmon's tables) and blockmon's own, for the opt-in alerting tables
+(``run_blockmon(context)``: version table ``blockmon_alembic_version``), so both chains
+live in one database.
 
 Logging is blockmon's: ``fileConfig`` is never called, so the application's loggers
 stay enabled; only the standalone ``alembic`` command's root logger is taken over.
@@ -41,14 +42,9 @@ from blockmon.migrations.api import (
     SETTINGS_KEY,
     alembic_config,
     migration_mapping,
-    packaged_script,
 )
 from blockmon.migrations.lock import advisory_lock
-from blockmon.migrations.version_tables import (
-    BLOCKMON_VERSION_TABLE,
-    adopt_first_release,
-    version_table,
-)
+from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
 from blockmon.postgres.engine import create_engine
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
@@ -58,26 +54,31 @@ _CHECK_CLIENT = "1s"  # client_connection_check_interval during migrations (Post
 
 @dataclass(frozen=True)
 class _Env:
-    """Which chain an env.py runs: blockmon's (no metadata given) or an application's."""
+    """Which chain an env.py runs: an application's, or blockmon's alerting tables."""
 
     metadata: MetaData | None = None
     include_blockmon: bool = False
-
-    @property
-    def is_blockmon(self) -> bool:
-        return self.metadata is None
+    is_blockmon: bool = False
 
 
 def run(
     context: Any, *, target_metadata: MetaData | None = None, include_blockmon: bool = False
 ) -> None:
-    """The body of env.py; ``context`` is ``alembic.context``.
+    """The body of an application's env.py; ``context`` is ``alembic.context``.
 
-    blockmon's env.py calls ``run(context)``. An application's env.py passes its models
-    as ``target_metadata``; with ``include_blockmon=True`` its ``alembic upgrade`` first
-    brings blockmon's schema to head as well.
+    ``target_metadata``: the application's models, for autogenerate and ``check`` (none
+    for an application written in SQL). ``include_blockmon=True``: its ``alembic upgrade``
+    first brings blockmon's alerting tables to head as well.
     """
-    env = _Env(target_metadata, include_blockmon)
+    _dispatch(context, _Env(target_metadata, include_blockmon))
+
+
+def run_blockmon(context: Any) -> None:
+    """The body of blockmon's own env.py: the alerting tables' chain."""
+    _dispatch(context, _Env(is_blockmon=True))
+
+
+def _dispatch(context: Any, env: _Env) -> None:
     if context.is_offline_mode():
         _run_offline(context, env)
         return
@@ -123,14 +124,14 @@ def run_on_connection(
 def _options(context: Any, env: _Env) -> dict[str, Any]:
     from blockmon.migrations import tables as schema
 
+    metadata: MetaData | None
     if env.is_blockmon:
-        metadata: MetaData = context.config.attributes.get(METADATA_KEY, schema.metadata)
+        metadata = context.config.attributes.get(METADATA_KEY, schema.metadata)
         table, include = BLOCKMON_VERSION_TABLE, _only_known_tables(metadata)
     else:
-        assert env.metadata is not None
-        metadata = env.metadata
+        metadata = context.config.attributes.get(METADATA_KEY, env.metadata)
         table = version_table(context.config)
-        include = _not_blockmons(metadata, schema.metadata)
+        include = _not_blockmons(metadata or MetaData(), schema.metadata)
     return {
         "target_metadata": metadata,
         "version_table": table,
@@ -179,7 +180,6 @@ def _upgrade_blockmon_first(
 
     cfg = alembic_config()
     cfg.attributes.update({CONNECTION_KEY: connection, SETTINGS_KEY: settings})
-    adopt_first_release(connection, packaged_script())
     with _outer_environment(context):
         command.upgrade(cfg, "head")
 
@@ -296,8 +296,6 @@ async def _standalone(context: Any, settings: Settings, env: _Env) -> None:
             else nullcontext()
         )
         async with lock, engine.connect() as conn:
-            if env.is_blockmon and _writes(context):
-                await conn.run_sync(adopt_first_release, context.script)
             await conn.run_sync(
                 lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations, env)
             )

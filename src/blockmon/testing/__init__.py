@@ -7,7 +7,9 @@ configuration (config.yml, BLOCKMON_CONFIG, DATABASE_URL, REDIS_URL); when none
 answers, embedded ones are started, so the suite also runs on a bare machine.
 
 ``blockmon_alembic_config = alembic.ini`` in the pytest ini file migrates the per-run
-database (blockmon's chain, then the application's) before the first test.
+database (the application's chain; first blockmon's alerting tables when
+``migrations.alerting_tables`` is on) before the first test, and makes that file the
+settings' ``migrations.heads_from``, so the health check compares that chain.
 ``blockmon_unit_container`` needs no server at all: its ``redis.client`` is a fakeredis
 client and nothing is started (PostgreSQL is never faked; SQL needs the real database).
 """
@@ -109,7 +111,10 @@ def blockmon_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
         try:
             ini = str(request.config.getini(ALEMBIC_INI_OPTION))
             if ini:
-                asyncio.run(migrate(settings, request.config.rootpath / ini))
+                heads_from = str(request.config.rootpath / ini)
+                migrations = settings.migrations.model_copy(update={"heads_from": heads_from})
+                settings = settings.model_copy(update={"migrations": migrations})
+                asyncio.run(migrate(settings))
             yield settings
         finally:
             try:
@@ -121,23 +126,16 @@ def blockmon_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
         shutil.rmtree(servers.home, ignore_errors=True)
 
 
-async def migrate(settings: Settings, alembic_ini: Path | None = None) -> None:
-    """blockmon's migrations, then the application's (its ``alembic.ini``), to head."""
-    from blockmon.migrations.api import upgrade
+async def migrate(settings: Settings) -> None:
+    """Every chain the settings name to head (`blockmon.migrations.api.configured_chains`)."""
+    from blockmon.migrations.api import configured_chains, upgrade
 
     engine = create_engine(settings.postgres)
     try:
-        await upgrade(engine, settings=settings.migrations)
-        if alembic_ini is not None:
-            await upgrade(engine, config=_app_config(alembic_ini), settings=settings.migrations)
+        for config in configured_chains(settings.migrations):
+            await upgrade(engine, config=config, settings=settings.migrations)
     finally:
         await engine.dispose()
-
-
-def _app_config(path: Path) -> Any:
-    from alembic.config import Config
-
-    return Config(str(path))
 
 
 def pytest_configure(config: pytest.Config) -> None:

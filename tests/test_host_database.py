@@ -1,0 +1,138 @@
+"""The host's database belongs to the host: an application with its own ``users``,
+``alerts`` and ``alert_rules`` (an env without models, as applications written in SQL
+have) migrates beside blockmon in either order, by ``alembic`` and by ``blockmon db``;
+blockmon adds no table of its own; a database migrated by the previous main keeps its
+data and stays at head."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from blockmon.config.settings import PostgresSettings, Settings
+from blockmon.provisioning.servers import connect
+from tests.test_migrations_cli import BIN, blockmon, dsn, environ, fetch, public_tables
+
+DATA = Path(__file__).parent / "data"
+APP_TABLES = {"users", "alerts", "alert_rules", "alembic_version"}
+
+ENV_PY = '''"""An application's env, written for SQL (no models)."""
+from alembic import context
+from blockmon.migrations import run
+
+run(context)
+'''
+REVISION = '''"""users, alert_rules, alerts of the application's own (not blockmon's shapes)
+
+Revision ID: app1
+Revises:
+"""
+from alembic import op
+
+revision = "app1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE users (email text PRIMARY KEY, name text NOT NULL)")
+    op.execute("CREATE TABLE alert_rules (id serial PRIMARY KEY, owner text REFERENCES users)")
+    op.execute("CREATE TABLE alerts (id serial PRIMARY KEY, body text)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE alerts, alert_rules, users")
+'''
+
+
+@pytest.fixture
+def application(tmp_path: Path) -> Path:
+    """An application outside the repository: its alembic.ini, env.py, one revision and
+    a config.yml naming its chain."""
+    app = tmp_path / "app"
+    (app / "migrations" / "versions").mkdir(parents=True)
+    (app / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/migrations\npath_separator = os\n"
+    )
+    (app / "migrations" / "env.py").write_text(ENV_PY)
+    (app / "migrations" / "versions" / "app1_tables.py").write_text(REVISION)
+    (app / "config.yml").write_text("migrations:\n  heads_from: alembic.ini\n")
+    return app
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> str:
+    result = subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def app_env(database: PostgresSettings, settings: Settings) -> dict[str, str]:
+    env = environ(DATABASE_URL=dsn(database))
+    env.pop("BLOCKMON_CONFIG")  # the application's own ./config.yml
+    if settings.redis.url is not None:  # an embedded Redis: its socket
+        env["REDIS_URL"] = settings.redis.url.get_secret_value()
+    return env
+
+
+@pytest.mark.parametrize("blockmon_first", [True, False], ids=["blockmon-first", "alembic-first"])
+async def test_an_application_with_its_own_users_table(
+    blockmon_fresh_database: PostgresSettings,
+    blockmon_settings: Settings,
+    application: Path,
+    blockmon_first: bool,
+) -> None:
+    env = app_env(blockmon_fresh_database, blockmon_settings)
+    steps = [
+        lambda: run(str(BIN / "blockmon"), "db", "upgrade", "head", env=env, cwd=application),
+        lambda: run(str(BIN / "alembic"), "upgrade", "head", env=env, cwd=application),
+    ]
+    for step in steps if blockmon_first else steps[::-1]:
+        await asyncio.to_thread(step)
+    assert await public_tables(blockmon_fresh_database) == APP_TABLES
+    # An env without models is the application's: its revisions in its version table.
+    rows = await fetch(blockmon_fresh_database, "SELECT version_num FROM alembic_version")
+    assert [r[0] for r in rows] == ["app1"]
+    columns = await fetch(
+        blockmon_fresh_database,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'",
+    )
+    assert {r[0] for r in columns} == {"email", "name"}  # the application's users
+
+    current = run(str(BIN / "blockmon"), "db", "current", env=env, cwd=application)
+    assert "schema at app1, at head" in current
+    health = run(str(BIN / "blockmon"), "health", "--json", env=env, cwd=application)
+    assert '"app": "app1"' in health and '"blockmon"' not in health
+    assert '"status": "warn"' not in health and '"status": "fail"' not in health
+
+
+async def test_a_database_migrated_by_the_previous_main_keeps_its_rows(
+    blockmon_fresh_database: PostgresSettings,
+) -> None:
+    """tests/data: the SQL the previous main's ``blockmon db upgrade head --sql`` wrote
+    (2026-12-07, commit a058e64). The shipped config asks for the alerting tables: the
+    database is at head as it is, and nothing is lost."""
+    conn = await connect(blockmon_fresh_database)
+    try:  # the simple query protocol: a whole script
+        await conn.execute((DATA / "main-2026-12-07-upgrade.sql").read_text())
+        await conn.execute(
+            "INSERT INTO users (telegram_id, username) VALUES (42, 'ada');"
+            "INSERT INTO alert_rules (user_id, name, rule_type, conditions) "
+            "VALUES (1, 'cpu', 'threshold', '{}')"
+        )
+    finally:
+        await conn.close()
+    env = environ(DATABASE_URL=dsn(blockmon_fresh_database))
+    upgraded = await asyncio.to_thread(blockmon, "db", "upgrade", "head", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "schema at 0001, at head" in upgraded.stdout
+    rows = await fetch(blockmon_fresh_database, "SELECT username FROM users")
+    assert [r[0] for r in rows] == ["ada"]
+    assert len(await fetch(blockmon_fresh_database, "SELECT * FROM alert_rules")) == 1
+    checked = await asyncio.to_thread(blockmon, "db", "check", env=env)
+    assert checked.returncode == 0, checked.stderr
