@@ -1,4 +1,8 @@
+import asyncio
+
 import pytest
+
+from blockmon.config.settings import Settings
 
 pytest_plugins = ["blockmon.testing", "blockmon.testing.deployments"]
 
@@ -7,3 +11,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests marked slow run first: on scripts/test's two workers, a long test that
     started last would run alone at the end while the other worker idles."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def migrated(blockmon_settings: Settings) -> None:
+    """The per-run database at the head of the chains the settings name (as ``blockmon
+    up`` leaves it), so that health passes."""
+    from blockmon.testing import migrate
+
+    asyncio.run(migrate(blockmon_settings))

@@ -1,0 +1,214 @@
+"""Every provider follows its Resource across restarts (``asyncio.run`` three times,
+FastAPI's ``TestClient`` three times), and request-scoped sessions in FastAPI and
+Litestar: committed on success, rolled back on an exception, closed after the request;
+reads on the replica when there is one, else the primary."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import secrets
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from dependency_injector import containers, providers
+from dependency_injector.wiring import Provide, inject
+from fastapi import FastAPI, HTTPException
+from litestar import Litestar, get, post
+from litestar.exceptions import HTTPException as LitestarHTTPException
+from sqlalchemy import text
+
+from blockmon import ApplicationContainer, Lifespan, monitoring_app
+from blockmon.fastapi import ReadSession, WriteSession
+from blockmon.health.model import Status
+from blockmon.litestar import BlockmonPlugin
+from blockmon.litestar import ReadSession as LitestarReadSession
+from blockmon.litestar import WriteSession as LitestarWriteSession
+from blockmon.postgres.engine import create_engine
+
+
+class App(containers.DeclarativeContainer):
+    config = providers.Configuration()
+    blockmon = providers.Container(ApplicationContainer, config=config.blockmon)
+
+
+def _app_container(config: dict[str, Any]) -> App:
+    app = App()
+    app.config.blockmon.from_dict(config)
+    return app
+
+
+@pytest.fixture
+def quiet() -> Iterator[list[warnings.WarningMessage]]:
+    """No warning of any kind during the test (unclosed connections, loops, ...)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Starlette's own notice about its test client's transport, not ours
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        # Litestar's notices about how this test declares its own handlers' parameters
+        warnings.filterwarnings("ignore", message=".*without a body marker")
+        yield caught
+        gc.collect()
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+@pytest_asyncio.fixture
+async def notes(blockmon_config: dict[str, Any]) -> AsyncIterator[str]:
+    """A table of this test's own in the per-run database."""
+    from blockmon.config.settings import PostgresSettings
+
+    name = f"notes_{secrets.token_hex(4)}"
+    engine = create_engine(PostgresSettings.model_validate(blockmon_config["postgres"]))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {name} (body text PRIMARY KEY)"))
+        yield name
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {name}"))
+    finally:
+        await engine.dispose()
+
+
+async def _use_every_provider(app: App, seen: list[Any]) -> None:
+    bm = app.blockmon
+    engine = await bm.postgres.engine()
+    factory = await bm.postgres.session_factory()
+    transactions = await bm.postgres.transactions()
+    statements = await bm.postgres.statements()
+    router = await bm.postgres.router()
+    client = await bm.redis.client()
+    cache = await bm.redis.cache()
+    assert factory.kw["bind"] is engine
+    assert transactions.session_factory is factory
+    assert statements.engine is engine
+    assert router.writer is engine
+    assert cache.client is client
+    assert all(engine is not old for old in seen)
+    seen.append(engine)
+    assert await statements.scalar("SELECT 1") == 1
+    async with transactions.begin() as session:
+        assert (await session.execute(text("SELECT 2"))).scalar() == 2
+    async with router.read_session() as session:
+        assert (await session.execute(text("SELECT 3"))).scalar() == 3
+    await cache.set_json("probe", {"n": len(seen)}, ttl=30)
+    assert await cache.get_json("probe") == {"n": len(seen)}
+    checker = await bm.monitoring.health()
+    report = await checker.report(max_age=0)
+    assert {r.component: r.status for r in report.results if r.status != Status.PASS} == {}
+    metrics = await bm.monitoring.metrics()
+    assert metrics.registry is bm.monitoring.registry()
+    exposed = await bm.monitoring.exposed()
+    assert any(m.name.startswith("postgres_") for m in exposed.collect())
+
+
+def test_three_starts_with_asyncio_run(
+    blockmon_config: dict[str, Any], migrated: None, quiet: list[Any]
+) -> None:
+    app = _app_container(blockmon_config)
+    seen: list[Any] = []
+
+    async def once() -> None:
+        async with Lifespan(app):
+            await _use_every_provider(app, seen)
+
+    for _ in range(3):
+        asyncio.run(once())
+    assert len(seen) == 3
+
+
+def _fastapi_app(app: App, table: str) -> Any:
+    web = FastAPI(lifespan=Lifespan(app))
+    web.mount("/monitoring", monitoring_app(app.blockmon()))
+
+    @web.post("/notes/{body}", status_code=201)
+    async def add(body: str, session: WriteSession) -> dict[str, str]:
+        await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body})
+        if body.startswith("bad"):
+            raise HTTPException(409, "refused after the insert")
+        return {"body": body}
+
+    @web.get("/notes")
+    async def listed(session: ReadSession) -> list[str]:
+        rows = await session.execute(text(f"SELECT body FROM {table} ORDER BY body"))
+        return list(rows.scalars())
+
+    @web.get("/pool")
+    @inject
+    async def pool(engine: Any = Provide[App.blockmon.postgres.engine]) -> int:
+        return int(engine.sync_engine.pool.checkedout())
+
+    app.wire(modules=[__name__])
+    return web
+
+
+def test_three_starts_in_testclient_with_sessions(
+    blockmon_config: dict[str, Any], migrated: None, notes: str, quiet: list[Any]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    app = _app_container(blockmon_config)
+    web = _fastapi_app(app, notes)
+    seen: list[Any] = []
+    try:
+        for round_ in range(3):
+            with TestClient(web) as client:
+                client.portal.call(_use_every_provider, app, seen)  # type: ignore[union-attr]
+                assert client.post(f"/notes/ok{round_}").status_code == 201
+                assert client.post(f"/notes/bad{round_}").status_code == 409
+                assert client.get("/notes").json() == [f"ok{i}" for i in range(round_ + 1)]
+                assert client.get("/pool").json() == 0  # every session closed
+                assert client.get("/monitoring/readyz").status_code == 200
+    finally:
+        app.unwire()
+
+
+async def test_sessions_on_the_tests_loop(
+    blockmon_container: ApplicationContainer, migrated: None, notes: str
+) -> None:
+    """The other way to test: the fixture's started container, httpx on the test's loop,
+    the app's lifespan not run."""
+    app = App(blockmon=blockmon_container)
+    web = _fastapi_app(app, notes)
+    try:
+        transport = httpx.ASGITransport(app=web)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.post("/notes/kept")).status_code == 201
+            assert (await client.post("/notes/bad")).status_code == 409
+            assert (await client.get("/notes")).json() == ["kept"]
+            assert (await client.get("/pool")).json() == 0
+    finally:
+        app.unwire()
+
+
+def test_litestar_plugin_sessions(
+    blockmon_config: dict[str, Any], migrated: None, notes: str, quiet: list[Any]
+) -> None:
+    from litestar.testing import TestClient
+
+    @post("/notes")
+    async def add(data: dict[str, str], session: LitestarWriteSession) -> dict[str, str]:
+        note = data["body"]
+        await session.execute(text(f"INSERT INTO {notes} VALUES (:b)"), {"b": note})
+        if note.startswith("bad"):
+            raise LitestarHTTPException(status_code=409, detail="refused after the insert")
+        return {"body": note}
+
+    @get("/notes")
+    async def listed(read_session: LitestarReadSession) -> list[str]:
+        rows = await read_session.execute(text(f"SELECT body FROM {notes} ORDER BY body"))
+        return list(rows.scalars())
+
+    app = _app_container(blockmon_config)
+    web = Litestar([add, listed], plugins=[BlockmonPlugin(app)])
+    for round_ in range(2):
+        with TestClient(web) as client:
+            assert client.post("/notes", json={"body": f"ok{round_}"}).status_code == 201
+            assert client.post("/notes", json={"body": f"bad{round_}"}).status_code == 409
+            assert client.get("/notes").json() == [f"ok{i}" for i in range(round_ + 1)]
+            with client.portal() as portal:
+                engine = portal.call(app.blockmon.postgres.engine)
+            assert engine.sync_engine.pool.checkedout() == 0
