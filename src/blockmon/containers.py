@@ -8,6 +8,7 @@ provider is used, so it also works on its own. Every Resource is async. ``tracin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
@@ -15,6 +16,7 @@ from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from blockmon.config.log import logging_resource
+from blockmon.config.off import Off
 from blockmon.config.settings import (
     LogSettings,
     MigrationSettings,
@@ -38,10 +40,25 @@ from blockmon.tracing import traced_client_resource, traced_engine_resource
 T = TypeVar("T")
 
 
-async def bound(build: Callable[..., T], *args: Any, **kwargs: Any) -> AsyncIterator[T]:
+async def bound(build: Callable[..., T], *args: Any, **kwargs: Any) -> AsyncIterator[T | Off]:
     """A Resource built over other Resources: made anew on each start, so it never keeps
-    the engine or client of an earlier start (a Singleton would)."""
-    yield build(*args, **kwargs)
+    the engine or client of an earlier start (a Singleton would); off when what it is
+    built over is off."""
+    off = next((a for a in (*args, *kwargs.values()) if isinstance(a, Off)), None)
+    yield off if off is not None else build(*args, **kwargs)
+
+
+async def switched(
+    resource: Callable[..., AsyncIterator[T]],
+    settings: PostgresSettings | RedisSettings,
+    *args: Any,
+) -> AsyncIterator[T | Off]:
+    """``resource`` unless its section says ``enabled: false``; then an `Off`."""
+    if not settings.enabled:
+        yield Off("postgres" if isinstance(settings, PostgresSettings) else "redis")
+        return
+    async with asynccontextmanager(resource)(settings, *args) as value:
+        yield value
 
 
 class PostgresContainer(containers.DeclarativeContainer):
@@ -53,13 +70,13 @@ class PostgresContainer(containers.DeclarativeContainer):
     tracing: providers.Dependency[TracingSettings] = providers.Dependency(
         instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
     )
-    engine = providers.Resource(traced_engine_resource, settings, tracing)
+    engine = providers.Resource(switched, traced_engine_resource, settings, tracing)
     session_factory = providers.Resource(bound, async_sessionmaker, engine, expire_on_commit=False)
     transactions = providers.Resource(bound, Transactions, session_factory)
     statements = providers.Resource(
         bound, Statements, engine, autocommit=settings.provided.autocommit_safe
     )
-    router = providers.Resource(router_resource, settings, engine)
+    router = providers.Resource(switched, router_resource, settings, engine)
 
 
 class RedisContainer(containers.DeclarativeContainer):
@@ -70,7 +87,7 @@ class RedisContainer(containers.DeclarativeContainer):
     tracing: providers.Dependency[TracingSettings] = providers.Dependency(
         instance_of=TracingSettings, default=providers.Singleton(TracingSettings)
     )
-    client = providers.Resource(traced_client_resource, settings, tracing)
+    client = providers.Resource(switched, traced_client_resource, settings, tracing)
     cache = providers.Resource(bound, Cache, client, prefix=settings.provided.key_prefix)
 
 
@@ -85,9 +102,11 @@ class MonitoringContainer(containers.DeclarativeContainer):
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, MonitoringSettings, config, "monitoring")
-    engine: providers.Dependency[AsyncEngine] = providers.Dependency(instance_of=AsyncEngine)
-    # AbstractRedis: the common base of Redis (standalone, sentinel) and RedisCluster.
-    redis: providers.Dependency[AbstractRedis] = providers.Dependency(instance_of=AbstractRedis)
+    # An AsyncEngine and an AbstractRedis (the common base of Redis, Sentinel and
+    # RedisCluster clients), or Off when the section says enabled: false (no check, no
+    # metrics for it): two kinds, which instance_of cannot name.
+    engine: providers.Dependency[AsyncEngine | Off] = providers.Dependency()
+    redis: providers.Dependency[AbstractRedis | Off] = providers.Dependency()
     cache: providers.Dependency[Cache | None] = providers.Dependency(default=providers.Object(None))
     # Read replicas get a health check and pool metrics each (docs/topologies.md).
     router: providers.Dependency[Router | None] = providers.Dependency(

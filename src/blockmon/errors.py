@@ -28,6 +28,10 @@ class MigrationLockTimeout(MigrationError):
     """Another migration held the lock for longer than ``migrations.lock_wait``."""
 
 
+class Disabled(BlockmonError):
+    """PostgreSQL or Redis was used while its section says ``enabled: false``."""
+
+
 class NoHealthyReplica(BlockmonError):
     """No replica accepts connections and falling back to the writer is switched off."""
 

@@ -97,7 +97,7 @@ async def _up(
         )
         say(f"postgres: {postgres_target(settings.postgres)}")
         say(f"redis: {redis_target(settings.redis)}")
-        created = await ensure_database(settings.postgres)
+        created = await ensure_database(settings.postgres) if settings.postgres.enabled else None
         if created is not None:
             say(f"created database {created!r}")
         container = ApplicationContainer()
@@ -122,7 +122,7 @@ async def _migrate(container: Any, settings: Settings) -> None:
     from blockmon.migrations.api import configured_chains, upgrade
     from blockmon.migrations.version_tables import version_table
 
-    chains = configured_chains(settings.migrations)
+    chains = configured_chains(settings.migrations) if settings.postgres.enabled else []
     for cfg in chains:
         status = await upgrade(container, config=cfg)
         say(f"schema: at head ({status.current}, in {version_table(cfg)})")

@@ -247,6 +247,7 @@ def _replica(entry: SecretStr) -> SecretStr:
 
 
 class PostgresSettings(_Section):
+    enabled: bool = True  # false: a Redis-only service (no engine, no check, no metrics)
     url: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(5432, ge=1, le=65535)
@@ -325,6 +326,7 @@ class PostgresSettings(_Section):
 
 
 class RedisSettings(_Section):
+    enabled: bool = True  # false: a PostgreSQL-only service (no client, no check, no metrics)
     url: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)

@@ -9,6 +9,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.off import Off
 from blockmon.config.settings import MonitoringSettings, TracingSettings
 from blockmon.health.checker import HealthChecker
 from blockmon.health.checks.postgres import postgres_check
@@ -29,11 +30,11 @@ from blockmon.tracing import check_span
 
 def build_checker(
     settings: MonitoringSettings,
-    engine: AsyncEngine,
-    redis: AbstractRedis,
+    engine: AsyncEngine | Off,
+    redis: AbstractRedis | Off,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
-    router: Router | None = None,
+    router: Router | Off | None = None,
     redis_probe: RedisProbe | None = None,
     tracing: TracingSettings | None = None,
 ) -> HealthChecker:
@@ -47,31 +48,33 @@ def build_checker(
         slow_response_warn=settings.slow_response_warn,
         span=check_span(tracing),
     )
-    checker.register(
-        "postgres",
-        postgres_check(
-            engine,
-            metrics.pool.state,
-            saturation_warn=settings.pool_saturation_warn,
-        ),
-        critical=settings.postgres_critical,
-        component_type="datastore",
-    )
-    if schema_probe is not None:
+    if isinstance(engine, AsyncEngine) and metrics.pool is not None:
         checker.register(
-            "postgres:schema",
-            schema_check(engine, schema_probe, metrics.pool.state),
+            "postgres",
+            postgres_check(
+                engine,
+                metrics.pool.state,
+                saturation_warn=settings.pool_saturation_warn,
+            ),
             critical=settings.postgres_critical,
             component_type="datastore",
         )
-    checker.register(
-        "redis",
-        _redis_check(redis, redis_probe, metrics, settings),
-        critical=settings.redis_critical,
-        component_type="datastore",
-    )
-    for index in range(len(router.readers) if router is not None else 0):
-        assert router is not None
+        if schema_probe is not None:
+            checker.register(
+                "postgres:schema",
+                schema_check(engine, schema_probe, metrics.pool.state),
+                critical=settings.postgres_critical,
+                component_type="datastore",
+            )
+    if not isinstance(redis, Off):
+        checker.register(
+            "redis",
+            _redis_check(redis, redis_probe, metrics, settings),
+            critical=settings.redis_critical,
+            component_type="datastore",
+        )
+    for index in range(len(router.readers) if isinstance(router, Router) else 0):
+        assert isinstance(router, Router) and metrics.postgres is not None
         watch = metrics.postgres.replica_watches.get(replica_pool_name(index))
         checker.register(
             replica_check_name(index),
@@ -88,7 +91,7 @@ def build_checker(
     return checker
 
 
-def redis_probe_for(redis: AbstractRedis) -> RedisProbe | None:
+def redis_probe_for(redis: AbstractRedis | Off) -> RedisProbe | None:
     """The health check's own connection to the client's server (or current master);
     None for a cluster client, whose check uses the client's per-node pools."""
     if isinstance(redis, Redis):
@@ -105,7 +108,7 @@ def _redis_check(
     timeout = settings.check_timeout
     if isinstance(redis, RedisCluster):
         return redis_cluster_check(redis, timeout / 2)
-    if probe is None:
+    if probe is None or metrics.redis is None:
         raise TypeError("build_checker: a standalone or Sentinel client needs a redis_probe")
     info = redis_check(
         probe,
@@ -121,11 +124,11 @@ def _redis_check(
 
 async def health_resource(
     settings: MonitoringSettings,
-    engine: AsyncEngine,
-    redis: AbstractRedis,
+    engine: AsyncEngine | Off,
+    redis: AbstractRedis | Off,
     metrics: Metrics,
     schema_probe: SchemaProbe | None = None,
-    router: Router | None = None,
+    router: Router | Off | None = None,
     tracing: TracingSettings | None = None,
 ) -> AsyncIterator[HealthChecker]:
     """Container Resource: the checker with its periodic loop, stopped at shutdown, and

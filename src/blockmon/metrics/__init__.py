@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockmon.config.off import Off
 from blockmon.config.settings import MonitoringSettings
 from blockmon.metrics.cache import CacheCollector
 from blockmon.metrics.multiprocess import Mirror, check_mode, publish_every, shared_registry
@@ -41,13 +42,15 @@ def create_registry(settings: MonitoringSettings) -> CollectorRegistry:
 
 @dataclass
 class Metrics:
+    """The instrumentation of one start; a part that is off (``enabled: false``) has none."""
+
     registry: CollectorRegistry
-    postgres: PostgresMetrics
-    redis: RedisMetrics
-    pool: PoolWatch
+    postgres: PostgresMetrics | None
+    redis: RedisMetrics | None
+    pool: PoolWatch | None
 
     def timings(self) -> list[Timings]:
-        return [*self.postgres.timings.timings, *self.redis.timings.timings]
+        return [t for owner in (self.postgres, self.redis) if owner for t in owner.timings.timings]
 
 
 def exposed_registry(
@@ -63,27 +66,33 @@ def exposed_registry(
 async def metrics_resource(
     settings: MonitoringSettings,
     registry: CollectorRegistry,
-    engine: AsyncEngine,
-    redis: AbstractRedis,
-    cache: Cache | None = None,
-    router: Router | None = None,
+    engine: AsyncEngine | Off,
+    redis: AbstractRedis | Off,
+    cache: Cache | Off | None = None,
+    router: Router | Off | None = None,
 ) -> AsyncIterator[Metrics]:
     """Container Resource: instrument the engine, the router's read replicas (pools
-    named ``replica-<index>``) and the client; undo it all at shutdown. In multi-process
-    mode, a task copies the live state into the files every second."""
+    named ``replica-<index>``) and the client, those that are not off; undo it all at
+    shutdown. In multi-process mode, a task copies the live state into the files every
+    second."""
     shared = check_mode(settings)
-    postgres = PostgresMetrics(
-        registry, slow_query_threshold=settings.slow_query_threshold, shared=shared
-    )
-    pool = postgres.install(engine)
-    for index, reader in enumerate(router.readers if router is not None else ()):
-        postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
-    client_metrics = RedisMetrics(registry, shared=shared)
-    client_metrics.install(redis)
-    collector = CacheCollector(cache) if cache is not None else None
+    postgres, pool = None, None
+    if isinstance(engine, AsyncEngine):
+        postgres = PostgresMetrics(
+            registry, slow_query_threshold=settings.slow_query_threshold, shared=shared
+        )
+        pool = postgres.install(engine)
+        for index, reader in enumerate(router.readers if isinstance(router, Router) else ()):
+            postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
+    client_metrics = None
+    if not isinstance(redis, Off):
+        client_metrics = RedisMetrics(registry, shared=shared)
+        client_metrics.install(redis)
+    owners = [owner for owner in (postgres, client_metrics) if owner is not None]
+    collector = CacheCollector(cache) if isinstance(cache, Cache) else None
     if collector is not None:
         registry.register(collector)
-    live = [*postgres.pool_collectors(), *client_metrics.pool_collectors()]
+    live = [c for owner in owners for c in owner.pool_collectors()]
     mirror = Mirror(live + ([collector] if collector is not None else [])) if shared else None
     publisher = asyncio.create_task(publish_every(mirror)) if mirror is not None else None
     try:
@@ -94,12 +103,12 @@ async def metrics_resource(
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
             mirror.publish()  # the state at shutdown
-        postgres.uninstall()
-        client_metrics.uninstall()
+        for owner in owners:
+            owner.uninstall()
         if collector is not None:
             registry.unregister(collector)
         # The registry may outlive this start (a Singleton, or the global one): leave it
         # empty so that the next start registers again.
-        for owner in (postgres, client_metrics):
+        for owner in owners:
             for family in owner.families:
                 registry.unregister(family)

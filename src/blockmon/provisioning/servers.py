@@ -95,6 +95,8 @@ def postgres_address(settings: PostgresSettings) -> str:
 
 def postgres_target(settings: PostgresSettings) -> str:
     """``user:***@host:port/database``: what a command talks to; never a password."""
+    if not settings.enabled:
+        return "off (postgres.enabled: false)"
     url = engine_url(settings)
     user = f"{url.username}{':***' if url.password else ''}@" if url.username else ""
     return redact(f"{user}{postgres_address(settings)}/{url.database or ''}")
@@ -116,6 +118,8 @@ def redis_address(settings: RedisSettings) -> str:
 
 def redis_target(settings: RedisSettings) -> str:
     """``user:***@host:port/db``: what a command talks to; never a password."""
+    if not settings.enabled:
+        return "off (redis.enabled: false)"
     where = redis_address(settings)
     if settings.mode != "standalone":
         return where
@@ -139,7 +143,7 @@ async def resolve_servers(
     """The configured servers if they answer; else embedded ones (when ``servers`` is
     given), else a `BlockmonError` that says what is missing and how to fix it."""
     pg, redis = settings.postgres, settings.redis
-    problem = await postgres_problem(pg)
+    problem = await postgres_problem(pg) if pg.enabled else None
     if problem is not None:
         if servers is None:
             raise BlockmonError(
@@ -151,7 +155,7 @@ async def resolve_servers(
         )
         pg = pg.model_copy(update={"url": SecretStr(servers.start_postgres())})
         pg = with_database(pg, settings.postgres.database)
-    problem = await redis_problem(redis)
+    problem = await redis_problem(redis) if redis.enabled else None
     if problem is not None:
         if servers is None:
             raise BlockmonError(
