@@ -212,3 +212,24 @@ def test_litestar_plugin_sessions(
             with client.portal() as portal:
                 engine = portal.call(app.blockmon.postgres.engine)
             assert engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_per_test_rollback(
+    notes: str, migrated: None, blockmon_container: ApplicationContainer, blockmon_rollback: Any
+) -> None:
+    """``blockmon_rollback``: the routes' commits end savepoints of one outer transaction
+    that the fixture rolls back; other connections never see the test's rows. (``notes``
+    first: its table is dropped after the rollback released the rows' locks.)"""
+    app = App(blockmon=blockmon_container)
+    web = _fastapi_app(app, notes)
+    try:
+        transport = httpx.ASGITransport(app=web)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.post("/notes/mine")).status_code == 201
+            assert (await client.post("/notes/bad")).status_code == 409  # its savepoint only
+            assert (await client.get("/notes")).json() == ["mine"]
+    finally:
+        app.unwire()
+    engine = await blockmon_container.postgres.engine()
+    async with engine.connect() as other:
+        assert (await other.execute(text(f"SELECT count(*) FROM {notes}"))).scalar() == 0

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Statements": "blockmon.postgres.statements",
     "Transactions": "blockmon.postgres.transactions",
     "Router": "blockmon.postgres.replicas",
+    "Sessions": "blockmon.postgres.sessions",
     "Cache": "blockmon.redis.cache",
     "HealthChecker": "blockmon.health.checker",
     "Observation": "blockmon.health.model",
@@ -49,6 +50,7 @@ __all__ = [
     "PostgresContainer",
     "RedisContainer",
     "Router",
+    "Sessions",
     "Settings",
     "Statements",
     "Status",
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from blockmon.lifespan import Lifespan
     from blockmon.monitoring.lazy import monitoring_app
     from blockmon.postgres.replicas import Router
+    from blockmon.postgres.sessions import Sessions
     from blockmon.postgres.statements import Statements
     from blockmon.postgres.transactions import Transactions
     from blockmon.redis.cache import Cache

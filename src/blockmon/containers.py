@@ -32,6 +32,7 @@ from blockmon.metrics import create_registry, exposed_registry, metrics_resource
 from blockmon.migrations.api import schema_probe_for
 from blockmon.monitoring.app import create_app
 from blockmon.postgres.replicas import Router, router_resource
+from blockmon.postgres.sessions import Sessions
 from blockmon.postgres.statements import Statements
 from blockmon.postgres.transactions import Transactions
 from blockmon.redis.cache import Cache
@@ -63,7 +64,8 @@ async def switched(
 
 class PostgresContainer(containers.DeclarativeContainer):
     """``engine`` (AsyncEngine Resource), ``session_factory``, ``transactions``, ``statements``;
-    ``router`` picks a read replica per operation (docs/topologies.md)."""
+    ``router`` picks a read replica per operation (docs/topologies.md); ``sessions`` hands
+    out request-scoped write and read sessions (`blockmon.fastapi`, `blockmon.litestar`)."""
 
     config = providers.Configuration()
     settings = providers.Singleton(validate, PostgresSettings, config, "postgres")
@@ -77,6 +79,7 @@ class PostgresContainer(containers.DeclarativeContainer):
         bound, Statements, engine, autocommit=settings.provided.autocommit_safe
     )
     router = providers.Resource(switched, router_resource, settings, engine)
+    sessions = providers.Resource(bound, Sessions, session_factory, router)
 
 
 class RedisContainer(containers.DeclarativeContainer):

@@ -37,15 +37,15 @@ def _postgres(app: Any) -> Any:
 async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session on the primary in a transaction: committed on success, rolled back on
     an exception, closed after the route."""
-    transactions = await _postgres(request.app).transactions()
-    async with transactions.begin() as session:
+    sessions = await _postgres(request.app).sessions()
+    async with sessions.write() as session:
         yield session
 
 
 async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session on a healthy replica (the primary when there is none), closed after."""
-    router = await _postgres(request.app).router()
-    async with router.read_session() as session:
+    sessions = await _postgres(request.app).sessions()
+    async with sessions.read() as session:
         yield session
 
 

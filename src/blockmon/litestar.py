@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import Dependency
 from litestar.plugins import InitPluginProtocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +22,18 @@ __all__ = ["BlockmonPlugin", "ReadSession", "WriteSession"]
 
 _STATE_KEY = "blockmon"
 
-# Annotations for the handler parameters ``session`` and ``read_session``.
-WriteSession = Annotated[AsyncSession, Dependency(skip_validation=True)]
-ReadSession = Annotated[AsyncSession, Dependency(skip_validation=True)]
+# Annotations for the handler parameters ``session`` and ``read_session``: Litestar's
+# named-dependency marker (2.23 renamed it; the older one warns there).
+try:
+    from litestar.di import NamedDependency
+
+    WriteSession = NamedDependency[AsyncSession]
+    ReadSession = NamedDependency[AsyncSession]
+except ImportError:  # Litestar before 2.23
+    from litestar.params import Dependency
+
+    WriteSession = Annotated[AsyncSession, Dependency(skip_validation=True)]  # type: ignore[misc,assignment]
+    ReadSession = Annotated[AsyncSession, Dependency(skip_validation=True)]  # type: ignore[misc,assignment]
 
 
 class BlockmonPlugin(InitPluginProtocol):
@@ -47,12 +55,12 @@ class BlockmonPlugin(InitPluginProtocol):
 
 
 async def _write_session(state: State) -> AsyncIterator[AsyncSession]:
-    transactions = await state[_STATE_KEY].postgres.transactions()
-    async with transactions.begin() as session:
+    sessions = await state[_STATE_KEY].postgres.sessions()
+    async with sessions.write() as session:
         yield session
 
 
 async def _read_session(state: State) -> AsyncIterator[AsyncSession]:
-    router = await state[_STATE_KEY].postgres.router()
-    async with router.read_session() as session:
+    sessions = await state[_STATE_KEY].postgres.sessions()
+    async with sessions.read() as session:
         yield session

@@ -36,6 +36,7 @@ from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
 from blockmon.postgres.engine import create_engine
+from blockmon.postgres.sessions import Sessions
 from blockmon.provisioning.embedded import EmbeddedServers
 from blockmon.provisioning.servers import connect, resolve_servers, with_database
 from blockmon.redis.cache import Cache
@@ -168,6 +169,35 @@ async def blockmon_container(
     container.config.from_dict(blockmon_config)
     async with Lifespan(container):
         yield container
+
+
+@pytest_asyncio.fixture
+async def blockmon_rollback(
+    blockmon_container: ApplicationContainer,
+) -> AsyncIterator[Sessions]:
+    """Database tests that leave nothing behind without deleting rows: the container's
+    ``postgres.sessions`` (what ``blockmon.fastapi``'s and ``blockmon.litestar``'s
+    sessions come from) join one outer transaction, rolled back after the test; a
+    route's commit ends a savepoint (SQLAlchemy's "join a session into an external
+    transaction"). One connection: the test's requests run one at a time."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from blockmon.containers import bound
+
+    engine: AsyncEngine = await blockmon_container.postgres.engine()
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        factory = async_sessionmaker(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        joined = Sessions(factory)  # reads on the same connection see the test's writes
+        with blockmon_container.postgres.sessions.override(
+            providers.Resource(bound, lambda: joined)
+        ):
+            try:
+                yield joined
+            finally:
+                await outer.rollback()
 
 
 @pytest_asyncio.fixture
