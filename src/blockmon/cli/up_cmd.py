@@ -10,6 +10,7 @@ from blockmon.cli import serve_cmd
 from blockmon.errors import UsageError
 
 if TYPE_CHECKING:
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.config.settings import Settings
     from blockmon.monitoring.mount import AppFactory
 
@@ -64,7 +65,9 @@ def run_up(args: argparse.Namespace) -> int:
                 args.port or settings.monitoring.http_port,
             )
         say(config_line(args))
-        main = _up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app)
+        main = _up(
+            settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app, stop=stop
+        )
         return stop.run(main)
 
 
@@ -78,6 +81,7 @@ async def _up(
     embedded: bool,
     serve_at: tuple[str, int] | None = None,
     app: AppFactory | None = None,
+    stop: StopOnSignal | None = None,
 ) -> int:
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
@@ -110,7 +114,9 @@ async def _up(
                 say(f"schema: at head ({status.current})")
                 code = await _report(container)
                 if sock is not None:
-                    await _serve(container, sock, app)
+                    stopped_by = await _serve(container, sock, app)
+                    if stop is not None:
+                        stop.stopping(stopped_by)
                 return code
         finally:
             if sock is not None:
@@ -119,16 +125,19 @@ async def _up(
         servers.stop()
 
 
-async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
-    """The monitoring app alone, or with the application mounted behind it."""
+async def _serve(container: Any, sock: Any, app: AppFactory | None) -> int | None:
+    """The monitoring app alone, or with the application mounted behind it, until a
+    signal (returned) has drained the server."""
     from blockmon.monitoring.mount import combine
     from blockmon.monitoring.server import serve
 
     monitoring = await container.monitoring.app()
     limits = container.settings().monitoring
+    readiness = container.monitoring.readiness()
     if app is None:
-        await serve(monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits)
-        return
+        return await serve(
+            monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits, readiness=readiness
+        )
     combined = combine(monitoring, await app.build(container))
 
     def ready(urls: list[str]) -> None:
@@ -136,7 +145,7 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
         root = urls[0].rsplit("/", 1)[0] + "/"
         say(f"application {app.spec} on {root}")
 
-    await serve(combined, sock, on_ready=ready, settings=limits)
+    return await serve(combined, sock, on_ready=ready, settings=limits, readiness=readiness)
 
 
 async def _report(container: Any) -> int:
