@@ -106,6 +106,7 @@ async def test_sigterm_fails_readiness_serves_on_then_drains(
             "shutdown: delay over; stopping the server",
             "shutdown: stopped accepting; waiting for requests in flight",
             "shutdown: server stopped",
+            "shutdown: the container's Resources are closed",
         ], said
         stopping = next(e for e in events(errors) if e["event"].startswith("shutdown: stopped"))
         assert stopping["in_flight"] == 1 and stopping["timeout"] == 30

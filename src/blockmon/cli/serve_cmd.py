@@ -55,10 +55,24 @@ def say_urls(urls: list[str]) -> None:
     print("blockmon: monitoring on " + " ".join(urls), flush=True)
 
 
+def say_closed(closing: float) -> None:
+    """The drain's last step, logged: the Resources closed ``closing`` (monotonic) on."""
+    import time
+
+    from blockmon.config.log import get_logger
+
+    get_logger("blockmon.shutdown").info(
+        "shutdown: the container's Resources are closed",
+        closed_in=round(time.monotonic() - closing, 3),
+    )
+
+
 async def serve_container(
     config: dict[str, Any], host: str, port: int, stop: StopOnSignal | None = None
 ) -> int:
     """Start a container, serve its monitoring app until Ctrl-C (draining), shut it down."""
+    import time
+
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.monitoring.server import bind, serve
@@ -76,4 +90,7 @@ async def serve_container(
         )
         if stop is not None:
             stop.stopping(stopped_by)
+        closing = time.monotonic()
+    if stopped_by is not None:
+        say_closed(closing)
     return 0

@@ -83,6 +83,8 @@ async def _up(
     app: AppFactory | None = None,
     stop: StopOnSignal | None = None,
 ) -> int:
+    import time
+
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.migrations.api import upgrade
@@ -108,6 +110,7 @@ async def _up(
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
         sock = bind(*serve_at) if serve_at else None
+        stopped_by = None
         try:
             async with Lifespan(container):
                 status = await upgrade(container)
@@ -117,7 +120,10 @@ async def _up(
                     stopped_by = await _serve(container, sock, app)
                     if stop is not None:
                         stop.stopping(stopped_by)
-                return code
+                closing = time.monotonic()
+            if stopped_by is not None:
+                serve_cmd.say_closed(closing)
+            return code
         finally:
             if sock is not None:
                 sock.close()  # a no-op when the server already closed it
