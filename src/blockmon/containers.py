@@ -31,6 +31,7 @@ from blockmon.health.resource import health_resource
 from blockmon.metrics import create_registry, exposed_registry, metrics_resource
 from blockmon.migrations.api import schema_probe_for
 from blockmon.monitoring.app import create_app
+from blockmon.monitoring.readiness import Readiness
 from blockmon.postgres.replicas import Router, router_resource
 from blockmon.postgres.sessions import Sessions
 from blockmon.postgres.statements import Statements
@@ -98,7 +99,8 @@ class MonitoringContainer(containers.DeclarativeContainer):
     """Health checks and metrics over the engine and the Redis client.
 
     ``registry`` (a CollectorRegistry of its own), ``metrics`` (instrumentation Resource),
-    ``health`` (HealthChecker Resource with its periodic loop) and ``app`` (the Starlette
+    ``health`` (HealthChecker Resource with its periodic loop), ``readiness`` (what /readyz
+    says apart from the checks: starting, shutting down) and ``app`` (the Starlette
     monitoring app). ``schema_probe`` (the ``postgres:schema`` check) compares the schema
     with blockmon's migrations' heads, and the application's (``migrations.heads_from``).
     """
@@ -129,7 +131,9 @@ class MonitoringContainer(containers.DeclarativeContainer):
     )
     # /metrics: the registry, or in multi-process mode the sum over workers' files
     exposed = providers.Factory(exposed_registry, settings, registry, metrics)
-    app = providers.Factory(create_app, health, exposed, settings)
+    # refuses /readyz while the Lifespan starts or stops the Resources (docs/deployment.md)
+    readiness = providers.Singleton(Readiness)
+    app = providers.Factory(create_app, health, exposed, settings, readiness)
 
 
 class ApplicationContainer(containers.DeclarativeContainer):

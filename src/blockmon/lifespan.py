@@ -4,11 +4,18 @@ One object serves every host: ``FastAPI(lifespan=Lifespan(c))``, ``Starlette(lif
 ``Litestar(lifespan=[Lifespan(c)])``, ``app.cleanup_ctx.append(Lifespan(c))`` in aiohttp,
 and ``async with Lifespan(c):`` in scripts and workers. It yields None, so Starlette's
 request ``state`` stays empty; Starlette's ``app.state.blockmon`` is blockmon's container.
+
+/readyz answers 503 "starting" until every Resource has started and "shutting down" from
+the moment the Lifespan begins to stop them. ``Lifespan(c, drain_signals=True)`` (an
+application served by uvicorn or gunicorn) fails readiness on SIGTERM/SIGINT at once and
+lets the server see the signal ``monitoring.shutdown_delay`` seconds later
+(docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -16,14 +23,18 @@ from typing import Any
 from dependency_injector import containers, providers
 from dependency_injector.ext.starlette import Lifespan as _StarletteLifespan
 
+from blockmon.monitoring.drain import delay_signals
+
 
 class Lifespan(_StarletteLifespan):
     """dependency-injector's Starlette lifespan, plus what blockmon needs: settings
     validated first, logging started first, and every Resource shut down again when
-    start-up fails halfway."""
+    start-up fails halfway. Readiness follows it (module docstring)."""
 
-    def __init__(self, container: containers.Container) -> None:
+    def __init__(self, container: containers.Container, *, drain_signals: bool = False) -> None:
         super().__init__(container)
+        self.drain_signals = drain_signals
+        self._signals = contextlib.ExitStack()
 
     def __call__(self, app: Any) -> Lifespan:
         """Starlette and FastAPI call this with the app: its ``state.blockmon`` is then
@@ -38,6 +49,9 @@ class Lifespan(_StarletteLifespan):
         parts = list(_blockmon_parts(self.container))
         for part in parts:
             part.settings()
+        readiness = [part.monitoring.readiness() for part in parts]
+        for state in readiness:
+            state.starting()
         try:
             for part in parts:
                 await part.logging.init()
@@ -51,6 +65,18 @@ class Lifespan(_StarletteLifespan):
         except BaseException:
             await super().__aexit__(None, None, None)
             raise
+        for state in readiness:
+            state.ready()
+        if self.drain_signals:
+            for part, state in zip(parts, readiness, strict=True):
+                delay = part.settings().monitoring.shutdown_delay
+                self._signals.enter_context(delay_signals(state, delay))
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._signals.close()
+        for part in _blockmon_parts(self.container):
+            part.monitoring.readiness().shutting_down()
+        await super().__aexit__(*exc_info)
 
 
 # What init_resources() starts by default: BaseResource from dependency-injector 4.49 (the

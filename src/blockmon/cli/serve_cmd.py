@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blockmon.cli.signals import StopOnSignal
 
 
 def port_number(text: str) -> int:
@@ -45,15 +48,31 @@ def run_serve(args: argparse.Namespace) -> int:
         configure_logging(settings.log)
         host = args.host or settings.monitoring.http_host
         port = args.port or settings.monitoring.http_port
-        return stop.run(serve_container(settings.model_dump(), host, port))
+        return stop.run(serve_container(settings.model_dump(), host, port, stop))
 
 
 def say_urls(urls: list[str]) -> None:
     print("blockmon: monitoring on " + " ".join(urls), flush=True)
 
 
-async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
-    """Start a container, serve its monitoring app until Ctrl-C, shut it down."""
+def say_closed(closing: float) -> None:
+    """The drain's last step, logged: the Resources closed ``closing`` (monotonic) on."""
+    import time
+
+    from blockmon.config.log import get_logger
+
+    get_logger("blockmon.shutdown").info(
+        "shutdown: the container's Resources are closed",
+        closed_in=round(time.monotonic() - closing, 3),
+    )
+
+
+async def serve_container(
+    config: dict[str, Any], host: str, port: int, stop: StopOnSignal | None = None
+) -> int:
+    """Start a container, serve its monitoring app until Ctrl-C (draining), shut it down."""
+    import time
+
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.monitoring.server import bind, serve
@@ -62,10 +81,16 @@ async def serve_container(config: dict[str, Any], host: str, port: int) -> int:
     container = ApplicationContainer()
     container.config.from_dict(config)
     async with Lifespan(container):
-        await serve(
+        stopped_by = await serve(
             await container.monitoring.app(),
             sock,
             on_ready=say_urls,
             settings=container.settings().monitoring,
+            readiness=container.monitoring.readiness(),
         )
+        if stop is not None:
+            stop.stopping(stopped_by)
+        closing = time.monotonic()
+    if stopped_by is not None:
+        say_closed(closing)
     return 0

@@ -6,8 +6,9 @@ keep running), and SIGINT raises KeyboardInterrupt wherever the code happens to 
 possibly between starting an embedded server and recording that it did. Here a signal
 only cancels the command's main task, once; its ``finally`` blocks then stop what was
 started. A blocking step in progress (an embedded server starting) completes first, so
-what it started is known and stopped. While uvicorn serves, its own handlers take over
-(a graceful shutdown) and hand back after.
+what it started is known and stopped. While the server serves, its handlers take over
+(a drain: `blockmon.monitoring.drain`) and hand back after; a signal that stopped the
+server counts as this one, so a later one cannot cut the clean-up short either.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class StopOnSignal:
             return 0
         finally:
             self._task = self._loop = None
+
+    def stopping(self, signum: int | None) -> None:
+        """``signum`` (when not None) was handled by someone else (the server's drain):
+        the command is stopping, and later signals are ignored as if this one came here."""
+        if signum is not None and self.received is None:
+            self.received = signum
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:

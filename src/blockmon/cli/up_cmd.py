@@ -10,6 +10,7 @@ from blockmon.cli import serve_cmd
 from blockmon.errors import UsageError
 
 if TYPE_CHECKING:
+    from blockmon.cli.signals import StopOnSignal
     from blockmon.config.settings import Settings
     from blockmon.monitoring.mount import AppFactory
 
@@ -64,7 +65,9 @@ def run_up(args: argparse.Namespace) -> int:
                 args.port or settings.monitoring.http_port,
             )
         say(config_line(args))
-        main = _up(settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app)
+        main = _up(
+            settings, embedded=not args.no_embedded, serve_at=serve_at, app=args.app, stop=stop
+        )
         return stop.run(main)
 
 
@@ -78,7 +81,10 @@ async def _up(
     embedded: bool,
     serve_at: tuple[str, int] | None = None,
     app: AppFactory | None = None,
+    stop: StopOnSignal | None = None,
 ) -> int:
+    import time
+
     from blockmon.containers import ApplicationContainer
     from blockmon.lifespan import Lifespan
     from blockmon.monitoring.server import bind
@@ -103,13 +109,19 @@ async def _up(
         container = ApplicationContainer()
         container.config.from_dict(settings.model_dump())
         sock = bind(*serve_at) if serve_at else None
+        stopped_by = None
         try:
             async with Lifespan(container):
                 await _migrate(container, settings)
                 code = await _report(container)
                 if sock is not None:
-                    await _serve(container, sock, app)
-                return code
+                    stopped_by = await _serve(container, sock, app)
+                    if stop is not None:
+                        stop.stopping(stopped_by)
+                closing = time.monotonic()
+            if stopped_by is not None:
+                serve_cmd.say_closed(closing)
+            return code
         finally:
             if sock is not None:
                 sock.close()  # a no-op when the server already closed it
@@ -130,16 +142,19 @@ async def _migrate(container: Any, settings: Settings) -> None:
         say("schema: no migration chain configured (migrations.heads_from, alerting_tables)")
 
 
-async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
-    """The monitoring app alone, or with the application mounted behind it."""
+async def _serve(container: Any, sock: Any, app: AppFactory | None) -> int | None:
+    """The monitoring app alone, or with the application mounted behind it, until a
+    signal (returned) has drained the server."""
     from blockmon.monitoring.mount import combine
     from blockmon.monitoring.server import serve
 
     monitoring = await container.monitoring.app()
     limits = container.settings().monitoring
+    readiness = container.monitoring.readiness()
     if app is None:
-        await serve(monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits)
-        return
+        return await serve(
+            monitoring, sock, on_ready=serve_cmd.say_urls, settings=limits, readiness=readiness
+        )
     combined = combine(monitoring, await app.build(container))
 
     def ready(urls: list[str]) -> None:
@@ -147,7 +162,7 @@ async def _serve(container: Any, sock: Any, app: AppFactory | None) -> None:
         root = urls[0].rsplit("/", 1)[0] + "/"
         say(f"application {app.spec} on {root}")
 
-    await serve(combined, sock, on_ready=ready, settings=limits)
+    return await serve(combined, sock, on_ready=ready, settings=limits, readiness=readiness)
 
 
 async def _report(container: Any) -> int:

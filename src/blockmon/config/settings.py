@@ -409,6 +409,13 @@ class MonitoringSettings(_Section):
     # Multi-process metrics (docs/deployment.md): the directory prometheus_client's
     # multiprocess mode writes to; every worker's /metrics then shows the sum of all.
     multiprocess_dir: str | None = Field(None, min_length=1)
+    # Shutdown and probes (docs/deployment.md): on SIGTERM /readyz fails at once, ``blockmon
+    # serve`` / ``up --serve`` keep serving shutdown_delay seconds (for load balancers to
+    # notice), then stop accepting and wait up to shutdown_timeout seconds for requests in
+    # flight; /readyz fails until the schema was once seen at head when asked.
+    shutdown_delay: float = Field(0.0, ge=0, le=3600)
+    shutdown_timeout: int = Field(20, ge=1, le=3600)
+    ready_requires_schema_head: bool = False
 
     @field_validator("multiprocess_dir")
     @classmethod

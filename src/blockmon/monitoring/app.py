@@ -21,6 +21,7 @@ from blockmon.config.settings import MonitoringSettings
 from blockmon.health.checker import HealthChecker
 from blockmon.health.model import MEDIA_TYPE, Report, Status, now
 from blockmon.monitoring.page import page
+from blockmon.monitoring.readiness import Readiness
 
 PATHS = ("/livez", "/readyz", "/health", "/metrics")
 PAGE = "/"
@@ -31,8 +32,12 @@ class _HealthJSON(JSONResponse):
 
 
 def create_app(
-    checker: HealthChecker, registry: CollectorRegistry, settings: MonitoringSettings
+    checker: HealthChecker,
+    registry: CollectorRegistry,
+    settings: MonitoringSettings,
+    readiness: Readiness | None = None,
 ) -> Starlette:
+    state = readiness or Readiness()
     token = settings.details_token.get_secret_value().encode() if settings.details_token else b""
 
     def details_allowed(request: Request) -> bool:
@@ -54,6 +59,14 @@ def create_app(
         return _HealthJSON({"status": "pass"}, headers={"Cache-Control": "no-store"})
 
     async def readyz(request: Request) -> Response:
+        """503 with the reason while starting, shutting down or (when asked) before the
+        schema was at head; else the critical checks."""
+        refusing = state.refusing
+        if refusing is None and settings.ready_requires_schema_head:
+            refusing = await state.schema_not_at_head(checker)
+        if refusing is not None:
+            body = {"status": str(Status.FAIL), "output": refusing}
+            return _HealthJSON(body, status_code=503, headers={"Cache-Control": "no-store"})
         return respond(await checker.readiness(), request)
 
     async def health(request: Request) -> Response:
