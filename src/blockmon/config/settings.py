@@ -259,6 +259,8 @@ class PostgresSettings(_Section):
     max_overflow: int = Field(10, ge=0, le=1000)
     pool_timeout: float = Field(10.0, gt=0, le=3600)
     max_lifetime: float = Field(1800.0, gt=0)
+    # Connections opened at start-up and kept open (HikariCP's minimumIdle); <= pool_size.
+    min_idle: int = Field(0, ge=0, le=1000)
     connect_timeout: float = Field(5.0, gt=0, le=600)
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
@@ -306,6 +308,15 @@ class PostgresSettings(_Section):
         except ValueError:
             return data  # the url check says what is wrong
         return {**data, "database": name} if name else data
+
+    @model_validator(mode="after")
+    def _min_idle_in_pool(self) -> PostgresSettings:
+        if self.min_idle > self.pool_size:
+            raise ValueError(
+                f"postgres.min_idle: must be <= postgres.pool_size ({self.pool_size}), "
+                f"got {self.min_idle}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:

@@ -9,6 +9,7 @@ every checkout, as ``pool_pre_ping`` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
+from blockmon.postgres import idle
 from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.pool import detect_leaks, validate_idle
 
@@ -200,7 +202,15 @@ def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:
     """Container Resource: the engine, disposed (every connection closed) at shutdown."""
     engine = create_engine(settings)
+    keeper = None
+    if settings.min_idle:  # opened before start-up ends, then kept (postgres/idle.py)
+        with contextlib.suppress(Exception):  # a server not up yet: the keeper retries
+            await idle.fill(engine, settings.min_idle)
+        keeper = asyncio.create_task(idle.keep(engine, settings.min_idle), name="postgres:idle")
     try:
         yield engine
     finally:
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.wait({keeper})
         await engine.dispose()
