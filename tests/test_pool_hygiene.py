@@ -6,6 +6,7 @@ back after the pool lost them, and go at shutdown. Against the run's real Postgr
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from blockmon.errors import ConfigError
 from blockmon.lifespan import Lifespan
 from blockmon.postgres.engine import create_engine
 from blockmon.postgres.pool import LIFETIME_SPREAD
+from tests.monitoring.support import black_hole
 
 WAIT = 30.0  # seconds: a generous bound on the keeper's next look (every second)
 LIFETIME = 1000.0
@@ -103,3 +105,41 @@ def test_min_idle_above_pool_size_is_one_line():
     with pytest.raises(ConfigError) as caught:
         validate(PostgresSettings, {"pool_size": 2, "min_idle": 3}, "postgres")
     assert str(caught.value) == "postgres.min_idle: must be <= postgres.pool_size (2), got 3"
+
+
+async def test_min_idle_with_the_server_down_at_start_up(blockmon_config, pg_server, caplog):
+    """Start-up does not fail; one warning; the connections come once the server is up."""
+    caplog.set_level(logging.WARNING, logger="blockmon.postgres")
+    name = f"bm-idle-{secrets.token_hex(4)}"
+    section = pg_server.settings() | {"application_name": name, "connect_timeout": 1}
+    observer = create_engine(PostgresSettings.model_validate(section | {"application_name": "x"}))
+    container = PostgresContainer()
+    container.config.from_dict(section | {"pool_size": 4, "min_idle": 2})
+    await asyncio.to_thread(pg_server.stop)
+    try:
+        async with Lifespan(container):
+            await asyncio.sleep(2.5)  # a few of the keeper's looks while the server is down
+            await asyncio.to_thread(pg_server.restart)
+            await _until(observer, name, 2)
+    finally:
+        await observer.dispose()
+    warnings = [r for r in caplog.records if "min_idle" in str(r.msg)]
+    assert len(warnings) == 1, [r.msg for r in warnings]
+
+
+async def test_shutdown_while_the_keeper_waits_on_a_silent_server(blockmon_config):
+    """Start-up waits at most connect_timeout for the first connections; shutdown cancels
+    the keeper's connects in flight instead of waiting for them."""
+    async with black_hole() as port:
+        container = PostgresContainer()
+        container.config.from_dict(
+            blockmon_config["postgres"]
+            | {"url": None, "host": "127.0.0.1", "port": port}
+            | {"connect_timeout": 2, "pool_size": 2, "min_idle": 2}
+        )
+
+        async def start_and_stop() -> None:
+            async with Lifespan(container):
+                await asyncio.sleep(1.5)  # the keeper's next connects are in flight
+
+        await asyncio.wait_for(start_and_stop(), timeout=WAIT)

@@ -9,7 +9,6 @@ every checkout, as ``pool_pre_ping`` does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -202,15 +201,8 @@ def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:
     """Container Resource: the engine, disposed (every connection closed) at shutdown."""
     engine = create_engine(settings)
-    keeper = None
-    if settings.min_idle:  # opened before start-up ends, then kept (postgres/idle.py)
-        with contextlib.suppress(Exception):  # a server not up yet: the keeper retries
-            await idle.fill(engine, settings.min_idle)
-        keeper = asyncio.create_task(idle.keep(engine, settings.min_idle), name="postgres:idle")
     try:
-        yield engine
+        async with idle.kept(engine, settings.min_idle):  # postgres.min_idle
+            yield engine
     finally:
-        if keeper is not None:
-            keeper.cancel()
-            await asyncio.wait({keeper})
         await engine.dispose()

@@ -7,6 +7,8 @@ first requests into a connect storm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,3 +65,20 @@ async def keep(engine: AsyncEngine, count: int, interval: float = INTERVAL) -> N
         else:
             failing = False
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def kept(engine: AsyncEngine, count: int) -> AsyncIterator[None]:
+    """``count`` connections open on entry (unless the server is not up yet: `keep`
+    tries again) and kept open until exit; nothing for 0."""
+    if count == 0:
+        yield
+        return
+    with contextlib.suppress(Exception):
+        await fill(engine, count)
+    keeper = asyncio.create_task(keep(engine, count), name="postgres:min_idle")
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        await asyncio.wait({keeper})
