@@ -5,6 +5,8 @@ application's own threads alone, and texts capped where they are kept."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -200,3 +202,18 @@ async def test_a_200_kb_message_is_capped_in_health_and_on_the_status_page(block
     assert "more characters cut]" in health.text and "more characters cut]" in page.text
     (change,) = [c for c in checker.changes() if c.component == "huge"]
     assert change.reason is not None and len(change.reason) == TEXT_MAX
+
+
+def test_a_bad_group_in_the_file_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("monitoring:\n  groups:\n    Payments: [postgres]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "blockmon", "health", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "monitoring.groups: 'Payments' is not a group name" in lines[0]
