@@ -185,24 +185,18 @@ class HealthChecker:
         chosen = [c for c in self._checks.values() if c.critical or not critical_only]
         return await self._report(chosen, max_age)
 
-    def group_names(self) -> set[str]:
-        """Every group known now: readiness, liveness, the configured ones and those
-        checks were registered with."""
-        names = {READINESS, LIVENESS, *self.groups}
-        for check in self._checks.values():
-            names |= check.groups
-        return names
-
     async def group(self, name: str, *, max_age: float | None = None) -> Report:
-        """The report of the checks in group ``name``; KeyError for an unknown group."""
-        if name not in self.group_names():
-            raise KeyError(name)
+        """The report of the checks in group ``name``: readiness, liveness, a configured
+        one, or one a check was registered with; KeyError for any other name."""
         listed = self.groups.get(name)
         if listed is None and name == READINESS:
             chosen = [c for c in self._checks.values() if c.critical or name in c.groups]
+        elif listed is None:
+            chosen = [c for c in self._checks.values() if name in c.groups]
+            if not chosen and name != LIVENESS:
+                raise KeyError(name)
         else:
-            members = set(listed or ())
-            chosen = [c for c in self._checks.values() if c.name in members or name in c.groups]
+            chosen = [c for c in self._checks.values() if c.name in listed or name in c.groups]
         return await self._report(chosen, max_age)
 
     async def _report(self, chosen: list[_Check], max_age: float | None) -> Report:
