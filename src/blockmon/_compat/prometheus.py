@@ -46,14 +46,14 @@ def _files_probe() -> bool:
 FILES = Layout("prometheus_client", _files_probe)
 
 
-def live_gauge_pids(directory: str) -> set[int]:
+def live_gauge_pids(directory: str) -> dict[int, list[str]]:
     """The processes that have live-mode gauge files in ``directory`` (prometheus_client
-    names them ``gauge_<mode>_<pid>.db``). Fallback: none known."""
+    names them ``gauge_<mode>_<pid>.db``), each with its files. Fallback: none known."""
     if not FILES.ok():
-        return set()
-    pids = set()
+        return {}
+    pids: dict[int, list[str]] = {}
     for path in glob.glob(os.path.join(glob.escape(directory), "gauge_live*_*.db")):
         pid = os.path.basename(path)[: -len(".db")].rpartition("_")[2]
         if pid.isdigit():
-            pids.add(int(pid))
+            pids.setdefault(int(pid), []).append(path)
     return pids

@@ -33,6 +33,7 @@ import inspect
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sized
+from random import random
 from time import perf_counter
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
@@ -429,6 +430,7 @@ class Guard(Protocol):
     usage: Histogram | None
     waits: Waits | None
     window: float  # seconds a connection may sit idle and be handed out unpinged (inf: off)
+    lifetime_spread: float  # each connection lives lifetime x (1 - up to this fraction)
 
     @property
     def leaks(self) -> Leaks | None: ...
@@ -442,7 +444,7 @@ def pool_recycle(pool: Pool) -> float | None:
     return float(recycle) if isinstance(recycle, (int, float)) and recycle > -1 else None
 
 
-_BORN = "blockmon_born"  # record.info: clock at the connection's first checkout
+_EXPIRES = "blockmon_expires"  # record.info: clock after which it is recycled
 
 
 def instrument_pool(
@@ -459,8 +461,10 @@ def instrument_pool(
     never went back to the pool since it connected is fresh). ``max_overflow``: None
     when unknown (waits are then not seen). ``lifetime``: the engine's ``pool_recycle``
     (`pool_recycle`, read before the first install), which this checkout then applies
-    from its own clock reading instead of SQLAlchemy's ``time.time()`` per checkout: a
-    connection older than that, next to be handed out or coming back, gets a start time
+    from its own clock reading instead of SQLAlchemy's ``time.time()`` per checkout, each
+    connection's shortened by a random part of ``guard.lifetime_spread`` (HikariCP's
+    variance: connections opened together do not all reconnect together): a connection
+    past its lifetime, next to be handed out or coming back, gets a start time
     before the pool's last invalidation, and SQLAlchemy's checkout closes and reopens it
     as it does a recycled one. Returns the undo, and the checkout `Statements` can make
     without a greenlet (None on the public fallback): the connection, or None when the
@@ -493,8 +497,8 @@ def instrument_pool(
             watch.wait_started()  # type: ignore[union-attr]
         elif lifetime is not None and idle:
             record = idle[nxt]  # type: ignore[index]
-            born = record.info
-            if _BORN in born and started - born[_BORN] > lifetime:
+            expires = record.info.get(_EXPIRES)
+            if expires is not None and started > expires:
                 record.starttime = -1.0  # recycled by SQLAlchemy's checkout
         try:
             fairy = checkout(pool)
@@ -511,8 +515,8 @@ def instrument_pool(
             fairy = _revalidate(pool, fairy, guard)
             now = perf_counter()
             info = fairy._connection_record.info
-        if _BORN not in info:  # cleared with the rest at each (re)connect
-            info[_BORN] = now
+        if lifetime is not None and _EXPIRES not in info:  # cleared at each (re)connect
+            info[_EXPIRES] = now + lifetime * (1.0 - guard.lifetime_spread * random())
         info[checked_out] = now
         acquire = guard.acquire
         if acquire is not None:
@@ -537,7 +541,7 @@ def instrument_pool(
                 usage.sum += elapsed
             del info[checked_out]
         info[last_used] = now
-        if lifetime is not None and _BORN in info and now - info[_BORN] > lifetime:
+        if lifetime is not None and _EXPIRES in info and now > info[_EXPIRES]:
             record.starttime = -1.0  # recycled at its next checkout
         watch = guard.waits
         if watch is not None and watch.exhausted and watch.waiting == 0:
@@ -559,7 +563,7 @@ def instrument_pool(
             or queue._invalidate_time > record.starttime
             or record._soft_invalidate_time > record.starttime
             or (last_used in info and now - info[last_used] > guard.window)
-            or (lifetime is not None and _BORN in info and now - info[_BORN] > lifetime)
+            or (_EXPIRES in info and now > info[_EXPIRES])
         ):
             return None
         return connect()

@@ -260,6 +260,8 @@ class PostgresSettings(_Section):
     max_overflow: int = Field(10, ge=0, le=1000)
     pool_timeout: float = Field(10.0, gt=0, le=3600)
     max_lifetime: float = Field(1800.0, gt=0)
+    # Connections opened at start-up and kept open (HikariCP's minimumIdle); <= pool_size.
+    min_idle: int = Field(0, ge=0, le=1000)
     connect_timeout: float = Field(5.0, gt=0, le=600)
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
@@ -307,6 +309,15 @@ class PostgresSettings(_Section):
         except ValueError:
             return data  # the url check says what is wrong
         return {**data, "database": name} if name else data
+
+    @model_validator(mode="after")
+    def _min_idle_in_pool(self) -> PostgresSettings:
+        if self.min_idle > self.pool_size:
+            raise ValueError(
+                f"postgres.min_idle: must be <= postgres.pool_size ({self.pool_size}), "
+                f"got {self.min_idle}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
@@ -385,6 +396,33 @@ class RedisSettings(_Section):
         return self
 
 
+# A health group's name (``/health/<group>``) and a check's name (checker's rule).
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+CHECK_NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}(:[a-zA-Z][a-zA-Z0-9_]{0,62})?$")
+
+
+class CheckSettings(_Section):
+    """``monitoring.checks.<name>``: one check's thresholds, over the section's."""
+
+    failure_threshold: int | None = Field(None, ge=1, le=1000)
+    success_threshold: int | None = Field(None, ge=1, le=1000)
+
+
+def _check_names(checks: dict[str, Any]) -> dict[str, Any]:
+    for name in checks:
+        if not CHECK_NAME.match(name):
+            raise PydanticCustomError("check_name", f"{name!r} is not a check name")
+    return checks
+
+
+def _groups(groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    for group, members in groups.items():
+        if not GROUP_NAME.match(group):
+            raise PydanticCustomError("group_name", f"{group!r} is not a group name")
+        _check_names(dict.fromkeys(members))
+    return groups
+
+
 class MonitoringSettings(_Section):
     health_interval: float = Field(30.0, gt=0, le=86400)
     check_timeout: float = Field(5.0, gt=0, le=600)
@@ -394,6 +432,16 @@ class MonitoringSettings(_Section):
     replicas_critical: bool = False  # read-replica checks (docs/topologies.md)
     pool_saturation_warn: float = Field(0.9, gt=0, le=1)
     slow_response_warn: float = Field(1.0, gt=0, le=600)
+    # A check turns to fail after this many failed runs in a row, and back after this
+    # many runs that did not fail (alexliesenfeld/health); per check in ``checks``.
+    failure_threshold: int = Field(1, ge=1, le=1000)
+    success_threshold: int = Field(1, ge=1, le=1000)
+    checks: Annotated[dict[str, CheckSettings], AfterValidator(_check_names)] = {}
+    # Named groups of checks served at /health/<group>; ``readiness`` (default: the
+    # critical checks) and ``liveness`` (default: none) are groups too.
+    groups: Annotated[dict[str, list[str]], AfterValidator(_groups)] = {}
+    # Threads that run synchronous checks (a hung check holds at most one).
+    check_threads: int = Field(4, ge=1, le=256)
     slow_query_threshold: float = Field(1.0, ge=0, le=86400)
     http_host: str = Field("127.0.0.1", min_length=1)
     http_port: int = Field(9464, ge=1, le=65535)

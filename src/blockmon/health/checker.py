@@ -5,6 +5,13 @@ probes costs at most one run of each check per period. No lock is held while a c
 waits on the network: callers share one task per check. A periodic loop keeps the
 results (and the metrics fed from them) fresh, and each change of state is logged once
 and kept (the last `CHANGES_KEPT`) for the status page.
+
+A check changes to fail only after ``failure_threshold`` failed runs in a row, and back
+after ``success_threshold`` runs that did not fail; until then it reports its last status
+with the run that disagrees in ``pending``. Checks belong to named groups
+(``/health/<group>``). Synchronous checks run on the checker's own threads
+(`blockmon.health.threads`), never more than one call of a check at a time. Every text a
+result keeps is capped (`blockmon.health.model.cap`).
 """
 
 from __future__ import annotations
@@ -12,21 +19,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from blockmon.config.log import get_logger
 from blockmon.config.secrets import redact
-from blockmon.health.model import CheckResult, Observation, Report, Status, now, worst
+from blockmon.config.settings import CHECK_NAME as _NAME
+from blockmon.config.settings import GROUP_NAME
+from blockmon.health.model import CheckResult, Observation, Report, Status, cap, now, worst
+from blockmon.health.threads import CheckThreads
 
 _log = get_logger("blockmon.health")
-# "component", or "component:measurement" for a check reporting one measurement.
-_NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,62}(:[a-zA-Z][a-zA-Z0-9_]{0,62})?$")
+READINESS = "readiness"  # default members: the critical checks
+LIVENESS = "liveness"  # default members: none
+Thresholds = tuple[int | None, int | None]  # (failure, success); None: the checker's
 
 CheckOutcome = None | bool | Status | Sequence[Observation]
 CheckFunction = Callable[[], Awaitable[CheckOutcome] | CheckOutcome]
@@ -54,10 +65,20 @@ class _Check:
     component_type: str
     timeout: float
     is_async: bool
+    groups: frozenset[str] = frozenset()
+    failure_threshold: int = 1
+    success_threshold: int = 1
     runs: int = 0
+    failures: int = 0  # failed runs in a row
+    successes: int = 0  # runs in a row that did not fail
     last: CheckResult | None = None
     last_at: float = float("-inf")
     inflight: asyncio.Task[CheckResult] | None = None
+    call: Future[Any] | None = None  # a sync check's last call on the checker's threads
+
+
+class _Busy(Exception):
+    """A sync check's previous call has not returned: no second thread for it."""
 
 
 @dataclass
@@ -71,6 +92,14 @@ class HealthChecker:
     listeners: list[Listener] = field(default_factory=list)
     # ``span(name)`` around each run of a check (tracing.enabled); None: no span, no cost.
     span: Callable[[str], AbstractContextManager[object]] | None = None
+    failure_threshold: int = 1
+    success_threshold: int = 1
+    # per check name: (failure, success) thresholds over the register() arguments
+    thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    # group name: the checks in it (besides those registered with the group)
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    check_threads: int = 4
+    _threads: CheckThreads | None = None
     _checks: dict[str, _Check] = field(default_factory=dict)
     _orphans: set[asyncio.Task[Any]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
@@ -86,21 +115,42 @@ class HealthChecker:
         critical: bool = True,
         component_type: str = "component",
         timeout: float | None = None,
+        groups: Iterable[str] = (),
+        failure_threshold: int | None = None,
+        success_threshold: int | None = None,
     ) -> None:
         """Add a check. ``function`` (sync or async) returns None or True (pass), False
         (fail), a Status, or Observations (the worst of their statuses); raising fails it.
-        A sync function runs in a worker thread so it cannot block the event loop."""
+        A sync function runs on the checker's own threads so it cannot block the event
+        loop. ``groups``: the named groups it belongs to (``/health/<group>``); the
+        thresholds default to the checker's, and ``monitoring.checks.<name>`` overrides."""
         if not _NAME.match(name):
             raise ValueError(f"check name: must match {_NAME.pattern}, got {name!r}")
         if name in self._checks:
             raise ValueError(f"check name: {name!r} is already registered")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout: must be > 0 seconds, got {timeout!r}")
+        chosen = frozenset(groups)
+        for group in chosen:
+            if not GROUP_NAME.match(group):
+                raise ValueError(f"groups: must match {GROUP_NAME.pattern}, got {group!r}")
+        for what, given in (("failure", failure_threshold), ("success", success_threshold)):
+            if given is not None and given < 1:
+                raise ValueError(f"{what}_threshold: must be >= 1, got {given!r}")
+        failures, successes = self.thresholds.get(name, (None, None))
         is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
             getattr(function, "__call__", None)  # noqa: B004 - async callable objects
         )
         self._checks[name] = _Check(
-            name, function, critical, component_type, timeout or self.timeout, is_async
+            name,
+            function,
+            critical,
+            component_type,
+            timeout or self.timeout,
+            is_async,
+            chosen,
+            failures or failure_threshold or self.failure_threshold,
+            successes or success_threshold or self.success_threshold,
         )
 
     def unregister(self, name: str) -> None:
@@ -133,6 +183,23 @@ class HealthChecker:
     async def report(self, *, critical_only: bool = False, max_age: float | None = None) -> Report:
         """Run (or reuse) the selected checks concurrently."""
         chosen = [c for c in self._checks.values() if c.critical or not critical_only]
+        return await self._report(chosen, max_age)
+
+    async def group(self, name: str, *, max_age: float | None = None) -> Report:
+        """The report of the checks in group ``name``: readiness, liveness, a configured
+        one, or one a check was registered with; KeyError for any other name."""
+        listed = self.groups.get(name)
+        if listed is None and name == READINESS:
+            chosen = [c for c in self._checks.values() if c.critical or name in c.groups]
+        elif listed is None:
+            chosen = [c for c in self._checks.values() if name in c.groups]
+            if not chosen and name != LIVENESS:
+                raise KeyError(name)
+        else:
+            chosen = [c for c in self._checks.values() if c.name in listed or name in c.groups]
+        return await self._report(chosen, max_age)
+
+    async def _report(self, chosen: list[_Check], max_age: float | None) -> Report:
         age = self.cache_ttl if max_age is None else max_age
         clock = time.monotonic()
         fresh = [c.last for c in chosen if c.last is not None and clock - c.last_at < age]
@@ -142,8 +209,8 @@ class HealthChecker:
         return Report(tuple(results))
 
     async def readiness(self) -> Report:
-        """The critical checks only, as readiness probes want."""
-        return await self.report(critical_only=True)
+        """The readiness group (by default the critical checks), as readiness probes want."""
+        return await self.group(READINESS)
 
     async def _run(self, check: _Check) -> CheckResult:
         started, checked_at = time.perf_counter(), now()
@@ -161,6 +228,7 @@ class HealthChecker:
                 inner.add_done_callback(self._reap)
         elapsed = time.perf_counter() - started
         status, observations, output = self._interpret(inner, check.timeout)
+        output = cap(output) if output is not None else None
         if status == Status.PASS and self.slow_response_warn and elapsed > self.slow_response_warn:
             status = Status.WARN
             output = (
@@ -174,21 +242,26 @@ class HealthChecker:
             response_time=elapsed,
             checked_at=checked_at,
             output=output,
-            observations=tuple(observations),
+            observations=tuple(_capped(o) for o in observations),
         )
-        self._record(check, result)
-        return result
+        return self._record(check, result)
 
-    @classmethod
     async def _traced(
-        cls, check: _Check, span: Callable[[str], AbstractContextManager[object]]
+        self, check: _Check, span: Callable[[str], AbstractContextManager[object]]
     ) -> CheckOutcome:
         with span(check.name):
-            return await cls._invoke(check)
+            return await self._invoke(check)
 
-    @staticmethod
-    async def _invoke(check: _Check) -> CheckOutcome:
-        outcome = check.function() if check.is_async else await asyncio.to_thread(check.function)
+    async def _invoke(self, check: _Check) -> CheckOutcome:
+        if check.is_async:
+            outcome = check.function()
+        else:
+            if check.call is not None and not check.call.done():
+                raise _Busy("its previous run has not returned yet")
+            if self._threads is None:
+                self._threads = CheckThreads(self.check_threads)
+            check.call = self._threads.submit(check.function)
+            outcome = await asyncio.wrap_future(check.call)
         if inspect.isawaitable(outcome):
             return await outcome
         return outcome
@@ -200,6 +273,8 @@ class HealthChecker:
         if not task.done() or task.cancelled():
             return Status.FAIL, (), f"timed out after {timeout:g} s"
         error = task.exception()
+        if isinstance(error, _Busy):
+            return Status.FAIL, (), str(error)
         if error is not None:
             return Status.FAIL, (), redact(f"{type(error).__name__}: {error}".rstrip(": "))
         outcome = task.result()
@@ -212,8 +287,10 @@ class HealthChecker:
         observations = list(outcome)
         return worst([o.status for o in observations]), observations, None
 
-    def _record(self, check: _Check, result: CheckResult) -> None:
+    def _record(self, check: _Check, run: CheckResult) -> CheckResult:
+        """Keep what ``run`` (after the thresholds) says, log a change, tell listeners."""
         previous = check.last
+        result = _damped(check, run)
         check.runs += 1
         check.last, check.last_at = result, time.monotonic()
         if (previous is None and result.status != Status.PASS) or (
@@ -233,6 +310,7 @@ class HealthChecker:
                 _log.error(
                     "health listener error", error=redact(f"{type(error).__name__}: {error}")
                 )
+        return result
 
     def _reap(self, task: asyncio.Task[Any]) -> None:
         self._orphans.discard(task)
@@ -252,6 +330,9 @@ class HealthChecker:
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
         self._loop_task = None
+        if self._threads is not None:
+            self._threads.shutdown()  # a hung call keeps its (daemon) thread till it returns
+            self._threads = None
 
     def _tasks(self) -> Iterable[asyncio.Task[Any]]:
         if self._loop_task is not None:
@@ -266,6 +347,40 @@ class HealthChecker:
                 await self.report(max_age=0)
             except Exception as error:  # nothing may stop the loop
                 _log.error("health loop error", error=redact(f"{type(error).__name__}: {error}"))
+
+
+def _damped(check: _Check, run: CheckResult) -> CheckResult:
+    """``run`` as reported: a failure before ``failure_threshold`` failures in a row
+    keeps the last status, a non-failure before ``success_threshold`` keeps it failing;
+    the run that disagrees is in ``pending``. A first run is reported as it is."""
+    failed = run.status == Status.FAIL
+    check.failures = check.failures + 1 if failed else 0
+    check.successes = 0 if failed else check.successes + 1
+    last = check.last
+    if last is None:
+        return run
+    if failed and last.status != Status.FAIL and check.failures < check.failure_threshold:
+        why = f"fail {check.failures}/{check.failure_threshold}: {run.reason}"
+        return replace(
+            last, response_time=run.response_time, checked_at=run.checked_at, pending=cap(why)
+        )
+    if not failed and last.status == Status.FAIL and check.successes < check.success_threshold:
+        return replace(
+            run,
+            status=Status.FAIL,
+            output=last.reason,
+            pending=f"{run.status} {check.successes}/{check.success_threshold}",
+        )
+    return run
+
+
+def _capped(observation: Observation) -> Observation:
+    value, output = observation.value, observation.output
+    if isinstance(value, str):
+        value = cap(value)
+    if output is not None:
+        output = cap(output)
+    return replace(observation, value=value, output=output)
 
 
 def _log_change(previous: CheckResult | None, result: CheckResult) -> None:

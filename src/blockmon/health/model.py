@@ -12,6 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 MEDIA_TYPE = "application/health+json"
+TEXT_MAX = 1024  # characters of any text a result keeps (an output, a reason, a value)
+
+
+def cap(text: str) -> str:
+    """``text`` cut to `TEXT_MAX` characters, the cut marked: a check raising a 200 KB
+    message must not put it in every body, page and log line."""
+    if len(text) <= TEXT_MAX:
+        return text
+    marker = f"… [{len(text) - TEXT_MAX} more characters cut]"
+    return text[: TEXT_MAX - len(marker)] + marker
 
 
 class Status(enum.StrEnum):
@@ -55,6 +65,8 @@ class CheckResult:
     checked_at: datetime
     output: str | None = None
     observations: tuple[Observation, ...] = ()
+    # A change not reported yet (thresholds): "fail 1/3: <why>" or "pass 1/2".
+    pending: str | None = None
 
     @property
     def reason(self) -> str | None:
@@ -62,7 +74,7 @@ class CheckResult:
         if self.output:
             return self.output
         outputs = [o.output for o in self.observations if o.output and o.status != Status.PASS]
-        return "; ".join(outputs) or None
+        return cap("; ".join(outputs)) or None
 
     def entries(self) -> dict[str, list[dict[str, Any]]]:
         """This result as IETF ``checks`` entries keyed ``component:measurement``; a
@@ -79,6 +91,8 @@ class CheckResult:
         }
         if self.status != Status.PASS and self.reason:
             head["output"] = self.reason
+        if self.pending:
+            head["pending"] = self.pending
         out = {f"{self.component}:responseTime": [head]}
         for obs in self.observations:
             entry: dict[str, Any] = {
@@ -103,6 +117,8 @@ class CheckResult:
         }
         if self.status != Status.PASS and self.reason:
             entry["output"] = self.reason
+        if self.pending:
+            entry["pending"] = self.pending
         return entry
 
 

@@ -40,6 +40,8 @@ def summary(result: CheckResult) -> str:
     parts = [_part(result.component, o) for o in result.observations]
     if result.reason:
         parts.append(result.reason)
+    if result.pending:
+        parts.append(f"pending: {result.pending}")
     return "; ".join(parts)
 
 

@@ -47,6 +47,14 @@ def build_checker(
         interval=settings.health_interval,
         slow_response_warn=settings.slow_response_warn,
         span=check_span(tracing),
+        failure_threshold=settings.failure_threshold,
+        success_threshold=settings.success_threshold,
+        thresholds={
+            name: (check.failure_threshold, check.success_threshold)
+            for name, check in settings.checks.items()
+        },
+        groups=settings.groups,
+        check_threads=settings.check_threads,
     )
     if isinstance(engine, AsyncEngine) and metrics.pool is not None:
         checker.register(

@@ -9,11 +9,16 @@ Custom collectors do not work there (their values stay in their process), so:
   counters that single-process mode shows;
 - live state (pool and connection gauges, cache counters): a `Mirror` copies the
   scrape-time collectors into native gauges (``livesum``) and counters every second.
+
+A file in the directory that cannot be read (truncated, foreign, or named for a pid no
+process can have) is left out of every scrape, logged once and counted
+(``blockmon_metrics_files_skipped_total{reason}``): one bad file must not fail them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -62,16 +67,102 @@ def check_mode(settings: MonitoringSettings) -> bool:
     return True
 
 
-def forget_dead(directory: str) -> None:
+def forget_dead(directory: str) -> list[str]:
     """Drop the live gauges of processes that are gone: uvicorn has no hook that calls
-    ``mark_process_dead`` (gunicorn's ``child_exit`` does, at once)."""
-    for pid in live_gauge_pids(directory):
+    ``mark_process_dead`` (gunicorn's ``child_exit`` does, at once). Returns the files
+    named for a pid no process can have (0, or too large for ``kill``), left in place."""
+    absurd: list[str] = []
+    for pid, paths in live_gauge_pids(directory).items():
         try:
+            if pid <= 0:
+                raise OverflowError(pid)
             os.kill(pid, 0)
         except ProcessLookupError:
             mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
         except PermissionError:  # alive, another user's
             pass
+        except OverflowError:
+            absurd.extend(paths)
+    return absurd
+
+
+_TYPES = ("counter", "gauge", "histogram", "summary")  # the files' first word
+_skipped: dict[str, tuple[int, int]] = {}  # path: (size, mtime) when it was skipped
+_skip_counter: Counter | None = None
+
+
+def _skip(path: str, reason: str, error: BaseException | None = None) -> None:
+    """Log and count ``path`` once (again only if it changes)."""
+    global _skip_counter
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return  # gone
+    if _skipped.get(path) == (stat.st_size, stat.st_mtime_ns):
+        return
+    _skipped[path] = (stat.st_size, stat.st_mtime_ns)
+    _log.warning(
+        "metrics: skipping a file of the multi-process directory",
+        file=os.path.basename(path),
+        reason=reason,
+        **({"error": _kind(error)} if error is not None else {}),
+    )
+    if _skip_counter is None:
+        _skip_counter = Counter(
+            "blockmon_metrics_files_skipped",
+            "Files of the multi-process directory left out of scrapes (each worker counts each once)",
+            ["reason"],
+            registry=None,
+        )
+    _skip_counter.labels(reason).inc()
+
+
+def _kind(error: BaseException) -> str:
+    """``struct.error``, ``UnicodeDecodeError``: the type, never the message."""
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+
+
+def _still_skipped(path: str) -> bool:
+    known = _skipped.get(path)
+    if known is None:
+        return False
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return True
+    return known == (stat.st_size, stat.st_mtime_ns)
+
+
+def merge_files(directory: str) -> list[Metric]:
+    """Every readable file of ``directory`` merged as prometheus_client's own collector
+    does; the others skipped. Each file is read on its own only when the merge of all
+    fails, so a healthy directory costs one read per file."""
+    absurd = forget_dead(directory)
+    for path in absurd:
+        _skip(path, "pid")
+    files = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "*.db")):
+        if path in absurd or _still_skipped(path):
+            continue
+        if os.path.basename(path).partition("_")[0] not in _TYPES:
+            _skip(path, "foreign")  # not a file prometheus_client writes
+            continue
+        files.append(path)
+    try:
+        return list(MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
+    except Exception:  # which file: read them one by one below
+        readable = []
+        for path in files:
+            try:
+                MultiProcessCollector.merge([path], accumulate=True)  # type: ignore[no-untyped-call]
+            except FileNotFoundError:
+                continue  # removed since the glob (a dead worker's)
+            except Exception as error:  # struct.error, a JSON or a UTF-8 error
+                _skip(path, "unreadable", error)
+            else:
+                readable.append(path)
+        return list(MultiProcessCollector.merge(readable, accumulate=True))  # type: ignore[no-untyped-call]
 
 
 class SharedFamilies(Collector):
@@ -84,8 +175,7 @@ class SharedFamilies(Collector):
         self.timings = [t for t in timings if t.counter is not None]
 
     def collect(self) -> Iterator[Metric]:
-        forget_dead(self.directory)
-        families = {m.name: m for m in MultiProcessCollector(None, self.directory).collect()}  # type: ignore[no-untyped-call]
+        families = {m.name: m for m in merge_files(self.directory)}
         for timing in self.timings:
             histogram = families.get(timing.name)
             failed = families.pop(f"{timing.name}:failed", None)

@@ -1,4 +1,5 @@
-"""The monitoring HTTP app: /livez, /readyz, /health, /metrics and the status page at /.
+"""The monitoring HTTP app: /livez, /readyz, /health, /health/<group>, /metrics and the
+status page at /.
 
 A plain Starlette app, so it can be served alone (``blockmon serve``) or mounted into an
 application: ``app.mount("/monitoring", container.monitoring.app())``. Details in health
@@ -14,10 +15,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
-from blockmon.config.settings import MonitoringSettings
+from blockmon.config.settings import GROUP_NAME, MonitoringSettings
 from blockmon.health.checker import HealthChecker
 from blockmon.health.model import MEDIA_TYPE, Report, Status, now
 from blockmon.monitoring.page import page
@@ -72,6 +79,15 @@ def create_app(
     async def health(request: Request) -> Response:
         return respond(await checker.report(), request)
 
+    async def health_group(request: Request) -> Response:
+        name = request.path_params["group"]
+        try:
+            report = await checker.group(name)
+        except KeyError:
+            shown = name if GROUP_NAME.match(name) else "(not a group name)"
+            return PlainTextResponse(f"unknown health group: {shown}\n", status_code=404)
+        return respond(report, request)
+
     async def status_page(request: Request) -> Response:
         """For a person: always 200 (a browser logs a 503 as an error; machines read
         /health), with check details under the same policy as /health."""
@@ -92,6 +108,7 @@ def create_app(
             Route("/health", health),
             Route("/metrics", metrics),
             *(Route(f"{path}/", _to_without_slash(path)) for path in PATHS),
+            Route("/health/{group}", health_group),
         ]
     )
     app.router.redirect_slashes = False  # Starlette's would build the URL from the Host header

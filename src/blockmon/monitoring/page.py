@@ -105,6 +105,8 @@ def _time(at: datetime) -> str:
 def _check(result: CheckResult) -> str:
     kind = "" if result.critical else " (non-critical)"
     reason = f'<p class="reason">{_text(result.reason)}</p>' if result.reason else ""
+    if result.pending:
+        reason += f'<p class="meta">pending: {_text(result.pending)}</p>'
     rows = "".join(_observation(obs) for obs in result.observations)
     values = f"<dl>{rows}</dl>" if rows else ""
     return (

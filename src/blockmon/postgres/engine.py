@@ -21,6 +21,7 @@ from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
+from blockmon.postgres import idle
 from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.pool import detect_leaks, validate_idle
 
@@ -201,6 +202,7 @@ async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngi
     """Container Resource: the engine, disposed (every connection closed) at shutdown."""
     engine = create_engine(settings)
     try:
-        yield engine
+        async with idle.kept(engine, settings.min_idle):  # postgres.min_idle
+            yield engine
     finally:
         await engine.dispose()

@@ -33,6 +33,9 @@ from blockmon.config.secrets import redact
 from blockmon.postgres.hooks import WaitObserver, hook_for
 from blockmon.postgres.leaks import LeakDetector
 
+# Each connection lives max_lifetime minus a random part of up to this fraction (HikariCP's
+# variance), so the connections a burst opened together are not all reopened together.
+LIFETIME_SPREAD = 0.025
 LAST_USED = "blockmon_last_used"  # record.info: clock at the last checkin
 CHECKED_OUT = "blockmon_checkout_t0"  # record.info: clock when handed out (usage starts)
 
@@ -50,6 +53,7 @@ class PoolGuard:
         "engine",
         "leaks",
         "lifetime",
+        "lifetime_spread",
         "on_dead",
         "usage",
         "waits",
@@ -68,6 +72,7 @@ class PoolGuard:
         # the engine's pool_recycle, applied by the guard (each new pool after dispose()
         # is made with the -1 the guard left on the old one)
         self.lifetime = sa_compat.pool_recycle(engine.pool)
+        self.lifetime_spread = LIFETIME_SPREAD
         self._undo: Callable[[], None] | None = None
         self._unfollow: Callable[[], None] | None = None
 
