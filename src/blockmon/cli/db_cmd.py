@@ -1,5 +1,5 @@
 """``blockmon db``: the schema migrations (upgrade, downgrade, current, history, check,
-stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
+stamp, lint), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
 ``--alembic-config PATH`` runs an application's chain (its alembic.ini) instead of blockmon's."""
 
 from __future__ import annotations
@@ -50,6 +50,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     action("history", "list the revisions", None, False)
     action("check", "fail unless the database is at head and matches the models", None, False)
     action("stamp", "record REV as current without running anything", "required", True)
+    lint = actions.add_parser(
+        "lint", help="find revisions that block or rewrite tables", parents=[common]
+    )
+    lint.add_argument(
+        "range",
+        nargs="?",
+        default=None,
+        metavar="REV_RANGE",
+        type=revision_name,
+        help="FROM:TO (the revisions after FROM up to TO) or one REV (default: all)",
+    )
+    lint.add_argument("--json", action="store_true", help="print the report as JSON")
+    lint.add_argument(
+        "--measure",
+        action="store_true",
+        help="also apply the chain to a scratch database and report the locks taken",
+    )
+    lint.set_defaults(handler=run_lint, action="lint")
 
 
 def run_db(args: argparse.Namespace) -> int:
@@ -94,6 +112,32 @@ def run_db(args: argparse.Namespace) -> int:
             f"db {args.action}{sql}: revision {shown(revision)} does not resolve to a revision "
             "of the history (see blockmon db history)"
         ) from None
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    """Exit 0 when every finding is accepted in its revision file, 1 otherwise."""
+    from blockmon.cli.settings import command_settings
+    from blockmon.config.log import configure_logging
+    from blockmon.migrations.api import alembic_config
+    from blockmon.migrations.lint import lint
+    from blockmon.migrations.lint.render import as_json, as_text
+
+    settings = command_settings(args)
+    configure_logging(settings.log)
+    cfg = _chain_config(getattr(args, "alembic_config", None)) or alembic_config()
+    report = lint(cfg, args.range, settings.migrations)
+    measured = None
+    if args.measure:
+        import asyncio
+
+        from blockmon.migrations.lint.measure import measure
+
+        measured = asyncio.run(measure(report, settings))
+    if args.json:
+        print(as_json(report, measured), flush=True)
+    else:
+        print(as_text(report, measured), flush=True)
+    return 1 if report.open else 0
 
 
 def _chain_config(path: str | None) -> Config | None:
