@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from blockmon.config.settings import MigrationSettings, PostgresSettings, Settings
 from blockmon.migrations.lint import LintReport, lint
 from blockmon.migrations.lint.measure import measure
-from tests.test_migrations_cli import ROOT, blockmon, dsn, environ, fetch, one_error_line
+from tests.test_migrations_cli import ROOT, blockmon, dsn, environ, fetch
 
 CORPUS = ROOT / "tests" / "migration_corpus"
 EXAMPLE = ROOT / "examples" / "fastapi_service"
