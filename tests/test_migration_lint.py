@@ -167,9 +167,16 @@ def chain_copy(tmp_path: Path, *revisions: str) -> Path:
     (copy / "versions").mkdir(parents=True)
     for name in ("alembic.ini", "env.py", "script.py.mako"):
         shutil.copy(CORPUS / name, copy / name)
+    previous = None
     for revision in revisions:
         (source,) = (CORPUS / "versions").glob(f"*_{revision}.py")
-        shutil.copy(source, copy / "versions" / source.name)
+        module = source.read_text()
+        if previous is not None:  # linked to the one before it in this copy
+            start = module.index("down_revision = ")
+            end = module.index("\n", start)
+            module = f'{module[:start]}down_revision = "{previous}"{module[end:]}'
+        (copy / "versions" / source.name).write_text(module)
+        previous = revision
     return copy
 
 
