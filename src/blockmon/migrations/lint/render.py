@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from blockmon.migrations.lint import LintReport
@@ -41,7 +42,7 @@ def as_text(report: LintReport, measured: Measurement | None = None) -> str:
         found = [f for f in report.findings if f.revision == revision.revision]
         if not found:
             continue
-        lines.append(f"revision {revision.revision} ({revision.doc}) {revision.path}")
+        lines.append(f"revision {revision.revision} ({revision.doc}) {_shown(revision.path)}")
         for f in found:
             state = f" [accepted: {f.accepted}]" if f.accepted is not None else ""
             lines.append(f"  {f.rule}{state}: {f.statement}")
@@ -80,3 +81,9 @@ def _seen(seen: Measured | None) -> str:
         )
     rewrote = f", rewrote {', '.join(sorted(seen.rewritten))}" if seen.rewritten else ""
     return f"{held}{rewrote}, lock_timeout {seen.lock_timeout}"
+
+
+def _shown(path: str) -> str:
+    """The revision file relative to the working directory when it lies under it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
