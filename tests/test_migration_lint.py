@@ -239,3 +239,13 @@ async def test_measure_from_the_command_line_on_the_runs_server(
     assert by_statement["CREATE INDEX ix_items_name ON items (name)"]["locks"] == {
         "items": ["SHARE"]
     }
+
+
+def test_measure_against_a_server_that_does_not_answer_is_one_line_without_the_password() -> None:
+    url = "postgresql://postgres:hunter2-lint-secret@127.0.0.1:1/x"
+    code, out, err = lint_cli("--measure", DATABASE_URL=url)
+    assert code == 1, out + err
+    assert "Traceback" not in err and "hunter2-lint-secret" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("blockmon: error: lint --measure: "), err
+    assert "127.0.0.1" in lines[0], err

@@ -132,3 +132,35 @@ async def test_migrations_have_their_own_statement_timeout(
     config.write_text("postgres:\n  statement_timeout: 0.5\n")
     code, err = await asyncio.to_thread(upgrade_cli, blockmon_fresh_database, ini, config)
     assert code == 0, err
+
+
+async def test_an_upgrade_cancelled_while_it_waits_to_retry_leaves_nothing_behind(
+    blockmon_fresh_database: PostgresSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = Config(str(chain_copy(tmp_path, "c000", "s02") / "alembic.ini"))
+    settings = MigrationSettings(lock_timeout=0.2, lock_retries=3, lock_retry_backoff=30)
+    engine = create_engine(blockmon_fresh_database)
+    try:
+        await upgrade(engine, "c000", config=cfg, settings=settings)
+        holder = await connect(blockmon_fresh_database)
+        try:
+            await holder.execute("BEGIN; LOCK TABLE items IN ACCESS SHARE MODE")
+            with caplog.at_level(logging.WARNING, logger="blockmon.migrate"):
+                migration = asyncio.create_task(
+                    upgrade(engine, "head", config=cfg, settings=settings)
+                )
+                deadline = time.monotonic() + WAIT
+                while not [r for r in caplog.records if "retrying" in r.getMessage()]:
+                    assert time.monotonic() < deadline, "no retry logged"
+                    await asyncio.sleep(0.05)
+                migration.cancel()  # in its 30 s pause (shutdown with work in flight)
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(migration, WAIT)
+        finally:
+            await holder.close()
+        # the migration lock and the connection are free: the next upgrade runs at once
+        restart = MigrationSettings(lock_timeout=5, lock_wait=5)
+        status = await asyncio.wait_for(upgrade(engine, "head", config=cfg, settings=restart), WAIT)
+        assert status.current == "s02"
+    finally:
+        await engine.dispose()

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from pglast import ast
 
 from blockmon.config.secrets import redact
@@ -99,14 +100,29 @@ class Measurement:
 
 async def measure(report: LintReport, settings: Settings) -> Measurement:
     """Apply the chain from base on a scratch database on the migration server."""
+    from blockmon.config.failures import connection_failure
     from blockmon.migrations.api import migration_mapping
-    from blockmon.provisioning.servers import connect
+    from blockmon.provisioning.servers import connect, postgres_address
 
     server = validate(PostgresSettings, migration_mapping(settings)["postgres"], "postgres")
     name = f"blockmon_lint_{secrets.token_hex(6)}"
-    admin = await connect(server, timeout=_TIMEOUT)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        admin = await connect(server, timeout=server.connect_timeout)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        failure = connection_failure(
+            error,
+            address=postgres_address(server),
+            timeout=("postgres.connect_timeout", server.connect_timeout),
+        )
+        raise MigrationError(f"lint --measure: {failure}") from None
+    try:
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.PostgresError as error:
+            raise MigrationError(
+                f"lint --measure: cannot create the scratch database: {type(error).__name__}: "
+                f"{redact(' '.join(str(error).split()))}"
+            ) from None
         try:
             conn = await connect(server, database=name, timeout=_TIMEOUT)
             try:
@@ -120,8 +136,6 @@ async def measure(report: LintReport, settings: Settings) -> Measurement:
 
 
 async def _apply(conn: Any, report: LintReport) -> Measurement:
-    import asyncpg
-
     measurement = Measurement()
     linted = {r.revision for r in report.linted}
     where = "the preamble"
