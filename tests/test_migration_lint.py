@@ -249,3 +249,26 @@ def test_measure_against_a_server_that_does_not_answer_is_one_line_without_the_p
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("blockmon: error: lint --measure: "), err
     assert "127.0.0.1" in lines[0], err
+
+
+READS_ROWS = '''"""reads rows: no SQL to write offline"""
+
+from alembic import op
+
+revision = "b1"
+down_revision = "c000"
+
+
+def upgrade() -> None:
+    op.get_bind().exec_driver_sql("SELECT id FROM items").fetchall()
+'''
+
+
+def test_a_revision_that_cannot_be_written_as_sql_is_named_in_one_line(tmp_path: Path) -> None:
+    chain = chain_copy(tmp_path, "c000")
+    (chain / "versions" / "01_b1.py").write_text(READS_ROWS)
+    code, out, err = lint_cli("--alembic-config", str(chain / "alembic.ini"))
+    assert code == 1, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "lint: revision b1 cannot be written as SQL (Alembic's offline mode)" in lines[0]

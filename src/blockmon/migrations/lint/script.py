@@ -17,6 +17,7 @@ from alembic.util import CommandError
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 
+from blockmon.config.secrets import redact
 from blockmon.config.settings import MigrationSettings
 from blockmon.errors import MigrationError, UsageError
 
@@ -92,8 +93,13 @@ def chain_sql(cfg: Config, upper: str, settings: MigrationSettings) -> ChainSql:
             command.upgrade(cfg, f"base:{upper}", sql=True)
     except (CommandError, RevisionError) as error:
         raise UsageError(f"lint: {' '.join(str(error).split())}") from None
-    except NotImplementedError as error:
-        raise MigrationError(f"lint: a revision cannot be written as SQL: {error}") from None
+    except Exception as error:  # the revision's own code, run in offline mode
+        running = [line for line in out.getvalue().splitlines() if line.startswith(_STEP)]
+        where = f"revision {running[-1].rpartition('->')[2].strip()}" if running else "env.py"
+        raise MigrationError(
+            f"lint: {where} cannot be written as SQL (Alembic's offline mode): "
+            f"{type(error).__name__}: {redact(' '.join(str(error).split()))}"
+        ) from None
     finally:
         quiet.setLevel(level)
     preamble: list[Statement] = []
