@@ -17,3 +17,4 @@ def upgrade() -> None:
     op.create_table("drafts", sa.Column("id", sa.Integer()), sa.Column("old", sa.Text()))
     op.alter_column("drafts", "old", new_column_name="body", type_=sa.String(10))
     op.rename_table("drafts", "sketches")
+    op.create_index("ix_sketches_body", "sketches", ["body"])

@@ -129,7 +129,6 @@ class Finding:
     rule: str
     statement: str
     index: int  # the statement's position in the revision
-    table: str
     locks: tuple[tuple[str, str], ...]
     rewrites: bool
     accepted: str | None = None
@@ -178,15 +177,12 @@ class _Check:
         self,
         rule: str,
         index: int,
-        table: str,
         locks: tuple[tuple[str, str], ...],
         rewrites: bool = False,
     ) -> None:
         sql = self.revision.statements[index].sql
         self.findings.append(
-            Finding(
-                self.revision.revision, self.revision.path, rule, sql, index, table, locks, rewrites
-            )
+            Finding(self.revision.revision, self.revision.path, rule, sql, index, locks, rewrites)
         )
 
 
@@ -208,24 +204,26 @@ def _statement(check: _Check, index: int, node: ast.Node) -> None:
     if isinstance(node, ast.CreateStmt) and node.relation is not None:
         check.created.add(str(node.relation.relname))
     if table is None or table in check.created:
+        if isinstance(node, ast.RenameStmt) and node.renameType == enums.ObjectType.OBJECT_TABLE:
+            check.created.add(str(node.newname))  # still the revision's own table
         return
     if not check.timeout and not check.waits_unbounded:
         check.waits_unbounded = True
-        check.add("missing-lock-timeout", index, table, ())
+        check.add("missing-lock-timeout", index, ())
     if isinstance(node, ast.IndexStmt) and not node.concurrent:
-        check.add("index-not-concurrent", index, table, ((table, "ShareLock"),))
+        check.add("index-not-concurrent", index, ((table, "ShareLock"),))
     elif isinstance(node, ast.AlterTableStmt):
         for cmd in node.cmds or ():
             _alter(check, index, table, cmd)
     elif isinstance(node, ast.RenameStmt):
         if node.renameType == enums.ObjectType.OBJECT_TABLE:
-            check.add("rename-table", index, table, ((table, _EXCLUSIVE),))
+            check.add("rename-table", index, ((table, _EXCLUSIVE),))
         elif node.renameType == enums.ObjectType.OBJECT_COLUMN:
-            check.add("rename-column", index, table, ((table, _EXCLUSIVE),))
+            check.add("rename-column", index, ((table, _EXCLUSIVE),))
     elif isinstance(node, ast.ClusterStmt):
-        check.add("cluster", index, table, ((table, _EXCLUSIVE),), rewrites=True)
+        check.add("cluster", index, ((table, _EXCLUSIVE),), rewrites=True)
     elif isinstance(node, ast.VacuumStmt):
-        check.add("vacuum-full", index, table, ((table, _EXCLUSIVE),), rewrites=True)
+        check.add("vacuum-full", index, ((table, _EXCLUSIVE),), rewrites=True)
 
 
 def _target(node: ast.Node) -> str | None:
@@ -254,7 +252,7 @@ def _alter(check: _Check, index: int, table: str, cmd: ast.AlterTableCmd) -> Non
         old = known.columns.get(str(cmd.name)) if known else None
         new = type_key(cmd.def_.typeName)
         if _rewrites(old, new, cmd.def_.raw_default is not None):
-            check.add("column-type-rewrite", index, table, exclusive, rewrites=True)
+            check.add("column-type-rewrite", index, exclusive, rewrites=True)
     elif cmd.subtype == kind.AT_SetNotNull:
         column = str(cmd.name)
         proven = known is not None and (
@@ -262,17 +260,17 @@ def _alter(check: _Check, index: int, table: str, cmd: ast.AlterTableCmd) -> Non
             or any(c == column and valid for c, valid in known.null_checks.values())
         )
         if not proven:
-            check.add("set-not-null", index, table, exclusive)
+            check.add("set-not-null", index, exclusive)
     elif cmd.subtype == kind.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
         _constraint(check, index, table, cmd.def_)
     elif cmd.subtype == kind.AT_ValidateConstraint and (table, str(cmd.name)) in check.not_valid:
         # validated in the transaction that added it: ADD CONSTRAINT's lock lasts the scan
-        check.add("constraint-not-valid", index, table, exclusive)
+        check.add("constraint-not-valid", index, exclusive)
     elif cmd.subtype == kind.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
         if _rewriting_column(cmd.def_):
-            check.add("volatile-default", index, table, exclusive, rewrites=True)
+            check.add("volatile-default", index, exclusive, rewrites=True)
     elif cmd.subtype == kind.AT_DropColumn:
-        check.add("drop-column", index, table, exclusive)
+        check.add("drop-column", index, exclusive)
 
 
 def _constraint(check: _Check, index: int, table: str, con: ast.Constraint) -> None:
@@ -285,14 +283,14 @@ def _constraint(check: _Check, index: int, table: str, con: ast.Constraint) -> N
         mode = "ShareRowExclusiveLock"
         other = str(con.pktable.relname)
         locks = ((table, mode),) + (((other, mode),) if other != table else ())
-        check.add("constraint-not-valid", index, table, locks)
+        check.add("constraint-not-valid", index, locks)
     elif con.contype == types.CONSTR_CHECK:
-        check.add("constraint-not-valid", index, table, ((table, _EXCLUSIVE),))
+        check.add("constraint-not-valid", index, ((table, _EXCLUSIVE),))
     elif (
         con.contype in (types.CONSTR_PRIMARY, types.CONSTR_UNIQUE, types.CONSTR_EXCLUSION)
         and not con.indexname
     ):
-        check.add("constraint-builds-index", index, table, ((table, _EXCLUSIVE),))
+        check.add("constraint-builds-index", index, ((table, _EXCLUSIVE),))
 
 
 def _rewrites(old: TypeKey | None, new: TypeKey | None, using: bool) -> bool:
