@@ -69,8 +69,6 @@ def selected(script: ScriptDirectory, rev_range: str | None) -> tuple[str, set[s
             upper = rev_range
             chosen = script.get_revisions(rev_range)
         names = {r.revision for r in chosen if r is not None}
-        if ":" in (rev_range or "") and not names:
-            raise UsageError(f"lint: range {rev_range!r} holds no revision")
     except (CommandError, RevisionError) as error:
         raise UsageError(f"lint: revision: {' '.join(str(error).split())}") from None
     if not names:
