@@ -18,7 +18,7 @@ from blockmon.cli import main
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config.yml"
 COMMANDS = "'up', 'config', 'health', 'serve', 'db'"
-DB_ACTIONS = "'upgrade', 'downgrade', 'current', 'history', 'check', 'stamp'"
+DB_ACTIONS = "'upgrade', 'downgrade', 'current', 'history', 'check', 'stamp', 'lint'"
 LEVELS = "'debug', 'info', 'warning', 'error', 'critical'"
 LEVELS_OR = "'debug', 'info', 'warning', 'error' or 'critical'"
 PG_SCHEMES = "postgresql://, postgres:// or postgresql+asyncpg://"

@@ -1,5 +1,5 @@
 """``blockmon db``: the schema migrations (upgrade, downgrade, current, history, check,
-stamp), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
+stamp, lint), run through the same code as `blockmon.migrations.api`, from a checkout or a wheel.
 Without ``--alembic-config PATH`` (an application's alembic.ini) the chain the settings name:
 blockmon's alerting tables when ``migrations.alerting_tables`` is on, else the application's
 (``migrations.heads_from``)."""
@@ -52,6 +52,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     action("history", "list the revisions", None, False)
     action("check", "fail unless the database is at head and matches the models", None, False)
     action("stamp", "record REV as current without running anything", "required", True)
+    lint = actions.add_parser(
+        "lint", help="find revisions that block or rewrite tables", parents=[common]
+    )
+    lint.add_argument(
+        "range",
+        nargs="?",
+        default=None,
+        metavar="REV_RANGE",
+        type=revision_name,
+        help="FROM:TO (the revisions after FROM up to TO) or one REV (default: all)",
+    )
+    lint.add_argument("--json", action="store_true", help="print the report as JSON")
+    lint.add_argument(
+        "--measure",
+        action="store_true",
+        help="also apply the chain to a scratch database and report the locks taken",
+    )
+    lint.set_defaults(handler=run_lint, action="lint")
 
 
 def run_db(args: argparse.Namespace) -> int:
@@ -61,16 +79,11 @@ def run_db(args: argparse.Namespace) -> int:
     from blockmon.config.log import configure_logging
     from blockmon.config.secrets import shown
     from blockmon.errors import UsageError
-    from blockmon.migrations.api import app_config, check_revision_name, default_config
+    from blockmon.migrations.api import check_revision_name
 
     settings = command_settings(args)
     configure_logging(settings.log)
-    path = getattr(args, "alembic_config", None)
-    try:
-        cfg = default_config(settings.migrations) if path is None else app_config(path)
-    except UsageError as error:
-        where = "" if path is None else "argument --alembic-config: "
-        raise UsageError(f"db {args.action}: {where}{error}") from None
+    cfg = _chain(args, settings)
     revision: str | None = getattr(args, "revision", None)
     if revision is not None:
         if ":" in revision and not getattr(args, "sql", False):
@@ -101,6 +114,45 @@ def run_db(args: argparse.Namespace) -> int:
             f"db {args.action}{sql}: revision {shown(revision)} does not resolve to a revision "
             "of the history (see blockmon db history)"
         ) from None
+
+
+def _chain(args: argparse.Namespace, settings: Settings) -> Config:
+    """``--alembic-config``'s chain, else the one the settings name; checked before
+    anything connects."""
+    from blockmon.errors import UsageError
+    from blockmon.migrations.api import app_config, default_config
+
+    path = getattr(args, "alembic_config", None)
+    try:
+        return default_config(settings.migrations) if path is None else app_config(path)
+    except UsageError as error:
+        where = "" if path is None else "argument --alembic-config: "
+        raise UsageError(f"db {args.action}: {where}{error}") from None
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    """Exit 0 when every finding is accepted in its revision file, 1 otherwise."""
+    from blockmon.cli.settings import command_settings
+    from blockmon.config.log import configure_logging
+    from blockmon.migrations.lint import lint
+    from blockmon.migrations.lint.render import as_json, as_text
+
+    settings = command_settings(args)
+    configure_logging(settings.log)
+    cfg = _chain(args, settings)
+    report = lint(cfg, args.range, settings.migrations)
+    measured = None
+    if args.measure:
+        import asyncio
+
+        from blockmon.migrations.lint.measure import measure
+
+        measured = asyncio.run(measure(report, settings))
+    if args.json:
+        print(as_json(report, measured), flush=True)
+    else:
+        print(as_text(report, measured), flush=True)
+    return 1 if report.open else 0
 
 
 def say(message: str) -> None:

@@ -489,13 +489,18 @@ class MonitoringSettings(_Section):
 class MigrationSettings(_Section):
     """``url``: a separate DSN for migrations (straight to PostgreSQL when the application
     goes through PgBouncer); ``lock_wait``: how long an upgrade waits for another one to
-    finish; ``lock_timeout``: how long DDL may wait for a table lock; ``alerting_tables``:
-    blockmon's bundled alerting schema (opt-in: the host's database is the host's);
-    ``heads_from``: the application's alembic.ini."""
+    finish; ``lock_timeout``: how long DDL may wait for a table lock; ``lock_retries``
+    and ``lock_retry_backoff``: how often and after how long (doubling) a revision that
+    hit lock_timeout runs again; ``statement_timeout``: the migrations' own (0: none);
+    ``alerting_tables``: blockmon's bundled alerting schema (opt-in: the host's database
+    is the host's); ``heads_from``: the application's alembic.ini."""
 
     url: SecretStr | None = None
     lock_wait: float = Field(60.0, gt=0, le=86400)
     lock_timeout: float = Field(5.0, gt=0, le=3600)
+    lock_retries: int = Field(3, ge=0, le=100)
+    lock_retry_backoff: float = Field(1.0, gt=0, le=600)
+    statement_timeout: float = Field(0.0, ge=0, le=86400)
     # users, alert_rules, alerts (the Go design's schema) in blockmon_alembic_version.
     alerting_tables: bool = False
     # The application's chain: what `blockmon db`/`up` migrate and health compares.

@@ -17,12 +17,14 @@ from blockmon.migrations.api import (
     stamp,
     upgrade,
 )
+from blockmon.migrations.concurrent import create_index_concurrently
 from blockmon.migrations.runner import run
 
 __all__ = [
     "SchemaStatus",
     "alembic_config",
     "check",
+    "create_index_concurrently",
     "downgrade",
     "run",
     "schema_status",

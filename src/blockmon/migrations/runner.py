@@ -22,6 +22,7 @@ stay enabled; only the standalone ``alembic`` command's root logger is taken ove
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from blockmon.postgres.engine import create_engine
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
 _log = get_logger("blockmon.migrate")
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of lock_timeout (and NOWAIT)
 _CHECK_CLIENT = "1s"  # client_connection_check_interval during migrations (PostgreSQL 14+)
 
 
@@ -100,7 +102,7 @@ def run_on_connection(
     ``lock_timeout``; a failure names the revision and its cause."""
     if env.include_blockmon and _command(context) == "upgrade":
         _upgrade_blockmon_first(context, connection, settings)
-    _set_lock_timeout(connection, f"{round(settings.lock_timeout * 1000)}ms")
+    _set_lock_timeout(connection, settings)
     tracker = _StepTracker()
     options = _options(context, env)
     try:
@@ -113,12 +115,43 @@ def run_on_connection(
                 on_version_apply=tracker.applied,
                 **options,
             )
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_retrying(context, connection, settings, tracker)
     except DBAPIError as error:
         raise RevisionFailed(tracker.describe_failure(error)) from None
     finally:
         _reset_lock_timeout(connection)
+
+
+def _run_retrying(
+    context: Any, connection: Connection, settings: MigrationSettings, tracker: _StepTracker
+) -> None:
+    """Run the revisions; one that hit lock_timeout was rolled back whole, so it runs
+    again after a pause (doubling) up to ``migrations.lock_retries`` times."""
+    for retry in itertools.count(1):
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            return
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            if retry > settings.lock_retries:
+                tracker.retries = settings.lock_retries
+                raise
+            wait = settings.lock_retry_backoff * 2 ** (retry - 1)
+            _log.warning(
+                "lock_timeout: revision rolled back, retrying",
+                revision=tracker.running(),
+                retry=retry,
+                retries=settings.lock_retries,
+                wait=wait,
+            )
+            if connection.in_transaction():
+                connection.rollback()
+            # a pause that lets the event loop run (the application keeps serving)
+            connection.connection.dbapi_connection.run_async(  # type: ignore[union-attr]
+                lambda _driver, wait=wait: asyncio.sleep(wait)
+            )
 
 
 def _options(context: Any, env: _Env) -> dict[str, Any]:
@@ -197,10 +230,14 @@ def _outer_environment(context: Any) -> Iterator[None]:
             outer._install_proxy()
 
 
-def _set_lock_timeout(connection: Connection, value: str) -> None:
+def _set_lock_timeout(connection: Connection, settings: MigrationSettings) -> None:
     # Committed at once: a transaction left open here would make Alembic treat it as
     # external and roll every revision back with it.
-    connection.exec_driver_sql(f"SET lock_timeout = '{value}'")
+    connection.exec_driver_sql(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")
+    # the migrations' own: an index build outlives the application's postgres.statement_timeout
+    connection.exec_driver_sql(
+        f"SET statement_timeout = '{round(settings.statement_timeout * 1000)}ms'"
+    )
     if (connection.dialect.server_version_info or (0,)) >= (14,):
         # If this process dies mid-revision, the server notices within a second even
         # while a statement runs, and rolls the revision back; otherwise the session
@@ -215,6 +252,7 @@ def _reset_lock_timeout(connection: Connection) -> None:
     try:
         connection.rollback()
         connection.exec_driver_sql("RESET lock_timeout")
+        connection.exec_driver_sql("RESET statement_timeout")
         if (connection.dialect.server_version_info or (0,)) >= (14,):
             connection.exec_driver_sql("RESET client_connection_check_interval")
         connection.commit()
@@ -230,11 +268,13 @@ class _StepTracker:
         self.steps: list[Any] = []
         self.done = 0
         self.heads: tuple[str, ...] = ()
+        self.retries = 0  # lock_timeout retries made before giving up
 
     def wrap(self, planned: Callable[..., Iterable[Any]]) -> Callable[..., list[Any]]:
         def steps(heads: Any, context: Any) -> list[Any]:
             self.heads = tuple(heads)
             self.steps = list(planned(heads, context))
+            self.done = 0
             return self.steps
 
         return steps
@@ -243,9 +283,18 @@ class _StepTracker:
         self.done += 1
         self.heads = tuple(heads)
 
+    def running(self) -> str:
+        """The revision that runs (or ran last) when a step fails."""
+        if self.done >= len(self.steps):
+            return "?"
+        script = getattr(self.steps[self.done], "revision", None)
+        return str(getattr(script, "revision", None) or self.steps[self.done])
+
     def describe_failure(self, error: DBAPIError) -> str:
         orig = error.orig if error.orig is not None else error
         cause = f"{type(orig).__name__}: {redact(' '.join(str(orig).split()))}"
+        if self.retries:
+            cause += f" (after {self.retries} retries, migrations.lock_retries)"
         stays = ",".join(sorted(self.heads)) or "base"
         if self.done >= len(self.steps):
             return f"migration failed (the database stays at {stays}): {cause}"
