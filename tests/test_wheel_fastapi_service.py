@@ -35,15 +35,15 @@ EXPECTED: list[tuple[str, tuple[str, ...]]] = [
     ('pip install "blockmon[test]" fastapi', ()),
     (
         "blockmon up --no-embedded",
-        ("blockmon: postgres:schema: warn", "app schema at (none), head is a001"),
+        ("blockmon: schema: at head (a001, in alembic_version)", "postgres:schema: pass"),
     ),
-    ("alembic upgrade head", ("Running upgrade  -> a001",)),
+    ("alembic upgrade head", ()),
     ("alembic check", ("No new upgrade operations detected",)),
     ("blockmon db check", ("schema matches the models and is at head",)),
     ("blockmon db --alembic-config alembic.ini current", ("schema at a001, at head",)),
     (
         "blockmon health",
-        ("postgres:schema  pass", "schema blockmon 0001 app a001", "overall: pass"),
+        ("postgres:schema  pass", "schema app a001", "overall: pass"),
     ),
     ("pytest", ("8 passed",)),
     ("uvicorn fastapi_service.application:app --port 8000", ()),
@@ -211,7 +211,4 @@ def app_chain_first(
     assert health.returncode == 0, health.stderr
     body = json.loads(health.stdout)
     assert body["status"] == "pass", body
-    assert body["checks"]["postgres:schema"][0]["observedValue"] == {
-        "blockmon": "0001",
-        "app": "a001",
-    }
+    assert body["checks"]["postgres:schema"][0]["observedValue"] == {"app": "a001"}

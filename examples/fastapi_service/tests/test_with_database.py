@@ -1,5 +1,5 @@
-"""Against the real per-run database (migrated by blockmon's plugin: blockmon's chain and
-this service's) and Redis, through the running app."""
+"""Against the real per-run database (migrated by blockmon's plugin with the service's
+chain) and Redis, through the running app."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ async def test_create_read_delete(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/users/{user['id']}")).status_code == 404
 
 
-async def test_health_passes_with_both_chains_at_head(client: httpx.AsyncClient) -> None:
+async def test_health_passes_with_the_chain_at_head(client: httpx.AsyncClient) -> None:
     ready = await client.get("/monitoring/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "pass"}
