@@ -92,7 +92,7 @@ def _postgres(pg: PostgresSettings, facts: Facts) -> Iterator[Finding]:
     )
     if found is not None:
         yield found
-    if server.role_limit >= 0:
+    if server.role_limit >= 0 and not server.role_superuser:  # superusers ignore it
         held = server.role_sessions - server.sessions.get(pg.application_name, 0)
         limit = _against(
             "postgres.role_limit",
