@@ -9,9 +9,11 @@ from typing import Any
 import asyncpg
 
 from blockmon.cli.doctor.facts import BouncerFacts, Facts, PostgresFacts
+from blockmon.config.credentials import source_for
 from blockmon.config.failures import connection_failure
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
+from blockmon.errors import CredentialError
 from blockmon.postgres.engine import engine_url
 from blockmon.provisioning.servers import postgres_address
 
@@ -47,14 +49,17 @@ async def read_postgres(settings: PostgresSettings, facts: Facts, timeout: float
     URL names (something sits between)."""
     url = engine_url(settings)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    ssl = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
+    ssl: dict[str, Any] = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
+    source = source_for("postgres", settings)
+    if source is not None:
+        ssl["password"] = source
     try:
         # No statement cache: through PgBouncer's transaction pooling, named statements
         # would collide with other clients'.
         conn = await asyncpg.connect(
             dsn, timeout=timeout, command_timeout=timeout, statement_cache_size=0, **ssl
         )
-    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError, CredentialError) as error:
         where = postgres_address(settings)
         facts.postgres_error = connection_failure(error, address=where, timeout=("", timeout))
         return
@@ -88,18 +93,19 @@ async def read_bouncer(settings: PostgresSettings, facts: Facts, timeout: float)
         facts.bouncer_error = 'psycopg is not installed (pip install "blockmon[doctor]")'
         return
     url = engine_url(settings)
+    source = source_for("postgres", settings)
     try:
         conn = await psycopg.AsyncConnection.connect(
             host=url.host or "",
             port=url.port or 5432,
             user=url.username or "",
-            password=url.password or "",
+            password=await source() if source is not None else url.password or "",
             dbname="pgbouncer",
             connect_timeout=max(1, int(timeout)),
             autocommit=True,
             cursor_factory=psycopg.AsyncClientCursor,
         )
-    except psycopg.Error as error:
+    except (psycopg.Error, CredentialError) as error:
         facts.bouncer_error = redact(str(error).strip().splitlines()[0] if str(error) else "")
         return
     try:
