@@ -273,12 +273,16 @@ def _readable(path: str | None) -> str | None:
 
 
 def _one_password(section: str, settings: Any, url: SecretStr | None) -> None:
-    """At most one of password / a URL's password / password_file / _command / _provider."""
+    """A password source (password_file / _command / _provider) is the only password:
+    not two of them, nor one with ``password`` or a URL's password (the URL winning over
+    ``password`` stays as it was)."""
     given = [
         name
         for name in ("password_file", "password_command", "password_provider")
         if getattr(settings, name) is not None
     ]
+    if not given:
+        return
     if settings.password is not None and settings.password.get_secret_value():
         given.insert(0, "password")
     if _url_passwords(url):
