@@ -243,6 +243,7 @@ async def test_sync_and_async_providers(scram_pg: PostgresServer) -> None:
         (PostgresSettings, {"password_provider": "os:nope"}, "postgres.password_provider: cannot import 'os:nope' (AttributeError)"),
         (PostgresSettings, {"password": "x", "password_command": "true"}, "postgres.password_command: cannot be combined with postgres.password (choose one)"),
         (RedisSettings, {"password": "x", "password_provider": "os:getcwd"}, "redis.password_provider: cannot be combined with redis.password (choose one)"),
+        (RedisSettings, {"mode": "cluster", "cluster_nodes": ["127.0.0.1:7000"], "password_file": "/etc/hostname"}, "redis.password_file: applies to mode standalone only (mode is cluster)"),
     ],
 )  # fmt: skip
 def test_bad_password_settings_are_one_line(model: Any, data: Any, line: str) -> None:

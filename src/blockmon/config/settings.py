@@ -429,6 +429,11 @@ class RedisSettings(_Section):
     @model_validator(mode="after")
     def _one_password(self) -> RedisSettings:
         _one_password("redis", self, self.url)
+        for name in ("password_file", "password_command", "password_provider"):
+            if self.mode != "standalone" and getattr(self, name) is not None:
+                raise ValueError(
+                    f"redis.{name}: applies to mode standalone only (mode is {self.mode})"
+                )
         return self
 
     @model_validator(mode="after")
