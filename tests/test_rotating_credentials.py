@@ -251,3 +251,32 @@ def test_bad_password_settings_are_one_line(model: Any, data: Any, line: str) ->
     with pytest.raises(ConfigError) as caught:
         validate(model, data, section)
     assert str(caught.value) == line
+
+
+async def test_a_password_fetched_just_before_the_rotation_is_asked_again(
+    scram_pg: PostgresServer,
+) -> None:
+    """The source gave the old secret (the store had not caught up): the server refuses
+    it, the connection is opened once more with a fresh answer, the caller sees nothing."""
+    password = f"fresh-{secrets.token_hex(8)}"
+    await admin_async(scram_pg, f"ALTER ROLE {ROLE} PASSWORD '{password}'")
+    answers = iter(["stale-secret", password])
+    module = type(sys)("stale_provider_for_tests")
+    module.give = lambda: next(answers)  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        from blockmon.postgres.engine import create_engine
+
+        base = scram_pg.settings() | {"user": ROLE, "password": ""}
+        target = f"{module.__name__}:give"
+        engine = create_engine(
+            validate(PostgresSettings, base | {"password_provider": target}, "postgres")
+        )
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT current_user"))).scalar() == ROLE
+        finally:
+            await engine.dispose()
+    finally:
+        del sys.modules[module.__name__]
+    assert next(answers, None) is None  # asked twice, no more
