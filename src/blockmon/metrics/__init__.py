@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockmon.config.settings import MonitoringSettings
+from blockmon.config.settings import MonitoringSettings, TracingSettings
 from blockmon.metrics.cache import CacheCollector
 from blockmon.metrics.multiprocess import Mirror, check_mode, publish_every, shared_registry
 from blockmon.metrics.pool import PoolState, PoolWatch
@@ -67,18 +67,24 @@ async def metrics_resource(
     redis: AbstractRedis,
     cache: Cache | None = None,
     router: Router | None = None,
+    tracing: TracingSettings | None = None,
 ) -> AsyncIterator[Metrics]:
     """Container Resource: instrument the engine, the router's read replicas (pools
     named ``replica-<index>``) and the client; undo it all at shutdown. In multi-process
-    mode, a task copies the live state into the files every second."""
+    mode, a task copies the live state into the files every second. With tracing on (in
+    one process) the duration histograms keep exemplars: the trace of a recent observation."""
     shared = check_mode(settings)
+    exemplars = tracing is not None and tracing.enabled and not shared
     postgres = PostgresMetrics(
-        registry, slow_query_threshold=settings.slow_query_threshold, shared=shared
+        registry,
+        slow_query_threshold=settings.slow_query_threshold,
+        shared=shared,
+        exemplars=exemplars,
     )
     pool = postgres.install(engine)
     for index, reader in enumerate(router.readers if router is not None else ()):
         postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
-    client_metrics = RedisMetrics(registry, shared=shared)
+    client_metrics = RedisMetrics(registry, shared=shared, exemplars=exemplars)
     client_metrics.install(redis)
     collector = CacheCollector(cache) if cache is not None else None
     if collector is not None:
