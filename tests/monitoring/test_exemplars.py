@@ -80,3 +80,16 @@ async def test_without_tracing_no_exemplar(blockmon_config: dict[str, Any]) -> N
                 await conn.execute(text("SELECT 1"))
         body = (await scrape(container, OPENMETRICS)).text
     assert "trace_id=" not in body
+
+
+def test_the_dashboards_latency_panels_show_exemplars() -> None:
+    """A latency panel links each bucket's exemplar to its trace (Grafana's exemplar
+    setting on the query; the data source names the trace_id label)."""
+    from tests.deploy.rules import panels
+
+    latency = [
+        p for p in panels() if "duration_seconds_bucket" in p["targets"][0]["expr"]
+        and p["title"] != "Health check duration"
+    ]  # fmt: skip
+    assert {p["title"] for p in latency} >= {"Statement latency", "p99 latency by command"}
+    assert all(t.get("exemplar") is True for p in latency for t in p["targets"])
