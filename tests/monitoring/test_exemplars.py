@@ -19,11 +19,9 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def tracer() -> trace.Tracer:
-    """The process's tracer provider: set once (OpenTelemetry allows no second one), so
-    the one another test module set is used when there is one."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-    return trace.get_tracer("tests.exemplars")
+    """A tracer of a provider of its own: the current span lives in the context, so the
+    process-wide provider (set once, by tests/test_tracing.py) is left alone."""
+    return TracerProvider().get_tracer("tests.exemplars")
 
 
 async def scrape(container: ApplicationContainer, accept: str | None) -> httpx.Response:
