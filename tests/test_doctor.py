@@ -71,15 +71,28 @@ def sql(server: PostgresServer, *statements: str) -> None:
     asyncio.run(run())
 
 
+def show(server: PostgresServer, name: str) -> str:
+    async def run() -> str:
+        conn = await asyncpg.connect(server.url, timeout=10)
+        try:
+            return str(await conn.fetchval(f"SHOW {name}"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 @contextmanager
 def system(server: PostgresServer, restart: bool = False, **values: str) -> Iterator[None]:
-    """``ALTER SYSTEM SET`` each value (reload, or restart), reset afterwards."""
+    """``ALTER SYSTEM SET`` each value (reload, or restart), the old values set back
+    afterwards (RESET would drop the launcher's own, kept in postgresql.auto.conf too)."""
+    before = {name: show(server, name) for name in values}
     sql(server, *(f"ALTER SYSTEM SET {k} = '{v}'" for k, v in values.items()))
     server.restart() if restart else sql(server, "SELECT pg_reload_conf()")
     try:
         yield
     finally:
-        sql(server, *(f"ALTER SYSTEM RESET {k}" for k in values))
+        sql(server, *(f"ALTER SYSTEM SET {k} = '{v}'" for k, v in before.items()))
         server.restart() if restart else sql(server, "SELECT pg_reload_conf()")
 
 
@@ -368,3 +381,30 @@ def test_bad_arguments_are_one_line_and_exit_2(
     assert main(["doctor", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == f"blockmon: error: {line}\n"
+
+
+def test_the_readme_main_job_has_no_error(
+    blockmon_config: dict[str, Any], tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """The repository's config.yml (the main job's settings) on this run's servers: no
+    rule is broken (a shared development Redis without maxmemory may warn)."""
+    repo = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yml").read_text())
+    config = {
+        "postgres": {**blockmon_config["postgres"], "pool_size": repo["postgres"]["pool_size"]},
+        "redis": blockmon_config["redis"],
+    }
+    code, document = doctor(tmp_path, monkeypatch, capsys, config)
+    assert code in (0, 1), document["findings"]
+    assert findings(document, "error") == {}
+    assert "postgres.connections" in findings(document)
+
+
+def test_a_database_not_created_yet_is_read_through_the_postgres_database(
+    pg: PostgresServer, redis: RedisServer, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    config = small(pg, redis, database="not_created_yet")
+    with redis_config(redis, **CACHE_REDIS):
+        code, document = doctor(tmp_path, monkeypatch, capsys, config)
+    assert code == 0, document["findings"]
+    assert document["postgres"]["max_connections"] == 300
+    assert "database not_created_yet does not exist yet" in document["notes"][0]

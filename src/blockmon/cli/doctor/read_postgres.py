@@ -56,9 +56,22 @@ async def read_postgres(settings: PostgresSettings, facts: Facts, timeout: float
     try:
         # No statement cache: through PgBouncer's transaction pooling, named statements
         # would collide with other clients'.
-        conn = await asyncpg.connect(
-            dsn, timeout=timeout, command_timeout=timeout, statement_cache_size=0, **ssl
+        conn = await _connect(dsn, timeout, ssl)
+    except asyncpg.InvalidCatalogNameError:
+        # Before the first deploy: the server's limits are read from its postgres database.
+        facts.notes.append(
+            f"postgres: database {url.database} does not exist yet (blockmon up creates it); "
+            "read the server through the postgres database"
         )
+        dsn = url.set(drivername="postgresql", database="postgres").render_as_string(
+            hide_password=False
+        )
+        try:
+            conn = await _connect(dsn, timeout, ssl)
+        except (TimeoutError, OSError, asyncpg.PostgresError, CredentialError) as error:
+            where = postgres_address(settings)
+            facts.postgres_error = connection_failure(error, address=where, timeout=("", timeout))
+            return
     except (TimeoutError, OSError, asyncpg.PostgresError, CredentialError) as error:
         where = postgres_address(settings)
         facts.postgres_error = connection_failure(error, address=where, timeout=("", timeout))
@@ -82,6 +95,12 @@ async def read_postgres(settings: PostgresSettings, facts: Facts, timeout: float
         facts.proxy_port = port
     if settings.pgbouncer or facts.proxy_port is not None:
         await read_bouncer(settings, facts, timeout)
+
+
+async def _connect(dsn: str, timeout: float, extra: dict[str, Any]) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        dsn, timeout=timeout, command_timeout=timeout, statement_cache_size=0, **extra
+    )
 
 
 async def read_bouncer(settings: PostgresSettings, facts: Facts, timeout: float) -> None:
