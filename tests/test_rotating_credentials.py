@@ -206,8 +206,11 @@ async def test_a_failing_command_and_a_slow_one_are_one_line_without_output(
         await source()
 
 
-async def test_sync_and_async_providers(scram_pg: PostgresServer) -> None:
-    """``password_provider: module:callable``, sync or async, opens a session."""
+async def test_sync_and_async_providers_and_a_command(
+    scram_pg: PostgresServer, tmp_path: Path
+) -> None:
+    """``password_provider: module:callable``, sync or async, and ``password_command``
+    open a session."""
     password = f"prov-{secrets.token_hex(8)}"
     await admin_async(scram_pg, f"ALTER ROLE {ROLE} PASSWORD '{password}'")
     module = type(sys)("rotation_provider_for_tests")
@@ -221,9 +224,16 @@ async def test_sync_and_async_providers(scram_pg: PostgresServer) -> None:
     try:
         from blockmon.postgres.engine import create_engine
 
-        for target in (f"{module.__name__}:sync", f"{module.__name__}:give"):
+        secret_file = tmp_path / "secret"
+        secret_file.write_text(password + "\n")
+        sources = [
+            {"password_provider": f"{module.__name__}:sync"},
+            {"password_provider": f"{module.__name__}:give"},
+            {"password_command": f"cat {secret_file}"},
+        ]
+        for source in sources:
             base = scram_pg.settings() | {"user": ROLE, "password": ""}
-            settings = validate(PostgresSettings, base | {"password_provider": target}, "postgres")
+            settings = validate(PostgresSettings, base | source, "postgres")
             engine = create_engine(settings)
             try:
                 async with engine.connect() as conn:
