@@ -17,7 +17,7 @@ import pytest
 from blockmon.cli import main
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config.yml"
-COMMANDS = "'up', 'config', 'health', 'serve', 'db'"
+COMMANDS = "'up', 'config', 'health', 'serve', 'db', 'doctor'"
 DB_ACTIONS = "'upgrade', 'downgrade', 'current', 'history', 'check', 'stamp', 'lint'"
 LEVELS = "'debug', 'info', 'warning', 'error', 'critical'"
 LEVELS_OR = "'debug', 'info', 'warning', 'error' or 'critical'"

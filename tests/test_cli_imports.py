@@ -71,6 +71,7 @@ def case(kind: str, argv: list[str], needed: set[str], absent: set[str]) -> Any:
         case("blockmon", ["--help"], set(), HEAVY),
         case("blockmon", ["config", "show"], set(), HEAVY),
         case("blockmon", ["config", "show", "--json"], set(), HEAVY),
+        case("blockmon", ["doctor", "--help"], set(), HEAVY),
         # The migrations without a database: Alembic and SQLAlchemy, no client, no metrics.
         case("blockmon", ["db", "history"], {"alembic"}, NO_CLIENTS | {"asyncpg"}),
         case("blockmon", ["db", "upgrade", "head", "--sql"], {"alembic"}, NO_CLIENTS | {"asyncpg"}),

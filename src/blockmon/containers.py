@@ -125,7 +125,9 @@ class MonitoringContainer(containers.DeclarativeContainer):
     )
     schema_probe = providers.Singleton(schema_probe_for, migration_settings)
     registry = providers.Singleton(create_registry, settings)
-    metrics = providers.Resource(metrics_resource, settings, registry, engine, redis, cache, router)
+    metrics = providers.Resource(
+        metrics_resource, settings, registry, engine, redis, cache, router, tracing
+    )
     health = providers.Resource(
         health_resource, settings, engine, redis, metrics, schema_probe, router, tracing
     )

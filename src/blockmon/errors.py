@@ -42,3 +42,8 @@ class EmbeddedUnavailable(BlockmonError):
 
 class ServerStartError(BlockmonError):
     """A throwaway test server did not start or did not reach the expected state in time."""
+
+
+class CredentialError(BlockmonError):
+    """A password source (file, command, provider) could not give a password; the
+    message names the setting and never holds the command's output."""

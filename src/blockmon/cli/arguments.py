@@ -28,3 +28,12 @@ def revision_name(text: str) -> str:
             f"must be a revision id, head, base or a relative form like -1, got {shown(text)}"
         )
     return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a count of processes or cores, 1 or more."""
+    if not (text.strip().isdigit() and int(text) >= 1):
+        from blockmon.config.secrets import shown
+
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {shown(text)}")
+    return int(text)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from blockmon.cli import config_cmd, db_cmd, health_cmd, serve_cmd, up_cmd
+from blockmon.cli import config_cmd, db_cmd, doctor_cmd, health_cmd, serve_cmd, up_cmd
 
 Register = Callable[[Any, argparse.ArgumentParser], None]
 
@@ -16,4 +16,5 @@ REGISTRY: list[Register] = [
     health_cmd.register,
     serve_cmd.register,
     db_cmd.register,
+    doctor_cmd.register,
 ]

@@ -239,6 +239,60 @@ def _redis_url_problem(url: str) -> str | None:
     return None
 
 
+def _command(command: str | None) -> str | None:
+    """``password_command``: split like a shell line, its program found (it is run
+    without a shell, for each new connection)."""
+    if command is None:
+        return None
+    from blockmon.config.credentials import check_command
+
+    try:
+        return check_command(command)
+    except ValueError as error:
+        raise PydanticCustomError("password_command", str(error)) from None
+
+
+def _provider(target: str | None) -> str | None:
+    """``password_provider``: ``module:callable``, importable and callable now."""
+    if target is None:
+        return None
+    from blockmon.config.credentials import load_provider
+
+    try:
+        load_provider(target)
+    except ValueError as error:
+        raise PydanticCustomError("password_provider", str(error)) from None
+    return target
+
+
+def _readable(path: str | None) -> str | None:
+    """``password_file``: readable now (it is read again for each new connection)."""
+    if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise PydanticCustomError("password_file", "must be a readable file")
+    return path
+
+
+def _one_password(section: str, settings: Any, url: SecretStr | None) -> None:
+    """A password source (password_file / _command / _provider) is the only password:
+    not two of them, nor one with ``password`` or a URL's password (the URL winning over
+    ``password`` stays as it was)."""
+    given = [
+        name
+        for name in ("password_file", "password_command", "password_provider")
+        if getattr(settings, name) is not None
+    ]
+    if not given:
+        return
+    if settings.password is not None and settings.password.get_secret_value():
+        given.insert(0, "password")
+    if _url_passwords(url):
+        given.insert(0, "url (its password)")
+    if len(given) > 1:
+        raise ValueError(
+            f"{section}.{given[-1]}: cannot be combined with {section}.{given[0]} (choose one)"
+        )
+
+
 def _replica(entry: SecretStr) -> SecretStr:
     """A ``postgres.replicas`` entry given as a URL gets the checks of ``postgres.url``."""
     if "://" in entry.get_secret_value():
@@ -253,6 +307,12 @@ class PostgresSettings(_Section):
     port: int = Field(5432, ge=1, le=65535)
     user: str = "postgres"
     password: SecretStr | None = None
+    # Rotating credentials (docs/core.md): one of these instead of ``password``, asked
+    # again for each new connection; the command is run without a shell, bounded.
+    password_file: Annotated[str | None, AfterValidator(_readable)] = Field(None, min_length=1)
+    password_command: Annotated[str | None, AfterValidator(_command)] = Field(None, min_length=1)
+    password_command_timeout: float = Field(10.0, gt=0, le=600)
+    password_provider: Annotated[str | None, AfterValidator(_provider)] = Field(None, min_length=1)
     database: str = Field("blockmon", min_length=1)
     sslmode: SSLMode = "prefer"
     application_name: str = Field("blockmon", max_length=63)
@@ -320,6 +380,11 @@ class PostgresSettings(_Section):
         return self
 
     @model_validator(mode="after")
+    def _one_password(self) -> PostgresSettings:
+        _one_password("postgres", self, self.url)
+        return self
+
+    @model_validator(mode="after")
     def _remember_secrets(self) -> PostgresSettings:
         register_secrets(
             [
@@ -344,6 +409,12 @@ class RedisSettings(_Section):
     db: int = Field(0, ge=0, le=REDIS_DB_MAX)
     username: str | None = None
     password: SecretStr | None = None
+    # Rotating credentials (docs/core.md): one of these instead of ``password``, asked
+    # again for each new connection; the command is run without a shell, bounded.
+    password_file: Annotated[str | None, AfterValidator(_readable)] = Field(None, min_length=1)
+    password_command: Annotated[str | None, AfterValidator(_command)] = Field(None, min_length=1)
+    password_command_timeout: float = Field(10.0, gt=0, le=600)
+    password_provider: Annotated[str | None, AfterValidator(_provider)] = Field(None, min_length=1)
     tls: bool = False
     client_name: str = "blockmon"
     max_connections: int = Field(50, ge=1, le=100000)
@@ -367,6 +438,16 @@ class RedisSettings(_Section):
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
         return _check_url(url, REDIS_SCHEMES, _redis_url_problem)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RedisSettings:
+        _one_password("redis", self, self.url)
+        for name in ("password_file", "password_command", "password_provider"):
+            if self.mode != "standalone" and getattr(self, name) is not None:
+                raise ValueError(
+                    f"redis.{name}: applies to mode standalone only (mode is {self.mode})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _remember_secrets(self) -> RedisSettings:

@@ -14,7 +14,7 @@ from redis.client import AbstractRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockmon.config.off import Off
-from blockmon.config.settings import MonitoringSettings
+from blockmon.config.settings import MonitoringSettings, TracingSettings
 from blockmon.metrics.cache import CacheCollector
 from blockmon.metrics.multiprocess import Mirror, check_mode, publish_every, shared_registry
 from blockmon.metrics.pool import PoolState, PoolWatch
@@ -70,23 +70,29 @@ async def metrics_resource(
     redis: AbstractRedis | Off,
     cache: Cache | Off | None = None,
     router: Router | Off | None = None,
+    tracing: TracingSettings | None = None,
 ) -> AsyncIterator[Metrics]:
     """Container Resource: instrument the engine, the router's read replicas (pools
     named ``replica-<index>``) and the client, those that are not off; undo it all at
     shutdown. In multi-process mode, a task copies the live state into the files every
-    second."""
+    second. With tracing on (in one process) the duration histograms keep exemplars: the
+    trace of a recent observation."""
     shared = check_mode(settings)
+    exemplars = tracing is not None and tracing.enabled and not shared
     postgres, pool = None, None
     if isinstance(engine, AsyncEngine):
         postgres = PostgresMetrics(
-            registry, slow_query_threshold=settings.slow_query_threshold, shared=shared
+            registry,
+            slow_query_threshold=settings.slow_query_threshold,
+            shared=shared,
+            exemplars=exemplars,
         )
         pool = postgres.install(engine)
         for index, reader in enumerate(router.readers if isinstance(router, Router) else ()):
             postgres.install_replica(reader, replica_pool_name(index), engine_name(reader))
     client_metrics = None
     if not isinstance(redis, Off):
-        client_metrics = RedisMetrics(registry, shared=shared)
+        client_metrics = RedisMetrics(registry, shared=shared, exemplars=exemplars)
         client_metrics.install(redis)
     owners = [owner for owner in (postgres, client_metrics) if owner is not None]
     collector = CacheCollector(cache) if isinstance(cache, Cache) else None

@@ -123,7 +123,12 @@ class PostgresMetrics:
     """Every PostgreSQL metric, registered in ``registry``; `install` hooks an engine."""
 
     def __init__(
-        self, registry: CollectorRegistry, *, slow_query_threshold: float = 0, shared: bool = False
+        self,
+        registry: CollectorRegistry,
+        *,
+        slow_query_threshold: float = 0,
+        shared: bool = False,
+        exemplars: bool = False,
     ) -> None:
         self.slow_query_threshold = slow_query_threshold
         self.slow = slow_query_threshold if slow_query_threshold > 0 else math.inf
@@ -137,6 +142,7 @@ class PostgresMetrics:
                 "Statements run, by operation and status (success or error)",
             ),
             shared=shared,
+            exemplars=exemplars,
         )
         self.errors = Counter(
             "postgres_errors_total", "Database errors, by type", ["type"], registry=registry

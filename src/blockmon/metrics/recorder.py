@@ -13,6 +13,10 @@ Recording happens on the event loop's thread (every blockmon hot path runs there
 consistent histogram. The exposition is what prometheus_client's own ``Histogram`` and
 ``Counter`` print for the same values (tests/monitoring/test_fast_metrics.py).
 
+With ``exemplars=True`` (tracing on, single process) a series is an `ExemplarSeries`:
+the same ``series.sum += v`` also keeps, per bucket, the trace id of the latest
+observation, which the OpenMetrics exposition prints as its exemplar.
+
 With ``shared=True`` (multi-process metrics, `blockmon.metrics.multiprocess`) a series is
 a `SharedSeries`: the same inline writes also reach prometheus_client metrics kept in the
 multiprocess files, which every worker's scrape sums.
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
 
@@ -104,6 +109,39 @@ class SharedSeries(Series):
         self._untimed = value
 
 
+class ExemplarSeries(Series):
+    """A `Series` whose ``sum`` writes also keep, for the observation's bucket, the trace
+    and span ids current at that moment (an OpenMetrics exemplar): the hot paths' inline
+    writes stay as they are, and cost this only when tracing is on."""
+
+    __slots__ = ("_current_span", "_total", "exemplars")
+
+    def __init__(
+        self, bounds: tuple[float, ...], labels: tuple[str, ...], current_span: Callable[[], Any]
+    ) -> None:
+        super().__init__(bounds, labels)  # sets sum = 0.0 through the property: no exemplar
+        self._current_span = current_span
+        self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+
+    @property
+    def sum(self) -> float:
+        return self._total
+
+    @sum.setter
+    def sum(self, value: float) -> None:
+        observed = value - getattr(self, "_total", 0.0)
+        self._total = value
+        if observed <= 0:
+            return
+        context = self._current_span().get_span_context()
+        if context.trace_id:  # 0: no span (not traced)
+            ids = {"trace_id": format(context.trace_id, "032x")}
+            ids["span_id"] = format(context.span_id, "016x")
+            self.exemplars[bisect_left(self.bounds, observed)] = Exemplar(
+                ids, observed, time.time()
+            )
+
+
 def record(series: Series, value: float) -> None:
     """Off the hot path: what the hot paths write out inline."""
     series.counts[bisect_left(series.bounds, value)] += 1
@@ -123,6 +161,7 @@ class Timings:
         counter: tuple[str, str] | None = None,
         *,
         shared: bool = False,
+        exemplars: bool = False,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -132,6 +171,7 @@ class Timings:
         self._le = [str(floatToGoString(b)) for b in self.bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
         self._series: dict[tuple[str, ...], Series] = {}
         self._shared = self._native(shared)
+        self._current_span = _span_getter() if exemplars and not shared else None
         if not labels:
             self.series()  # an unlabelled histogram is exposed from the start
 
@@ -158,6 +198,8 @@ class Timings:
         return histogram, failed, untimed
 
     def _new_series(self, values: tuple[str, ...]) -> Series:
+        if self._current_span is not None:
+            return ExemplarSeries(self.bounds, values, self._current_span)
         if self._shared is None:
             return Series(self.bounds, values)
         histogram, failed, untimed = self._shared
@@ -184,9 +226,13 @@ class Timings:
             counts = series.counts.copy()  # one C operation: a consistent view
             cumulative = [float(c) for c in accumulate(counts)]
             labels = dict(zip(self.labelnames, series.labels, strict=True))
-            histogram.add_metric(
-                list(series.labels), list(zip(self._le, cumulative, strict=True)), series.sum
-            )
+            buckets: list[Any] = list(zip(self._le, cumulative, strict=True))
+            if isinstance(series, ExemplarSeries):
+                kept = series.exemplars.copy()
+                buckets = [
+                    (*b, e) if e is not None else b for b, e in zip(buckets, kept, strict=True)
+                ]
+            histogram.add_metric(list(series.labels), buckets, series.sum)
             if created:
                 histogram.samples.append(Sample(self.name + "_created", labels, series.created))
             if total is not None:
@@ -197,6 +243,13 @@ class Timings:
         if total is not None:
             yield total
         yield histogram
+
+
+def _span_getter() -> Callable[[], Any]:
+    """OpenTelemetry's current span (the ``otel`` extra, which ``tracing.enabled`` needs)."""
+    from opentelemetry import trace
+
+    return trace.get_current_span
 
 
 def created_series_enabled() -> bool:

@@ -45,7 +45,9 @@ def _error_type(error: BaseException) -> str:
 class RedisMetrics:
     """Every AbstractRedis metric, registered in ``registry``; `install` hooks one client."""
 
-    def __init__(self, registry: CollectorRegistry, *, shared: bool = False) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, shared: bool = False, exemplars: bool = False
+    ) -> None:
         self.duration = Timings(
             "redis_command_duration_seconds",
             "Command duration (a pipeline counts as PIPELINE or MULTI)",
@@ -56,6 +58,7 @@ class RedisMetrics:
                 "Commands run, by command and status (success or error)",
             ),
             shared=shared,
+            exemplars=exemplars,
         )
         self.timings = TimingsCollector(self.duration)
         registry.register(self.timings)

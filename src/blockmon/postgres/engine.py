@@ -18,6 +18,7 @@ from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.credentials import source_for
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
@@ -98,6 +99,9 @@ def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
     }
     if "sslmode" not in url.query and "ssl" not in url.query:
         args["ssl"] = settings.sslmode
+    source = source_for("postgres", settings)
+    if source is not None:  # rotating credentials: asyncpg asks it for each new connection
+        args["password"] = source
     return args
 
 
@@ -138,9 +142,39 @@ def create_engine(
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
     install_bounded_close(engine, settings.close_timeout)
+    if source_for("postgres", settings) is not None:
+        retry_refused_password(engine)
     if settings.leak_detection_threshold > 0:
         detect_leaks(engine, settings.leak_detection_threshold, pool)
     return engine
+
+
+PASSWORD_REFUSED = "28P01"  # SQLSTATE invalid_password
+
+
+def retry_refused_password(engine: AsyncEngine) -> None:
+    """A new connection refused for its password is opened once more, the password
+    source asked again: a secret store and the server rotate one after the other, so a
+    connection that fetched the secret just before the server changed is refused."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            if _sqlstate(error) != PASSWORD_REFUSED:
+                raise
+            _log.info("password refused for a new connection; asking the source again")
+            return dialect.connect(*cargs, **cparams)
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    while error is not None:
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import SecretStr
 
+from blockmon.config.credentials import source_for
 from blockmon.config.failures import connection_failure
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
@@ -28,8 +30,11 @@ async def connect(
     if database is not None:
         url = url.set(database=database)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    ssl = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
-    return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout, **ssl)
+    extra: dict[str, Any] = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
+    source = source_for("postgres", settings)
+    if source is not None:
+        extra["password"] = source
+    return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout, **extra)
 
 
 async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> str | None:

@@ -13,9 +13,11 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from blockmon._compat import redis as redis_compat
+from blockmon.config.credentials import PasswordSource, source_for
 from blockmon.config.settings import RedisSettings
 from blockmon.errors import ConfigError
 from blockmon.gate import Gate
@@ -73,6 +75,25 @@ class WaitingConnectionPool(BlockingConnectionPool):
                 self._gate.release()
 
 
+class RotatingCredentials(CredentialProvider):
+    """The password source of ``redis.password_file`` / ``_command`` / ``_provider``:
+    redis-py asks it for each new connection (AUTH or HELLO in ``on_connect``)."""
+
+    def __init__(self, username: str | None, source: PasswordSource) -> None:
+        self.username = username
+        self.source = source
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        raise NotImplementedError("blockmon's Redis client is asyncio only")
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        password = await self.source()
+        return (self.username, password) if self.username else (password,)
+
+    def __repr__(self) -> str:
+        return f"RotatingCredentials(username={self.username!r})"
+
+
 def pool_kwargs(settings: RedisSettings) -> dict[str, Any]:
     retry = Retry(
         ExponentialWithJitterBackoff(
@@ -103,6 +124,10 @@ def create_pool(settings: RedisSettings) -> BlockingConnectionPool:
             raise ConfigError("redis.url: not a valid Redis URL") from None
     if settings.tls:
         kwargs["connection_class"] = SSLConnection
+    source = source_for("redis", settings)
+    if source is not None:  # rotating credentials: asked for each new connection
+        kwargs["credential_provider"] = RotatingCredentials(settings.username, source)
+        return pool_class(host=settings.host, port=settings.port, db=settings.db, **kwargs)
     return pool_class(
         host=settings.host,
         port=settings.port,

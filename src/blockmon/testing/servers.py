@@ -546,12 +546,15 @@ def pgbouncer_program() -> str:
 
 @dataclass(eq=False)
 class PgBouncer(_Removable):
-    """PgBouncer in transaction pooling mode in front of ``backend_port``."""
+    """PgBouncer in front of ``backend_port`` (transaction pooling unless ``pool_mode``
+    says otherwise); ``postgres`` may use its admin console (``SHOW POOLS``)."""
 
     backend_port: int
     home: Path = field(default_factory=lambda: temp_folder("pgbouncer", pg_owned=True))
     port: int = field(default_factory=free_port)
     pool_size: int = 10
+    pool_mode: str = "transaction"
+    max_client_conn: int = 500
     process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str = "postgres") -> str:
@@ -572,8 +575,9 @@ class PgBouncer(_Removable):
             f"* = host={HOST} port={self.backend_port}\n"
             "[pgbouncer]\n"
             f"listen_addr = {HOST}\nlisten_port = {self.port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {users}\npool_mode = transaction\n"
-            f"default_pool_size = {self.pool_size}\nmax_client_conn = 500\n"
+            f"auth_type = trust\nauth_file = {users}\npool_mode = {self.pool_mode}\n"
+            f"default_pool_size = {self.pool_size}\nmax_client_conn = {self.max_client_conn}\n"
+            "admin_users = postgres\n"
             f"logfile = {self.home / 'pgbouncer.log'}\n"
         )
         if os.geteuid() == 0:
