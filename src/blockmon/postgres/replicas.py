@@ -36,6 +36,11 @@ _LAG_SQL = text(
     "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
     "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
+# One server, told apart from a promoted copy of it (same system identifier, its own
+# start time) and from any other server.
+_IDENTITY_SQL = text(
+    "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()"
+)
 
 
 def replica_url(settings: PostgresSettings, index: int) -> str:
@@ -175,6 +180,17 @@ async def replication_lag(engine: AsyncEngine, timeout: float = 5.0) -> float | 
     async with asyncio.timeout(timeout), engine.connect() as conn:
         in_recovery, lag = (await conn.execute(_LAG_SQL)).one()
     return float(lag) if in_recovery else None
+
+
+async def same_server(one: AsyncEngine, other: AsyncEngine, timeout: float = 5.0) -> bool:
+    """Whether two engines reach the same PostgreSQL server (a replica URL that names the
+    primary, the usual development setting), whatever host name or address each uses."""
+    async with asyncio.timeout(timeout):
+        identities = []
+        for engine in (one, other):
+            async with engine.connect() as conn:
+                identities.append(tuple((await conn.execute(_IDENTITY_SQL)).one()))
+    return identities[0] == identities[1]
 
 
 async def router_resource(settings: PostgresSettings, writer: AsyncEngine) -> AsyncIterator[Router]:
