@@ -22,8 +22,9 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from blockmon.config.log import get_logger
+from blockmon.config.postgres_url import scheme_problem
 from blockmon.config.secrets import redact
-from blockmon.config.settings import POSTGRES_SCHEMES, PostgresSettings
+from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError, NoHealthyReplica
 from blockmon.postgres.engine import create_engine, engine_url
 
@@ -50,7 +51,7 @@ def replica_url(settings: PostgresSettings, index: int) -> str:
     where = f"postgres.replicas.{index}"
     if "://" in entry:
         try:
-            if urlsplit(entry).scheme.lower() not in POSTGRES_SCHEMES:
+            if scheme_problem(urlsplit(entry).scheme.lower()) is not None:
                 raise ConfigError(where)
             engine_url(settings.model_copy(update={"target_session_attrs": None}), url=entry)
         except ConfigError:

@@ -14,7 +14,7 @@ from blockmon.config.failures import connection_failure
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from blockmon.errors import BlockmonError
-from blockmon.postgres.engine import engine_url
+from blockmon.postgres.engine import asyncpg_url, connect_args, engine_url
 from blockmon.provisioning.embedded import EmbeddedServers
 from blockmon.redis.client import create_client
 from blockmon.redis.topology import close_client
@@ -24,12 +24,20 @@ async def connect(
     settings: PostgresSettings, *, database: str | None = None, timeout: float = 5.0
 ) -> asyncpg.Connection:
     """A plain asyncpg connection to the configured server (or another database on it)."""
-    url = engine_url(settings)
+    written = engine_url(settings)
+    args = connect_args(settings, written)
+    # SQLAlchemy's option, not asyncpg's: in a DSN asyncpg would send it to the server.
+    url = asyncpg_url(written).difference_update_query(["prepared_statement_cache_size"])
     if database is not None:
         url = url.set(database=database)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    ssl = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
-    return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout, **ssl)
+    return await asyncpg.connect(
+        dsn,
+        timeout=timeout,
+        command_timeout=timeout,
+        ssl=args["ssl"],
+        server_settings=args["server_settings"],
+    )
 
 
 async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> str | None:
