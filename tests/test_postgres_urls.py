@@ -215,16 +215,20 @@ async def test_each_suffix_reaches_the_server_for_blockmon_up(
 
 async def test_libpq_multi_host_lists_are_tried_in_order(pg_primary: PostgresServer) -> None:
     dead = free_port()
-    for query in (
-        f"host=127.0.0.1,127.0.0.1&port={dead},{pg_primary.port}",
-        f"host=127.0.0.1:{dead}&host=127.0.0.1:{pg_primary.port}",
+    for url in (
+        f"postgresql+psycopg2://postgres@/postgres?host=127.0.0.1,127.0.0.1&port={dead},"
+        f"{pg_primary.port}&sslmode=disable",
+        f"postgresql+psycopg2://postgres@/postgres?host=127.0.0.1:{dead}&host=127.0.0.1:"
+        f"{pg_primary.port}&sslmode=disable",
+        # libpq's list in the address part
+        f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:{dead},127.0.0.1:{pg_primary.port}"
+        "/postgres?sslmode=disable",
     ):
-        url = f"postgresql+psycopg2://postgres@/postgres?{query}&sslmode=disable"
         async with started({"url": url}) as container:
             engine = await container.engine()
             async with engine.connect() as conn:
                 port = (await conn.execute(text("SELECT inet_server_port()"))).scalar()
-        assert port == pg_primary.port, query
+        assert port == pg_primary.port, url
 
 
 async def test_the_urls_connect_timeout_bounds_the_connect() -> None:
@@ -246,3 +250,29 @@ def test_settings_name_the_database_of_a_dbname_option() -> None:
         PostgresSettings, {"url": "postgresql+psycopg://app@db/?dbname=shop"}, "postgres"
     )
     assert settings.database == "shop" and engine_url(settings).database == "shop"
+
+
+def test_blockmon_health_takes_the_applications_psycopg_url(
+    tmp_path: Path, blockmon_settings: Settings
+) -> None:
+    """The issue's case: the application's ``DATABASE_URL`` as its own engine has it."""
+    written = engine_url(blockmon_settings.postgres).set(drivername="postgresql+psycopg")
+    url = written.update_query_dict({"application_name": "shop", "connect_timeout": "10"})
+    redis = blockmon_settings.redis
+    path = tmp_path / "config.yml"
+    path.write_text("{}\n")
+    done = subprocess.run(
+        [BLOCKMON, "health", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": url.render_as_string(hide_password=False),
+            "REDIS_URL": redis.url.get_secret_value()
+            if redis.url is not None
+            else f"redis://{redis.host}:{redis.port}/{redis.db}",
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert any(line.split()[:2] == ["postgres", "pass"] for line in done.stdout.splitlines())

@@ -44,6 +44,22 @@ def scheme_problem(scheme: str) -> str | None:
     )
 
 
+def hosts_in_query(url: str) -> str:
+    """libpq's several hosts in the address (``//u@h1:5432,h2/db``) as the query's
+    ``?host=h1:5432&host=h2:5432`` (a missing port is libpq's 5432), the form SQLAlchemy's
+    asyncpg dialect reads; any other URL as it is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # the URL check says what is wrong
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    listed = [h if h.rpartition("]")[2].count(":") else f"{h}:5432" for h in hosts.split(",")]
+    query = "&".join([*(f"host={h}" for h in listed), *([parts.query] if parts.query else [])])
+    return f"{parts.scheme}://{userinfo}{at}{parts.path}?{query}"
+
+
 def _choice(*values: str) -> Callable[[str], bool]:
     return lambda value: value in values
 

@@ -34,6 +34,7 @@ from blockmon.config.postgres_url import (
     CONNECT_TIMEOUT_MAX,
     SSLMode,
     TargetSessionAttrs,
+    hosts_in_query,
     query_problem,
     scheme_problem,
     scheme_shown,
@@ -166,8 +167,12 @@ def _url_error(problem: str) -> PydanticCustomError:
 
 
 def _check_postgres_url(url: SecretStr | None) -> SecretStr | None:
-    """`_check_url` for a PostgreSQL URL (`blockmon.config.postgres_url`)."""
-    return _check_url(url, scheme_problem, query_problem)
+    """`_check_url` for a PostgreSQL URL (`blockmon.config.postgres_url`), its hosts
+    checked where the engine reads them."""
+    if url is None:
+        return None
+    _check_url(SecretStr(hosts_in_query(url.get_secret_value())), scheme_problem, query_problem)
+    return url
 
 
 # The numbers redis-py parses but would only refuse (or misuse) later: blockmon's own

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
-from blockmon.config.postgres_url import AsyncpgQuery, read_query
+from blockmon.config.postgres_url import AsyncpgQuery, hosts_in_query, read_query
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres.execution import Failure, observe_errors
@@ -50,7 +50,7 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
         )
         return _with_session_attrs(built, settings)
     try:  # the scheme was checked with the settings
-        parsed = make_url(raw)
+        parsed = make_url(hosts_in_query(raw))
     except (exc.ArgumentError, ValueError):
         raise ConfigError("postgres.url: not a valid URL (expected postgresql://...)") from None
     return _with_session_attrs(
