@@ -14,7 +14,7 @@ from blockmon.config.failures import connection_failure
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from blockmon.errors import BlockmonError
-from blockmon.postgres.engine import asyncpg_url, connect_args, engine_url
+from blockmon.postgres.engine import asyncpg_url, engine_url, url_options
 from blockmon.provisioning.embedded import EmbeddedServers
 from blockmon.redis.client import create_client
 from blockmon.redis.topology import close_client
@@ -23,9 +23,11 @@ from blockmon.redis.topology import close_client
 async def connect(
     settings: PostgresSettings, *, database: str | None = None, timeout: float = 5.0
 ) -> asyncpg.Connection:
-    """A plain asyncpg connection to the configured server (or another database on it)."""
+    """A plain asyncpg connection to the configured server (or another database on it):
+    the URL's options, not the pool's settings (its ``application_name`` is not the
+    application's, so the application's connections can be counted from it)."""
     written = engine_url(settings)
-    args = connect_args(settings, written)
+    options = url_options(written)
     # SQLAlchemy's option, not asyncpg's: in a DSN asyncpg would send it to the server.
     url = asyncpg_url(written).difference_update_query(["prepared_statement_cache_size"])
     if database is not None:
@@ -35,8 +37,8 @@ async def connect(
         dsn,
         timeout=timeout,
         command_timeout=timeout,
-        ssl=args["ssl"],
-        server_settings=args["server_settings"],
+        ssl=options.ssl or settings.sslmode,
+        server_settings=options.server_settings,
     )
 
 
