@@ -21,7 +21,7 @@ COMMANDS = "'up', 'config', 'health', 'serve', 'db', 'doctor'"
 DB_ACTIONS = "'upgrade', 'downgrade', 'current', 'history', 'check', 'stamp', 'lint'"
 LEVELS = "'debug', 'info', 'warning', 'error', 'critical'"
 LEVELS_OR = "'debug', 'info', 'warning', 'error' or 'critical'"
-PG_SCHEMES = "postgresql://, postgres:// or postgresql+asyncpg://"
+PG_SCHEMES = "postgresql:// or postgres://, with or without a driver (postgresql+psycopg://...)"
 REV_FORMS = "must be a revision id, head, base or a relative form like -1"
 ENV_VARS = (
     "BLOCKMON_CONFIG",

@@ -115,7 +115,7 @@ BAD = [
     Bad(
         "bad postgres URL scheme",
         f"postgres:\n  url: mysql://u:{SENTINEL}@h/db\n",
-        "postgres.url: scheme must be postgresql://, postgres:// or postgresql+asyncpg://, got mysql://",
+        "postgres.url: scheme must be postgresql:// or postgres://, with or without a driver (postgresql+psycopg://...), got mysql://",
     ),
     Bad(
         "bad postgres URL port",
@@ -151,7 +151,7 @@ BAD = [
     Bad(
         "bad DATABASE_URL",
         "{}\n",
-        "postgres.url: scheme must be postgresql://, postgres:// or postgresql+asyncpg://, got mysql://",
+        "postgres.url: scheme must be postgresql:// or postgres://, with or without a driver (postgresql+psycopg://...), got mysql://",
         env={"DATABASE_URL": f"mysql://root:{SENTINEL}@db/x"},
     ),
     Bad(

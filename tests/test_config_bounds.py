@@ -212,7 +212,7 @@ def test_a_file_over_the_size_bound(tmp_path: Path) -> None:
         ),
         (
             "postgresql://u:{s}@db/x?foo=bar",
-            "postgres.url: unknown query option 'foo' (accepted: host, port, user, password, database, passfile, sslmode, ssl, target_session_attrs, krbsrvname, gsslib, prepared_statement_cache_size)",
+            "postgres.url: unknown query option 'foo' (accepted: host, port, user, password, database, passfile, target_session_attrs, krbsrvname, gsslib, prepared_statement_cache_size, dbname, sslmode, ssl, connect_timeout, application_name, options)",
         ),
         (
             "postgresql://u@db/x?host=a:0",

@@ -52,16 +52,27 @@ scalars = st.one_of(
 )
 ports = st.one_of(st.integers(min_value=-5, max_value=70000), st.sampled_from(["", "x", "5432"]))
 query_keys = st.sampled_from(
-    ["sslmode", "host", "port", "password", "foo", "db", "target_session_attrs", "protocol", ""]
+    [
+        *("sslmode", "host", "port", "password", "foo", "db", "target_session_attrs"),
+        *("protocol", "", "options", "connect_timeout", "application_name", "dbname"),
+    ]
 )
-query_values = st.one_of(st.sampled_from(["disable", "bogus", "1", "a:0", "", SECRET]), st.text())
+query_values = st.one_of(
+    st.sampled_from(["disable", "bogus", "1", "a:0", "", SECRET, "-c a=b", "-c", "--x=1 \\"]),
+    st.text(),
+)
 
 
 @st.composite
 def urls(draw: st.DrawFn) -> str:
     """URLs with the secret as their password, in shapes right and wrong."""
     scheme = draw(
-        st.sampled_from(["postgresql", "postgres", "redis", "rediss", "unix", "mysql", ""])
+        st.sampled_from(
+            [
+                *("postgresql", "postgres", "postgresql+psycopg", "postgresql+foo"),
+                *("redis", "rediss", "unix", "mysql", ""),
+            ]
+        )
     )
     host = draw(st.sampled_from(["db", "127.0.0.1", "[::1]", "", "h o", "ex%41mple"]))
     port = draw(ports)

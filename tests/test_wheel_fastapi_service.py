@@ -32,7 +32,7 @@ README_PORT = "8000"
 
 # Every command of the README, in order, with what its output must hold.
 EXPECTED: list[tuple[str, tuple[str, ...]]] = [
-    ('pip install "blockmon[test]" fastapi', ()),
+    ('pip install "blockmon[testing]" fastapi httpx', ()),
     (
         "blockmon up --no-embedded",
         ("blockmon: schema: at head (a001, in alembic_version)", "postgres:schema: pass"),
@@ -85,7 +85,7 @@ def fresh_venv(tmp: Path) -> tuple[Path, Path]:
          "--no-index", "-q", "-w", str(wheels), str(ROOT)]
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    build(["blockmon[test]", "fastapi"], wheels, exclude={"blockmon"})
+    build(["blockmon[testing]", "fastapi", "httpx"], wheels, exclude={"blockmon"})
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)
     return env_dir, wheels

@@ -13,7 +13,7 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import (
@@ -29,15 +29,21 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from blockmon.config.postgres_url import (
+    APPLICATION_NAME_MAX,
+    CONNECT_TIMEOUT_MAX,
+    SSLMode,
+    TargetSessionAttrs,
+    hosts_in_query,
+    query_problem,
+    scheme_problem,
+    scheme_shown,
+)
 from blockmon.config.secrets import register_secrets, shown
 from blockmon.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-SSLMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 RedisMode = Literal["standalone", "sentinel", "cluster"]
-TargetSessionAttrs = Literal[
-    "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
-]
 # "host:port" (IPv6 as "[::1]:6379"); checked by parse_host_port.
 HostPort = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
 
@@ -108,28 +114,28 @@ def _url_passwords(url: SecretStr | None) -> list[str]:
     return [parts.password, *found] if parts.password else found
 
 
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 REDIS_DB_MAX = 1023
 
 
 def _check_url(
-    url: SecretStr | None, schemes: tuple[str, ...], problem: Callable[[str], str | None]
+    url: SecretStr | None,
+    scheme_problem: Callable[[str], str | None],
+    problem: Callable[[str], str | None],
 ) -> SecretStr | None:
     """Reject a URL blockmon cannot use at load time, without echoing it (it may hold a
-    password): scheme, a raw ``@`` in the user-info, port, and what ``problem`` finds
-    (the query options and path the driver would refuse or misread later)."""
+    password): what ``scheme_problem`` finds in its scheme (lower case), a raw ``@`` in
+    the user-info, port, and what ``problem`` finds (the query options and path the
+    driver would refuse or misread later)."""
     if url is None:
         return None
-    names = [f"{s}://" for s in schemes]
-    wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
     try:
         parts = urlsplit(url.get_secret_value())
     except ValueError:
-        raise _url_error(f"not a valid URL (expected {wanted}...)") from None
-    if parts.scheme.lower() not in schemes:
-        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        raise _url_error(f"scheme must be {wanted}, got {got}")
+        raise _url_error("not a valid URL") from None
+    found = scheme_problem(parts.scheme.lower())
+    if found is not None:
+        raise _url_error(found)
     if parts.netloc.count("@") > 1:
         raise _url_error("the user name or password contains a raw '@': percent-encode it as %40")
     try:
@@ -144,55 +150,29 @@ def _check_url(
     return url
 
 
+def _one_of(*schemes: str) -> Callable[[str], str | None]:
+    """A scheme check that accepts ``schemes`` and names them when it refuses one."""
+    names = [f"{s}://" for s in schemes]
+    wanted = ", ".join(names[:-1]) + f" or {names[-1]}"
+
+    def problem(scheme: str) -> str | None:
+        got = scheme_shown(scheme)
+        return None if scheme in schemes else f"scheme must be {wanted}, got {got}"
+
+    return problem
+
+
 def _url_error(problem: str) -> PydanticCustomError:
     return PydanticCustomError("blockmon_url", "{problem}", {"problem": problem})
 
 
-def _choice(*values: str) -> Callable[[str], bool]:
-    return lambda value: value in values
-
-
-def _host(value: str) -> bool:
-    """``host``, ``host:port`` (port 1-65535) or a socket directory."""
-    if value.startswith("/"):
-        return True
-    try:
-        parts = urlsplit(f"//{value}")
-        return bool(parts.hostname) and parts.port != 0
-    except ValueError:
-        return False
-
-
-# What blockmon's engine hands asyncpg from a PostgreSQL URL's query (through SQLAlchemy,
-# which passes the rest on as keyword arguments; ``sslmode`` becomes ``ssl``).
-_POSTGRES_QUERY: dict[str, Callable[[str], bool]] = {
-    "host": _host,
-    "port": lambda v: v.isdigit() and 1 <= int(v) <= 65535,
-    "user": bool,
-    "password": lambda v: True,
-    "database": bool,
-    "passfile": bool,
-    "sslmode": _choice(*get_args(SSLMode)),
-    "ssl": _choice(*get_args(SSLMode)),
-    "target_session_attrs": _choice(*get_args(TargetSessionAttrs)),
-    "krbsrvname": bool,
-    "gsslib": _choice("gssapi", "sspi"),
-    "prepared_statement_cache_size": str.isdigit,
-}
-
-
-def _postgres_query_problem(url: str) -> str | None:
-    """Query options asyncpg (through SQLAlchemy) would refuse or misread."""
-    for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
-        check = _POSTGRES_QUERY.get(key)
-        if check is None:
-            accepted = ", ".join(_POSTGRES_QUERY)
-            return f"unknown query option {shown(key, 40)} (accepted: {accepted})"
-        bad = [v for v in values if not check(v)]
-        if bad:
-            got = "" if key == "password" else f", got {shown(bad[0], 40)}"
-            return f"query option {key} has an invalid value{got}"
-    return None
+def _check_postgres_url(url: SecretStr | None) -> SecretStr | None:
+    """`_check_url` for a PostgreSQL URL (`blockmon.config.postgres_url`), its hosts
+    checked where the engine reads them."""
+    if url is None:
+        return None
+    _check_url(SecretStr(hosts_in_query(url.get_secret_value())), scheme_problem, query_problem)
+    return url
 
 
 # The numbers redis-py parses but would only refuse (or misuse) later: blockmon's own
@@ -296,7 +276,7 @@ def _one_password(section: str, settings: Any, url: SecretStr | None) -> None:
 def _replica(entry: SecretStr) -> SecretStr:
     """A ``postgres.replicas`` entry given as a URL gets the checks of ``postgres.url``."""
     if "://" in entry.get_secret_value():
-        _check_url(entry, POSTGRES_SCHEMES, _postgres_query_problem)
+        _check_postgres_url(entry)
     return entry
 
 
@@ -315,14 +295,14 @@ class PostgresSettings(_Section):
     password_provider: Annotated[str | None, AfterValidator(_provider)] = Field(None, min_length=1)
     database: str = Field("blockmon", min_length=1)
     sslmode: SSLMode = "prefer"
-    application_name: str = Field("blockmon", max_length=63)
+    application_name: str = Field("blockmon", max_length=APPLICATION_NAME_MAX)
     pool_size: int = Field(10, ge=1, le=1000)
     max_overflow: int = Field(10, ge=0, le=1000)
     pool_timeout: float = Field(10.0, gt=0, le=3600)
     max_lifetime: float = Field(1800.0, gt=0)
     # Connections opened at start-up and kept open (HikariCP's minimumIdle); <= pool_size.
     min_idle: int = Field(0, ge=0, le=1000)
-    connect_timeout: float = Field(5.0, gt=0, le=600)
+    connect_timeout: float = Field(5.0, gt=0, le=CONNECT_TIMEOUT_MAX)
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
     close_timeout: float = Field(2.0, gt=0, le=600)
@@ -344,7 +324,7 @@ class PostgresSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
+        return _check_postgres_url(url)
 
     @field_validator("leak_detection_threshold")
     @classmethod
@@ -365,9 +345,14 @@ class PostgresSettings(_Section):
         url = data["url"]
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         try:
-            name = unquote(urlsplit(raw).path.lstrip("/")) if isinstance(raw, str) else ""
+            parts = urlsplit(raw) if isinstance(raw, str) else None
         except ValueError:
             return data  # the url check says what is wrong
+        if parts is None:
+            return data
+        query = parse_qs(parts.query)
+        given = query.get("database") or query.get("dbname")  # libpq's: the query wins
+        name = given[-1] if given else unquote(parts.path.lstrip("/"))
         return {**data, "database": name} if name else data
 
     @model_validator(mode="after")
@@ -437,7 +422,7 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, REDIS_SCHEMES, _redis_url_problem)
+        return _check_url(url, _one_of(*REDIS_SCHEMES), _redis_url_problem)
 
     @model_validator(mode="after")
     def _one_password(self) -> RedisSettings:
@@ -590,7 +575,7 @@ class MigrationSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, url: SecretStr | None) -> SecretStr | None:
-        return _check_url(url, POSTGRES_SCHEMES, _postgres_query_problem)
+        return _check_postgres_url(url)
 
     @field_validator("heads_from")
     @classmethod

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.credentials import source_for
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
+from blockmon.config.postgres_url import AsyncpgQuery, hosts_in_query, read_query
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres import idle
@@ -36,7 +37,8 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
     """The asyncpg URL for ``settings`` (or for ``url``, e.g. a migration DSN).
 
     ``postgres.hosts`` becomes a multi-host URL (``?host=A:5432&host=B:5432``) and
-    ``postgres.target_session_attrs`` says which of them to settle on."""
+    ``postgres.target_session_attrs`` says which of them to settle on. A URL keeps its
+    query as written (libpq's options too): `asyncpg_url` and `connect_args` read it."""
     raw = url if url is not None else (settings.url.get_secret_value() if settings.url else None)
     if raw is None:
         built = URL.create(
@@ -50,12 +52,24 @@ def engine_url(settings: PostgresSettings, *, url: str | None = None) -> URL:
         )
         return _with_session_attrs(built, settings)
     try:  # the scheme was checked with the settings
-        parsed = make_url(raw)
+        parsed = make_url(hosts_in_query(raw))
     except (exc.ArgumentError, ValueError):
         raise ConfigError("postgres.url: not a valid URL (expected postgresql://...)") from None
     return _with_session_attrs(
-        _password_out_of_query(parsed.set(drivername="postgresql+asyncpg")), settings
+        _database_out_of_query(_password_out_of_query(parsed.set(drivername="postgresql+asyncpg"))),
+        settings,
     )
+
+
+def _database_out_of_query(url: URL) -> URL:
+    """libpq's ``?dbname=`` (or asyncpg's ``?database=``) becomes the URL's database, the
+    one every command names and `blockmon.provisioning` creates (the query wins, as in libpq)."""
+    for key in ("dbname", "database"):
+        value = url.query.get(key)
+        if value is not None:
+            name = value[-1] if isinstance(value, tuple) else value
+            url = url.difference_update_query([key]).set(database=name)
+    return url
 
 
 def _password_out_of_query(url: URL) -> URL:
@@ -85,20 +99,36 @@ def pgbouncer_fixes(url: URL) -> tuple[URL, dict[str, Any]]:
     return url.update_query_dict({"prepared_statement_cache_size": "0"}), args
 
 
+def url_options(url: URL) -> AsyncpgQuery:
+    """``url``'s query read for asyncpg (checked with the settings, so never refused here)."""
+    try:
+        return read_query(url.query)
+    except ValueError as error:
+        raise ConfigError(f"postgres.url: {error}") from None
+
+
+def asyncpg_url(url: URL) -> URL:
+    """``url`` with only the query options asyncpg.connect() takes as keywords (the
+    others are `connect_args`)."""
+    return url.set(query=url_options(url).keywords)
+
+
 def connect_args(settings: PostgresSettings, url: URL) -> dict[str, Any]:
-    """asyncpg connect() arguments: timeouts, server settings, TLS."""
+    """asyncpg connect() arguments: timeouts, server settings, TLS; the URL's own
+    ``sslmode``, ``connect_timeout``, ``application_name`` and ``options`` win over
+    the settings, as they would for libpq."""
+    options = url_options(url)
     server_settings = {"application_name": settings.application_name}
     if not settings.pgbouncer:
         # PgBouncer refuses unknown startup parameters, and a session setting would not
         # follow the client across server connections anyway: set it on the role instead.
         server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
     args: dict[str, Any] = {
-        "timeout": settings.connect_timeout,
+        "timeout": options.timeout or settings.connect_timeout,
         "command_timeout": settings.command_timeout,
-        "server_settings": server_settings,
+        "server_settings": server_settings | options.server_settings,
+        "ssl": options.ssl or settings.sslmode,
     }
-    if "sslmode" not in url.query and "ssl" not in url.query:
-        args["ssl"] = settings.sslmode
     source = source_for("postgres", settings)
     if source is not None:  # rotating credentials: asyncpg asks it for each new connection
         args["password"] = source
@@ -110,13 +140,10 @@ def create_engine(
 ) -> AsyncEngine:
     """Build (but do not connect) an AsyncEngine configured from ``settings``; ``pool``
     names its pool in leak reports (``replica-0`` for a read replica's)."""
-    target = engine_url(settings, url=url)
-    query = dict(target.query)
+    written = engine_url(settings, url=url)
+    args = connect_args(settings, written)
+    target = asyncpg_url(written)
     extra: dict[str, Any] = {}
-    if "sslmode" in query:
-        # asyncpg spells libpq's sslmode as ``ssl``.
-        extra["ssl"] = query.pop("sslmode")
-        target = target.set(query=query)
     if settings.pgbouncer:
         target, fixes = pgbouncer_fixes(target)
         extra.update(fixes)
@@ -133,7 +160,7 @@ def create_engine(
         pool_pre_ping=settings.validation == "pre_ping",
         hide_parameters=True,
         **({"logging_name": _ECHO_NAME} if settings.echo else {}),
-        connect_args={**connect_args(settings, target), **extra},
+        connect_args={**args, **extra},
     )
     sa_compat.declare_max_overflow(engine, settings.max_overflow)
     if settings.echo:

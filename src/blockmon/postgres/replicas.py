@@ -22,8 +22,9 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from blockmon.config.log import get_logger
+from blockmon.config.postgres_url import scheme_problem
 from blockmon.config.secrets import redact
-from blockmon.config.settings import POSTGRES_SCHEMES, PostgresSettings
+from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError, NoHealthyReplica
 from blockmon.postgres.engine import create_engine, engine_url
 
@@ -36,6 +37,11 @@ _LAG_SQL = text(
     "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
     "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
+# One server, told apart from a promoted copy of it (same system identifier, its own
+# start time) and from any other server.
+_IDENTITY_SQL = text(
+    "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()"
+)
 
 
 def replica_url(settings: PostgresSettings, index: int) -> str:
@@ -45,7 +51,7 @@ def replica_url(settings: PostgresSettings, index: int) -> str:
     where = f"postgres.replicas.{index}"
     if "://" in entry:
         try:
-            if urlsplit(entry).scheme.lower() not in POSTGRES_SCHEMES:
+            if scheme_problem(urlsplit(entry).scheme.lower()) is not None:
                 raise ConfigError(where)
             engine_url(settings.model_copy(update={"target_session_attrs": None}), url=entry)
         except ConfigError:
@@ -175,6 +181,17 @@ async def replication_lag(engine: AsyncEngine, timeout: float = 5.0) -> float | 
     async with asyncio.timeout(timeout), engine.connect() as conn:
         in_recovery, lag = (await conn.execute(_LAG_SQL)).one()
     return float(lag) if in_recovery else None
+
+
+async def same_server(one: AsyncEngine, other: AsyncEngine, timeout: float = 5.0) -> bool:
+    """Whether two engines reach the same PostgreSQL server (a replica URL that names the
+    primary, the usual development setting), whatever host name or address each uses."""
+    async with asyncio.timeout(timeout):
+        identities = []
+        for engine in (one, other):
+            async with engine.connect() as conn:
+                identities.append(tuple((await conn.execute(_IDENTITY_SQL)).one()))
+    return identities[0] == identities[1]
 
 
 async def router_resource(settings: PostgresSettings, writer: AsyncEngine) -> AsyncIterator[Router]:

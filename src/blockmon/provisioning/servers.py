@@ -16,7 +16,7 @@ from blockmon.config.failures import connection_failure
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 from blockmon.errors import BlockmonError
-from blockmon.postgres.engine import engine_url
+from blockmon.postgres.engine import asyncpg_url, engine_url, url_options
 from blockmon.provisioning.embedded import EmbeddedServers
 from blockmon.redis.client import create_client
 from blockmon.redis.topology import close_client
@@ -25,16 +25,28 @@ from blockmon.redis.topology import close_client
 async def connect(
     settings: PostgresSettings, *, database: str | None = None, timeout: float = 5.0
 ) -> asyncpg.Connection:
-    """A plain asyncpg connection to the configured server (or another database on it)."""
-    url = engine_url(settings)
+    """A plain asyncpg connection to the configured server (or another database on it):
+    the URL's options, not the pool's settings (its ``application_name`` is not the
+    application's, so the application's connections can be counted from it)."""
+    written = engine_url(settings)
+    options = url_options(written)
+    # SQLAlchemy's option, not asyncpg's: in a DSN asyncpg would send it to the server.
+    url = asyncpg_url(written).difference_update_query(["prepared_statement_cache_size"])
     if database is not None:
         url = url.set(database=database)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    extra: dict[str, Any] = {} if "sslmode" in url.query else {"ssl": settings.sslmode}
+    extra: dict[str, Any] = {}
     source = source_for("postgres", settings)
-    if source is not None:
+    if source is not None:  # rotating credentials
         extra["password"] = source
-    return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout, **extra)
+    return await asyncpg.connect(
+        dsn,
+        timeout=timeout,
+        command_timeout=timeout,
+        ssl=options.ssl or settings.sslmode,
+        server_settings=options.server_settings,
+        **extra,
+    )
 
 
 async def postgres_problem(settings: PostgresSettings, timeout: float = 3.0) -> str | None:
