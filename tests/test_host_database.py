@@ -136,3 +136,22 @@ async def test_a_database_migrated_by_the_previous_main_keeps_its_rows(
     assert len(await fetch(blockmon_fresh_database, "SELECT * FROM alert_rules")) == 1
     checked = await asyncio.to_thread(blockmon, "db", "check", env=env)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_alembic_against_a_server_that_is_down_is_one_line(tmp_path: Path) -> None:
+    """An application's (or the repository's) ``alembic upgrade`` through ``run()``: a
+    server that refuses is Alembic's one ``FAILED:`` line, no traceback, no password."""
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "postgres:\n  port: 1\n  password: Sw0rdfish-secret\nmigrations:\n  alerting_tables: true\n"
+    )
+    result = subprocess.run(
+        [str(BIN / "alembic"), "-c", str(Path(__file__).parents[1] / "alembic.ini"),
+         "upgrade", "head"],
+        env=environ(BLOCKMON_CONFIG=str(config)), cwd=tmp_path, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "Sw0rdfish-secret" not in output
+    assert "FAILED: database:" in output and "127.0.0.1" in output

@@ -17,13 +17,14 @@ import pytest
 import pytest_asyncio
 from dependency_injector import containers, providers
 from dependency_injector.wiring import Provide, inject
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from litestar import Litestar, get, post
 from litestar.exceptions import HTTPException as LitestarHTTPException
 from sqlalchemy import text
 
 from blockmon import ApplicationContainer, Lifespan, monitoring_app
-from blockmon.fastapi import ReadSession, WriteSession
+from blockmon.errors import UsageError
+from blockmon.fastapi import ReadSession, WriteSession, attach
 from blockmon.health.model import Status
 from blockmon.litestar import BlockmonPlugin
 from blockmon.litestar import ReadSession as LitestarReadSession
@@ -120,27 +121,41 @@ def test_three_starts_with_asyncio_run(
     assert len(seen) == 3
 
 
-def _fastapi_app(app: App, table: str) -> Any:
+def _fastapi_app(app: App, table: str, *, attached: bool = False) -> Any:
+    """Routes on an APIRouter, included as real applications do (FastAPI then wraps the
+    lifespan); ``attached``: the sessions' container given without the lifespan."""
     web = FastAPI(lifespan=Lifespan(app))
     web.mount("/monitoring", monitoring_app(app.blockmon()))
+    router = APIRouter()
 
-    @web.post("/notes/{body}", status_code=201)
+    @router.post("/notes/{body}", status_code=201)
     async def add(body: str, session: WriteSession) -> dict[str, str]:
         await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body})
         if body.startswith("bad"):
             raise HTTPException(409, "refused after the insert")
         return {"body": body}
 
-    @web.get("/notes")
+    @router.post("/notes/{body}/twice", status_code=201)
+    async def add_twice(body: str, session: WriteSession) -> dict[str, str]:
+        """A route that commits on its own, then goes on with the same session."""
+        await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body})
+        await session.commit()
+        await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body + "+"})
+        return {"body": body}
+
+    @router.get("/notes")
     async def listed(session: ReadSession) -> list[str]:
         rows = await session.execute(text(f"SELECT body FROM {table} ORDER BY body"))
         return list(rows.scalars())
 
-    @web.get("/pool")
+    @router.get("/pool")
     @inject
     async def pool(engine: Any = Provide[App.blockmon.postgres.engine]) -> int:
         return int(engine.sync_engine.pool.checkedout())
 
+    web.include_router(router)
+    if attached:
+        attach(web, app)
     app.wire(modules=[__name__])
     return web
 
@@ -172,13 +187,19 @@ async def test_sessions_on_the_tests_loop(
     """The other way to test: the fixture's started container, httpx on the test's loop,
     the app's lifespan not run."""
     app = App(blockmon=blockmon_container)
-    web = _fastapi_app(app, notes)
+    unattached = _fastapi_app(app, notes)
+    transport = httpx.ASGITransport(app=unattached)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with pytest.raises(UsageError, match=r"blockmon\.fastapi\.attach\(app, container\)"):
+            await client.get("/notes")
+    web = _fastapi_app(app, notes, attached=True)
     try:
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.post("/notes/kept")).status_code == 201
             assert (await client.post("/notes/bad")).status_code == 409
-            assert (await client.get("/notes")).json() == ["kept"]
+            assert (await client.post("/notes/again/twice")).status_code == 201
+            assert (await client.get("/notes")).json() == ["again", "again+", "kept"]
             assert (await client.get("/pool")).json() == 0
     finally:
         app.unwire()
@@ -221,7 +242,7 @@ async def test_per_test_rollback(
     that the fixture rolls back; other connections never see the test's rows. (``notes``
     first: its table is dropped after the rollback released the rows' locks.)"""
     app = App(blockmon=blockmon_container)
-    web = _fastapi_app(app, notes)
+    web = _fastapi_app(app, notes, attached=True)
     try:
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -2,8 +2,9 @@
 route returns, rolls back when it raises, and is closed after it; ``ReadSession`` reads
 from a replica when ``postgres.replicas`` names some, else from the primary.
 
-The container is the one ``FastAPI(lifespan=Lifespan(container))`` was given, also when
-the lifespan has not run (httpx's ASGITransport on a container started elsewhere).
+The container is the one ``FastAPI(lifespan=Lifespan(container))`` starts, recorded on
+``app.state.blockmon`` when the lifespan runs; `attach` records it without the lifespan
+(httpx's ASGITransport on a container started elsewhere, as tests do).
 """
 
 from __future__ import annotations
@@ -11,25 +12,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blockmon.errors import UsageError
-from blockmon.lifespan import Lifespan, blockmon_container
+from blockmon.lifespan import blockmon_container
 
-__all__ = ["ReadSession", "WriteSession", "read_session", "write_session"]
+__all__ = ["ReadSession", "WriteSession", "attach", "read_session", "write_session"]
+
+
+def attach(app: FastAPI, container: Any) -> None:
+    """Give ``app``'s routes the sessions of ``container`` (yours holding blockmon, or
+    blockmon's own); ``Lifespan(container)`` does the same when the app starts."""
+    found = blockmon_container(container)
+    if found is None:
+        raise UsageError(f"attach: no blockmon ApplicationContainer in {container!r}")
+    app.state.blockmon = found
 
 
 def _postgres(app: Any) -> Any:
     container = getattr(app.state, "blockmon", None)
     if container is None:
-        lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
-        if isinstance(lifespan, Lifespan):
-            container = blockmon_container(lifespan.container)
-    if container is None:
         raise UsageError(
-            "no blockmon container for this app: create it with "
-            "FastAPI(lifespan=Lifespan(container))"
+            "no blockmon container for this app: start it with "
+            "FastAPI(lifespan=Lifespan(container)), or call "
+            "blockmon.fastapi.attach(app, container) where its lifespan does not run"
         )
     return container.postgres
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from blockmon.config.log import configure_logging, get_logger
 from blockmon.config.secrets import redact
@@ -348,6 +348,15 @@ async def _standalone(context: Any, settings: Settings, env: _Env) -> None:
             await conn.run_sync(
                 lambda sync_conn: run_on_connection(context, sync_conn, settings.migrations, env)
             )
+    except (OSError, TimeoutError, SQLAlchemyError) as error:  # not a revision's: reaching it
+        from blockmon.config.failures import connection_failure
+        from blockmon.provisioning.servers import postgres_address
+
+        timeout = ("postgres.connect_timeout", full.postgres.connect_timeout)
+        where = postgres_address(full.postgres)
+        raise BlockmonError(
+            f"database: {connection_failure(error, address=where, timeout=timeout)}"
+        ) from None
     finally:
         await engine.dispose()
 

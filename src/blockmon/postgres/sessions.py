@@ -27,8 +27,15 @@ class Sessions:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self.session_factory() as session, session.begin():
-            yield session
+        """Committed when the block ends, rolled back when it raises; the block may
+        commit on its own too (and go on: the session begins again)."""
+        async with self.session_factory() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
