@@ -43,11 +43,13 @@ class WaitObserver(Protocol):
 class StatementHook:
     """The slots one engine's Statements call through; each is None when unused."""
 
-    __slots__ = ("checkout", "observer", "waits")
+    __slots__ = ("checkout", "lost", "observer", "waits")
 
     def __init__(self) -> None:
         self.observer: StatementObserver | None = None
         self.waits: WaitObserver | None = None
+        # told when a statement finds its server session gone (the connection-state log)
+        self.lost: Callable[[BaseException], None] | None = None
         # the pool guard's checkout without a greenlet (`blockmon.postgres.pool`): a
         # connection, or None when this checkout could have to wait, connect or ping
         self.checkout: Callable[[], Any] | None = None

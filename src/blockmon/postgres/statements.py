@@ -230,21 +230,41 @@ class Statements:
                     result = await call(driver)
             else:
                 result = await call(driver)
-        except PostgresError as error:
-            if observer is not None:
-                observer(sql, operation, perf_counter() - started, error)
-            await _check_in(pool, fairy)  # the server refused the statement; the connection is fine
-            raise
         except BaseException as error:
             if observer is not None:
                 observer(sql, operation, perf_counter() - started, error)
-            # Cancelled mid-statement or the connection broke: never hand it out again.
-            fairy.invalidate(error)
+            if keeps_connection(error, driver):  # refused; the connection is fine
+                await self._check_in(pool, fairy)
+            else:
+                self._discard(pool, fairy, driver, error)
             raise
         if observer is not None:
             observer(sql, operation, perf_counter() - started, None)
-        await _check_in(pool, fairy)
+        await self._check_in(pool, fairy)
         return result
+
+    async def _check_in(self, pool: Pool, fairy: Any) -> None:
+        """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the
+        return may await (`blockmon._compat.sqlalchemy.closes_at_return`: a disposed
+        pool, another library's checkin or reset listener, an overflow connection to
+        close). Discarding (`_discard`) terminates without awaiting, so needs neither."""
+        if sa_compat.closes_at_return(pool, self.engine.sync_engine.pool):
+            await sa_compat.in_greenlet(fairy.close)
+        else:
+            fairy.close()
+
+    def _discard(self, pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
+        """Never hand ``fairy`` out again (cancelled mid-statement, a timeout, a broken
+        connection). A lost connection (the server ended the session) is logged as such
+        and, as on SQLAlchemy's path, every connection of the pool opened before it is
+        reopened at its next checkout."""
+        if isinstance(error, Exception) and lost_connection(error, driver):
+            sa_compat.invalidate_pool(pool, fairy, error)
+            lost = self._hook.lost
+            if lost is not None:
+                lost(error)
+        else:
+            fairy.invalidate(error)
 
     async def execute(
         self, statement: Statement, params: ManyParams = None, *, operation: str | None = None
@@ -327,13 +347,17 @@ class Statements:
             driver: Any = fairy.driver_connection
             tx = Transaction(driver, self._sql_dialect, self._hook.observer)
             try:
-                await driver.execute(begin)
+                try:
+                    await driver.execute(begin)
+                except BaseException as error:
+                    tx.clean = keeps_connection(error, driver)
+                    raise
                 yield tx
             except BaseException as error:
                 if isinstance(error, Exception) and tx.clean:
-                    await _roll_back(pool, fairy, driver, error)
+                    await self._roll_back(pool, fairy, driver, error)
                 else:  # cancelled, or a statement was cut off: the server rolls back
-                    fairy.invalidate(error)
+                    self._discard(pool, fairy, driver, error)
                 raise
             started = perf_counter()
             try:
@@ -342,13 +366,13 @@ class Statements:
                 observer = self._hook.observer
                 if observer is not None:
                     observer("COMMIT", None, perf_counter() - started, error)
-                if isinstance(error, PostgresError):
+                if keeps_connection(error, driver):
                     # the server ended the transaction (e.g. 40001 at COMMIT)
-                    await _check_in(pool, fairy)
+                    await self._check_in(pool, fairy)
                 else:
-                    fairy.invalidate(error)
+                    self._discard(pool, fairy, driver, error)
                 raise
-            await _check_in(pool, fairy)
+            await self._check_in(pool, fairy)
         finally:
             if gate is not None:
                 gate.release()
@@ -373,26 +397,47 @@ class Statements:
 
         return await retrying(unit, attempts, backoff)
 
+    async def _roll_back(self, pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
+        """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
+        back is discarded. A cancellation (or timeout) arriving meanwhile is what
+        propagates, never ``error`` in its place."""
+        try:
+            await driver.execute("ROLLBACK")
+        except BaseException as failure:
+            self._discard(pool, fairy, driver, failure)
+            if not isinstance(failure, Exception):
+                raise
+            raise error from None
+        await self._check_in(pool, fairy)
 
-async def _check_in(pool: Pool, fairy: Any) -> None:
-    """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the pool
-    may close it (an overflow connection coming back to a full pool), since closing
-    awaits. Discarding (``invalidate``) terminates without awaiting, so needs neither."""
-    if sa_compat.closes_at_return(pool):
-        await sa_compat.in_greenlet(fairy.close)
-    else:
-        fairy.close()
+
+def lost_connection(error: Exception, driver: Any) -> bool:
+    """Whether ``error`` means the server session is gone: asyncpg's connection errors
+    (``ConnectionDoesNotExistError`` is a `PostgresError` too), a FATAL from the server
+    (``pg_terminate_backend``: 57P01), or a connection asyncpg has closed."""
+    return (
+        isinstance(error, (asyncpg.PostgresConnectionError, OSError, ConnectionError))
+        or (isinstance(error, PostgresError) and error.sqlstate in _FATAL)
+        or driver.is_closed()
+    )
 
 
-async def _roll_back(pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
-    """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
-    back is discarded."""
-    try:
-        await driver.execute("ROLLBACK")
-    except BaseException as failure:
-        fairy.invalidate(failure)
-        raise error from None
-    await _check_in(pool, fairy)
+_FATAL = frozenset(
+    {"57P01", "57P02", "57P03"}
+)  # admin shutdown, crash shutdown, cannot connect now
+
+
+def keeps_connection(error: BaseException, driver: Any) -> bool:
+    """Whether the connection stays usable after ``error``: the server refused the
+    statement (a `PostgresError` of the statement, not of the session), or asyncpg
+    refused an argument before sending anything (its client-side ``DataError``, an
+    ``InterfaceError`` and ``ValueError``). Never after a cancellation, a timeout or a
+    lost connection."""
+    if not isinstance(error, (PostgresError, asyncpg.InterfaceError)):
+        return False
+    if lost_connection(error, driver):
+        return False
+    return isinstance(error, (PostgresError, ValueError))
 
 
 class Transaction:
@@ -423,7 +468,7 @@ class Transaction:
         try:
             result = await method(sql, *args, **options)
         except BaseException as error:
-            if not isinstance(error, PostgresError):
+            if not keeps_connection(error, self._driver):
                 self.clean = False
             if observer is not None:
                 observer(sql, operation, perf_counter() - started, error)
