@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import captured_logs, eventually, pg_backends, unique
 
@@ -388,4 +388,84 @@ async def test_a_client_side_data_error_keeps_the_connection(
         else:
             await statements.scalar("SELECT CAST(:n AS int)", {"n": "not a number"})
     assert await statements.scalar(PID) == pid
+    assert problems() == []
+
+
+# -- other libraries on the same engine -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["checkin", "reset"])
+async def test_other_libraries_pool_listeners_may_await_at_check_in(
+    make_engine, problems, kind: str
+) -> None:
+    """A ``checkin`` or ``reset`` listener another library registered runs where it may
+    await (SQLAlchemy's greenlet), on every Statements path."""
+    engine = make_engine(pool_size=1, max_overflow=0)
+    statements = Statements(engine)
+    await statements.scalar("SELECT 1")  # warm: the next checkouts need no greenlet
+    seen: list[Any] = []
+
+    def awaiting(dbapi_connection: Any, *rest: Any) -> None:
+        if dbapi_connection is not None:  # asks the server: awaits
+            seen.append(dbapi_connection.run_async(lambda c: c.fetchval("SELECT 41 + 1")))
+
+    event.listen(engine.sync_engine.pool, kind, awaiting)
+    assert await statements.scalar("SELECT 1") == 1
+    async with statements.transaction() as tx:
+        assert await tx.scalar("SELECT 2") == 2
+    assert seen == [42, 42]
+    assert problems() == []
+
+
+async def test_undo_removes_only_blockmons_own_wrappers(mode: str) -> None:
+    """Another library wraps ``dispose``, the dialect's ``do_execute`` and the pool's
+    ``connect`` on the instances after blockmon did: blockmon taking its own off leaves
+    theirs in place."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from blockmon.postgres.execution import observe_errors, unobserve_errors
+    from blockmon.postgres.pool import guard_for, release_guard
+
+    engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    sync: Any = engine.sync_engine
+    try:
+        guard_for(engine)
+        observer = lambda failure: None  # noqa: E731
+        observe_errors(engine, observer)
+        theirs = {
+            "dispose": (sync, sync.dispose),
+            "do_execute": (sync.dialect, sync.dialect.do_execute),
+            "connect": (sync.pool, sync.pool.connect),
+        }
+        wrappers = {}
+        for name, (target, wrapped) in theirs.items():
+            wrappers[name] = _wrapper(wrapped)
+            setattr(target, name, wrappers[name])
+        release_guard(engine)
+        unobserve_errors(engine, observer)
+        for name, (target, _) in theirs.items():
+            assert getattr(target, name) is wrappers[name], name
+    finally:
+        await engine.dispose()
+
+
+def _wrapper(wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_leak_timers_of_connections_held_across_dispose_are_disarmed(
+    make_engine, problems
+) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0, leak_detection_threshold=1.0)
+    statements = Statements(engine)
+    with captured_logs("info") as logs:
+        async with statements.transaction() as tx:
+            await tx.scalar("SELECT 1")
+            await engine.dispose()
+        await asyncio.sleep(1.5)  # past the threshold: a timer left armed would report
+    events = [json.loads(line)["event"] for line in logs.getvalue().splitlines() if line.strip()]
+    assert not [e for e in events if "possible leak" in e], events
     assert problems() == []
