@@ -469,3 +469,113 @@ async def test_leak_timers_of_connections_held_across_dispose_are_disarmed(
     events = [json.loads(line)["event"] for line in logs.getvalue().splitlines() if line.strip()]
     assert not [e for e in events if "possible leak" in e], events
     assert problems() == []
+
+
+# -- DDL that changes a cached statement's types ----------------------------------------
+
+
+@pytest.mark.parametrize("ddl_path", ["statements", "sqlalchemy"])
+async def test_after_alter_column_type_units_and_statements_work_on_every_connection(
+    make_engine, problems, ddl_path: str
+) -> None:
+    """Every pooled connection has the statements cached (asyncpg's cache on the fast
+    path, SQLAlchemy's on its own); a column changes type. Then units of work
+    (``run_transaction`` as ``Transactions.run``) and single statements work on every
+    connection, as on SQLAlchemy's path: the cached plan the server finds invalid is
+    prepared again and the unit re-run (before, each connection's first unit raised
+    ``InvalidCachedStatementError``)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from blockmon.postgres.transactions import Transactions
+
+    engine = make_engine(pool_size=2, max_overflow=0)
+    statements = Statements(engine)
+    transactions = Transactions(async_sessionmaker(engine, expire_on_commit=False))
+    table = unique("typed")
+    await statements.execute(f"CREATE TABLE {table} (id int, v int)")
+    await statements.execute(f"INSERT INTO {table} VALUES (1, 1)")
+    select = f"SELECT v FROM {table} WHERE id = :id"
+    insert = f"INSERT INTO {table} (id, v) VALUES (2, :v)"
+
+    async def unit(value: Any) -> Any:
+        async def work(tx: Any) -> Any:
+            found = await tx.scalar(select, {"id": 1})
+            await tx.execute(insert, {"v": value})
+            return found
+
+        return await statements.run_transaction(work)
+
+    async def session_unit(value: Any) -> Any:
+        async def work(session: Any) -> Any:
+            found = (await session.execute(text(select), {"id": 1})).scalar()
+            await session.execute(text(insert), {"v": value})
+            return found
+
+        return await transactions.run(work)
+
+    async def single(value: Any) -> Any:
+        found = await statements.scalar(select, {"id": 1})
+        await statements.execute(insert, {"v": value})
+        return found
+
+    for call in (unit, session_unit, single):
+        assert await _on_both(call, 5) == [1, 1]
+    await _alter(engine, statements, ddl_path, f"ALTER TABLE {table} ALTER COLUMN v TYPE text")
+    for _ in range(2):
+        for call in (unit, session_unit, single):
+            assert await _on_both(call, "x") == ["1", "1"], call.__name__
+    await statements.execute(f"DROP TABLE {table}")
+    assert problems() == []
+
+
+async def test_after_ddl_through_statements_old_parameter_types_are_prepared_again(
+    make_engine, problems
+) -> None:
+    """A statement cached with the old parameter types (refused by asyncpg before it is
+    sent, so the server never says the plan is invalid) is prepared again once, after
+    DDL run through Statements; before, it failed on that connection until
+    ``max_lifetime`` recycled it."""
+    engine = make_engine(pool_size=2, max_overflow=0)
+    statements = Statements(engine)
+    table = unique("typed")
+    await statements.execute(f"CREATE TABLE {table} (id int, v int)")
+    insert = f"INSERT INTO {table} (id, v) VALUES (2, :v)"
+
+    async def single(value: Any) -> Any:
+        return await statements.execute(insert, {"v": value})
+
+    async def unit(value: Any) -> Any:
+        async def work(tx: Any) -> Any:
+            return await tx.execute(insert, {"v": value})
+
+        return await statements.run_transaction(work)
+
+    for call in (single, unit):
+        assert await _on_both(call, 5) == [1, 1]
+    await statements.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE text")
+    for _ in range(2):
+        for call in (single, unit):
+            assert await _on_both(call, "x") == [1, 1], call.__name__
+    with pytest.raises(asyncpg.DataError):  # a bad value is still refused
+        await statements.execute(insert, {"v": 5})
+    await statements.execute(f"DROP TABLE {table}")
+    assert problems() == []
+
+
+async def _on_both(call: Callable[[Any], Any], value: Any) -> list[Any]:
+    """``call`` on each of the two pooled connections at once."""
+
+    async def held(value: Any) -> Any:
+        result = await call(value)
+        await asyncio.sleep(0.05)
+        return result
+
+    return list(await asyncio.gather(held(value), held(value)))
+
+
+async def _alter(engine: AsyncEngine, statements: Statements, path: str, ddl: str) -> None:
+    if path == "statements":
+        await statements.execute(ddl)
+    else:
+        async with engine.begin() as conn:
+            await conn.execute(text(ddl))

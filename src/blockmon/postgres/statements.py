@@ -55,7 +55,7 @@ from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.gate import Gate
-from blockmon.postgres.hooks import OPERATION_OPTION, StatementObserver, hook_for
+from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
@@ -110,6 +110,8 @@ def _named(operation: str | None) -> dict[str, Any] | None:
     """Execution options naming the statement's ``operation`` label, when one is given."""
     return None if operation is None else {OPERATION_OPTION: operation}
 
+
+_DDL = ("ALTER", "DROP", "CREATE")  # command tags after which cached statements may be stale
 
 _ISOLATION = {
     "read_committed": "READ COMMITTED",
@@ -223,25 +225,69 @@ class Statements:
         fairy = await self._connection()
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.postgres.hooks)
-        started = perf_counter() if observer is not None else 0.0
-        try:
-            if self._in_transaction:
-                async with driver.transaction():
+        for attempt in (1, 2):
+            started = perf_counter() if observer is not None else 0.0
+            try:
+                if self._in_transaction:
+                    async with driver.transaction():
+                        result = await call(driver)
+                else:
                     result = await call(driver)
-            else:
-                result = await call(driver)
-        except BaseException as error:
-            if observer is not None:
-                observer(sql, operation, perf_counter() - started, error)
-            if keeps_connection(error, driver):  # refused; the connection is fine
-                await self._check_in(pool, fairy)
-            else:
-                self._discard(pool, fairy, driver, error)
-            raise
+            except BaseException as error:
+                if observer is not None:
+                    observer(sql, operation, perf_counter() - started, error)
+                if not keeps_connection(error, driver):
+                    self._discard(pool, fairy, driver, error)
+                    raise
+                if attempt == 1 and await self._renew_cache(fairy, driver, error):
+                    continue  # prepared before the schema changed: once more, re-prepared
+                await self._check_in(pool, fairy)  # refused; the connection is fine
+                raise
+            break
         if observer is not None:
             observer(sql, operation, perf_counter() - started, None)
         await self._check_in(pool, fairy)
         return result
+
+    def _epoch(self) -> tuple[int, float]:
+        """The schema as Statements and SQLAlchemy's dialect last saw it change."""
+        return self._hook.schema, sa_compat.schema_epoch(self._sql_dialect)
+
+    def schema_changed(self) -> None:
+        """DDL ran or a cached plan went invalid: every connection's cached statements
+        (asyncpg's on this path, SQLAlchemy's on its own) are prepared again at their
+        next failure (`_renew_cache`) or unit of work."""
+        self._hook.schema += 1
+        sa_compat.invalidate_schema_cache(self._sql_dialect)
+
+    async def _renew_cache(self, fairy: Any, driver: Any, error: BaseException) -> bool:
+        """After ``error``, whether to run the statement once more on this connection:
+        the server found a cached plan invalid (asyncpg has dropped this connection's
+        statements; the schema changed for every connection), or asyncpg refused an
+        argument for a statement prepared before the last known schema change (its
+        parameter types may be the old ones: the cache is dropped first)."""
+        info = fairy.info
+        if isinstance(
+            error, (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
+        ):
+            self.schema_changed()
+            info[_SCHEMA] = self._epoch()
+            # an outdated schema cache is found after the statement ran: never again
+            return isinstance(error, asyncpg.InvalidCachedStatementError)
+        if _refused_argument(error) and info.get(_SCHEMA, _UNCHANGED) != self._epoch():
+            await driver.reload_schema_state()
+            info[_SCHEMA] = self._epoch()
+            return True
+        return False
+
+    async def _fresh_cache(self, fairy: Any, driver: Any) -> None:
+        """Before a unit of work: drop the connection's cached statements if the schema
+        changed since they were prepared (a unit cannot run a statement twice)."""
+        info = fairy.info
+        epoch = self._epoch()
+        if info.get(_SCHEMA, _UNCHANGED) != epoch:
+            await driver.reload_schema_state()
+            info[_SCHEMA] = epoch
 
     async def _check_in(self, pool: Pool, fairy: Any) -> None:
         """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the
@@ -285,7 +331,11 @@ class Statements:
         args = _arguments(names, params)
         status: str = await self._on_driver(lambda c: c.execute(sql, *args), sql, operation)
         last = status.rpartition(" ")[2]
-        return int(last) if last.isdigit() else 0
+        if last.isdigit():
+            return int(last)
+        if status.startswith(_DDL):
+            self.schema_changed()
+        return 0
 
     async def fetch_all(
         self, statement: Statement, params: Params = None, *, operation: str | None = None
@@ -345,9 +395,10 @@ class Statements:
         try:
             fairy = await self._connection()
             driver: Any = fairy.driver_connection
-            tx = Transaction(driver, self._sql_dialect, self._hook.observer)
+            tx = Transaction(self, driver)
             try:
                 try:
+                    await self._fresh_cache(fairy, driver)
                     await driver.execute(begin)
                 except BaseException as error:
                     tx.clean = keeps_connection(error, driver)
@@ -433,6 +484,8 @@ def keeps_connection(error: BaseException, driver: Any) -> bool:
     refused an argument before sending anything (its client-side ``DataError``, an
     ``InterfaceError`` and ``ValueError``). Never after a cancellation, a timeout or a
     lost connection."""
+    if isinstance(error, asyncpg.OutdatedSchemaCacheError):
+        return not driver.is_closed()  # asyncpg has reloaded its schema state
     if not isinstance(error, (PostgresError, asyncpg.InterfaceError)):
         return False
     if lost_connection(error, driver):
@@ -440,16 +493,29 @@ def keeps_connection(error: BaseException, driver: Any) -> bool:
     return isinstance(error, (PostgresError, ValueError))
 
 
+def _refused_argument(error: BaseException) -> bool:
+    """asyncpg refused a value for a ``$n`` before sending the statement (a `DataError`
+    raised from the encoder's TypeError/ValueError)."""
+    return isinstance(error, (asyncpg.DataError, asyncpg.InterfaceError)) and isinstance(
+        error.__cause__, (TypeError, ValueError, OverflowError)
+    )
+
+
+_SCHEMA = "blockmon_schema"  # record.info: the schema epoch the connection's cache is of
+_UNCHANGED = (0, 0.0)
+
+
 class Transaction:
     """The statements of one `Statements.transaction`: SQL strings with ``:name``
     parameters, run on its connection, reported to the query metrics as Statements do."""
 
-    __slots__ = ("_driver", "_observer", "_sql_dialect", "clean")
+    __slots__ = ("_driver", "_observer", "_sql_dialect", "_statements", "clean")
 
-    def __init__(self, driver: Any, dialect: Dialect, observer: StatementObserver | None) -> None:
+    def __init__(self, statements: Statements, driver: Any) -> None:
+        self._statements = statements
         self._driver = driver
-        self._sql_dialect = dialect
-        self._observer = observer
+        self._sql_dialect = statements._sql_dialect
+        self._observer = statements._hook.observer
         self.clean = True  # False once a statement was cut off or the connection broke
 
     async def run(
@@ -470,6 +536,8 @@ class Transaction:
         except BaseException as error:
             if not keeps_connection(error, self._driver):
                 self.clean = False
+            elif isinstance(error, asyncpg.InvalidCachedStatementError):
+                self._statements.schema_changed()  # run_transaction re-runs the unit
             if observer is not None:
                 observer(sql, operation, perf_counter() - started, error)
             raise
@@ -500,7 +568,11 @@ class Transaction:
             self._driver.execute, sql, _arguments(names, params), operation
         )
         last = status.rpartition(" ")[2]
-        return int(last) if last.isdigit() else 0
+        if last.isdigit():
+            return int(last)
+        if status.startswith(_DDL):
+            self._statements.schema_changed()
+        return 0
 
     async def fetch_all(
         self, statement: str, params: Params = None, *, operation: str | None = None
