@@ -579,3 +579,50 @@ async def _alter(engine: AsyncEngine, statements: Statements, path: str, ddl: st
     else:
         async with engine.begin() as conn:
             await conn.execute(text(ddl))
+
+
+# -- the greenlet-free checkout meets the unexpected ------------------------------------
+
+
+async def test_the_greenlet_free_checkout_falls_back_when_sqlalchemy_awaits(
+    postgres, problems, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's checkout of an idle connection starts to await (a release that adds
+    I/O there, another library's wrapper): the call still works, through SQLAlchemy's
+    path, one warning says so, and later calls keep to that path."""
+    engine = create_engine(
+        PostgresSettings.model_validate({**postgres, "pool_size": 1, "max_overflow": 0})
+    )
+    try:
+        await _falls_back(engine, monkeypatch)
+    finally:
+        await engine.dispose()
+    assert problems() == []
+
+
+async def _falls_back(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.pool.base import _ConnectionRecord
+    from sqlalchemy.util import await_
+
+    from blockmon.postgres.hooks import hook_for
+
+    statements = Statements(engine)
+    await statements.scalar("SELECT 1")  # warm: the next checkout would take no greenlet
+    assert hook_for(engine).checkout is not None  # the internals' path (the pinned layout)
+    original = _ConnectionRecord.get_connection
+
+    def get_connection(record: Any) -> Any:
+        await_(asyncio.sleep(0))  # I/O where there was none
+        return original(record)
+
+    monkeypatch.setattr(_ConnectionRecord, "get_connection", get_connection)
+    with captured_logs("info") as logs:
+        assert await statements.scalar("SELECT 2") == 2
+        assert await statements.scalar("SELECT 3") == 3
+    events = [json.loads(line)["event"] for line in logs.getvalue().splitlines() if line.strip()]
+    assert [e for e in events if "greenlet-free checkout" in e] == [
+        "postgres: the greenlet-free checkout met an await; using SQLAlchemy's checkout"
+    ]
+    assert hook_for(engine).checkout is None
+    assert engine.sync_engine.pool.checkedout() == 0
+    monkeypatch.undo()

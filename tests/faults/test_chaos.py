@@ -24,7 +24,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import event, exc, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 from blockmon.containers import PostgresContainer
 from blockmon.lifespan import Lifespan
@@ -44,6 +45,7 @@ EXPECTED = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     exc.DBAPIError,
+    AsyncAdapt_asyncpg_dbapi.Error,  # a checkout's connect or reset, through raw_connection()
     exc.TimeoutError,  # pool timeout
     TimeoutError,
     OSError,
@@ -60,7 +62,8 @@ class Tally:
         self.terminated = 0
         self.restarts = 0
         self.cancelled = 0
-        self.sessions: list[int] = []
+        self.sessions: list[int] = []  # the pool's own sessions, as the server lists them
+        self.lingering: list[int] = []  # sessions of connections already discarded
 
 
 class _Errors(logging.Handler):
@@ -146,7 +149,15 @@ async def test_chaos_keeps_every_invariant(pg_server: PostgresServer) -> None:
             chaos = asyncio.create_task(
                 _chaos(random.Random(seed), pg_server, name, seconds, deadline, tally)
             )
-            sampler = asyncio.create_task(_sample(pg_server, name, stop, tally))
+            engine = await container.engine()
+            live: dict[int, Any] = {}  # backend pid -> the pool's asyncpg connection
+
+            @event.listens_for(engine.sync_engine.pool, "connect")
+            def _opened(dbapi_connection: Any, record: Any) -> None:
+                driver = dbapi_connection.driver_connection
+                live[driver.get_server_pid()] = driver
+
+            sampler = asyncio.create_task(_sample(pg_server, name, live, stop, tally))
             await asyncio.wait_for(asyncio.gather(*workers, chaos), seconds + 120)
             stop.set()
             await sampler
@@ -172,11 +183,14 @@ async def test_chaos_keeps_every_invariant(pg_server: PostgresServer) -> None:
             )
             assert idle_in_tx is not None and idle_in_tx[0][0] == 0, f"seed {seed}"
             await statements.execute(f"DROP TABLE {table}")
+            # the backends of discarded connections end by themselves (statement_timeout)
+            assert await _settles(pg_server, name, live), f"seed {seed}: sessions linger"
     print(
         f"chaos seed {seed}: {sum(tally.done.values())} operations done {dict(tally.done)}, "
         f"{sum(tally.failed.values())} failed {dict(tally.failed)}, "
         f"{tally.terminated} backends terminated, {tally.restarts} restarts, "
         f"{tally.cancelled} cancelled by timeouts, max {max(tally.sessions)} server sessions "
+        f"of open connections, max {max(tally.lingering)} of discarded ones still ending "
         f"({len(tally.sessions)} samples)"
     )
     assert not tally.unexpected, f"seed {seed}: {tally.unexpected[:5]}"
@@ -279,15 +293,38 @@ async def _chaos(
             tally.terminated += bool(killed and killed[0][0])
 
 
-async def _sample(server: PostgresServer, name: str, stop: asyncio.Event, tally: Tally) -> None:
-    """The server's count of the pool's sessions, every 50 ms."""
+async def _sample(
+    server: PostgresServer, name: str, live: dict[int, Any], stop: asyncio.Event, tally: Tally
+) -> None:
+    """Every 50 ms, the server's sessions of the pool: those of connections the pool
+    holds open, and those of connections it discarded (a cancelled statement's backend
+    runs on until the statement ends: at most ``statement_timeout``)."""
     while not stop.is_set():
         rows = await _ask(
-            server, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
+            server, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name
         )
         if rows is not None:
-            tally.sessions.append(int(rows[0][0]))
+            for pid in [pid for pid, driver in live.items() if driver.is_closed()]:
+                del live[pid]
+            pids = {row[0] for row in rows}
+            tally.sessions.append(len(pids & live.keys()))
+            tally.lingering.append(len(pids - live.keys()))
         await asyncio.sleep(0.05)
+
+
+async def _settles(server: PostgresServer, name: str, live: dict[int, Any]) -> bool:
+    """Whether, within 30 s, every session of the pool the server lists is one of a
+    connection the pool holds open."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        rows = await _ask(
+            server, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name
+        )
+        open_ = {pid for pid, driver in live.items() if not driver.is_closed()}
+        if rows is not None and {row[0] for row in rows} <= open_:
+            return True
+        await asyncio.sleep(0.2)
+    return False
 
 
 async def _settled(statements: Statements, table: str) -> int:

@@ -54,11 +54,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.log import get_logger
 from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
+_log = get_logger("blockmon.postgres")
 Params = Mapping[str, Any] | None
 ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
@@ -216,8 +218,25 @@ class Statements:
         (an idle connection needing no connect or ping: no greenlet, `blockmon.postgres.pool`),
         else through SQLAlchemy's ``raw_connection()``."""
         checkout = self._hook.checkout
-        fairy = checkout() if checkout is not None else None
-        return fairy if fairy is not None else await self.engine.raw_connection()
+        if checkout is not None:
+            try:
+                fairy = checkout()
+            except exc.MissingGreenlet:
+                self._unexpected_await()
+            else:
+                if fairy is not None:
+                    return fairy
+        return await self.engine.raw_connection()
+
+    def _unexpected_await(self) -> None:
+        """SQLAlchemy's checkout awaited where the pool guard saw nothing that could
+        (a new SQLAlchemy release, another library's wrapper): this engine's
+        `Statements` check out through SQLAlchemy from now on (the pool already
+        discarded the connection it was handing out)."""
+        self._hook.checkout = None
+        _log.warning(
+            "postgres: the greenlet-free checkout met an await; using SQLAlchemy's checkout"
+        )
 
     async def _checked_out(
         self, pool: Pool, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
