@@ -92,7 +92,6 @@ def _probe() -> bool:
         and _source_has(_ConnectionFairy._checkout, "pool._pre_ping", "pool.dispatch.checkout")
         # an idle connection is taken without awaiting (the greenlet-free checkout)
         and _source_has(AsyncAdaptedQueue.get, "return self._queue.get_nowait()")
-        and isinstance(PGDialect_asyncpg._invalidate_schema_cache_asof, (int, float))
         and callable(PGDialect_asyncpg._invalidate_schema_cache)
     )
 
@@ -138,14 +137,6 @@ def closes_at_return(pool: Pool, current: Pool) -> bool:
     queue: Any = pool
     overflow = queue._overflow if LAYOUT.ok() else pool.overflow()
     return bool(overflow > 0)
-
-
-def schema_epoch(dialect: Dialect) -> float:
-    """When SQLAlchemy's asyncpg dialect last invalidated its prepared statements (after
-    DDL it compiled or a cached plan the server found invalid); 0 when unknown."""
-    if not LAYOUT.ok():
-        return 0.0
-    return float(getattr(dialect, "_invalidate_schema_cache_asof", 0.0))
 
 
 def invalidate_schema_cache(dialect: Dialect) -> None:

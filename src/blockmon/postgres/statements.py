@@ -268,10 +268,6 @@ class Statements:
         await self._check_in(pool, fairy)
         return result
 
-    def _epoch(self) -> tuple[int, float]:
-        """The schema as Statements and SQLAlchemy's dialect last saw it change."""
-        return self._hook.schema, sa_compat.schema_epoch(self._sql_dialect)
-
     def schema_changed(self) -> None:
         """DDL ran or a cached plan went invalid: every connection's cached statements
         (asyncpg's on this path, SQLAlchemy's on its own) are prepared again at their
@@ -290,12 +286,12 @@ class Statements:
             error, (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
         ):
             self.schema_changed()
-            info[_SCHEMA] = self._epoch()
+            info[_SCHEMA] = self._hook.schema
             # an outdated schema cache is found after the statement ran: never again
             return isinstance(error, asyncpg.InvalidCachedStatementError)
-        if _refused_argument(error) and info.get(_SCHEMA, _UNCHANGED) != self._epoch():
+        if _refused_argument(error) and info.get(_SCHEMA, _UNCHANGED) != self._hook.schema:
             await driver.reload_schema_state()
-            info[_SCHEMA] = self._epoch()
+            info[_SCHEMA] = self._hook.schema
             return True
         return False
 
@@ -303,7 +299,7 @@ class Statements:
         """Before a unit of work: drop the connection's cached statements if the schema
         changed since they were prepared (a unit cannot run a statement twice)."""
         info = fairy.info
-        epoch = self._epoch()
+        epoch = self._hook.schema
         if info.get(_SCHEMA, _UNCHANGED) != epoch:
             await driver.reload_schema_state()
             info[_SCHEMA] = epoch
@@ -417,7 +413,8 @@ class Statements:
             tx = Transaction(self, driver)
             try:
                 try:
-                    await self._fresh_cache(fairy, driver)
+                    if self._hook.schema:  # the schema changed under cached statements
+                        await self._fresh_cache(fairy, driver)
                     await driver.execute(begin)
                 except BaseException as error:
                     tx.clean = keeps_connection(error, driver)
@@ -521,7 +518,7 @@ def _refused_argument(error: BaseException) -> bool:
 
 
 _SCHEMA = "blockmon_schema"  # record.info: the schema epoch the connection's cache is of
-_UNCHANGED = (0, 0.0)
+_UNCHANGED = 0
 
 
 class Transaction:
