@@ -113,7 +113,7 @@ def _named(operation: str | None) -> dict[str, Any] | None:
     return None if operation is None else {OPERATION_OPTION: operation}
 
 
-_DDL = ("ALTER", "DROP", "CREATE")  # command tags after which cached statements may be stale
+_DDL = ("ALTER", "DROP")  # command tags after which cached statements may be stale
 
 _ISOLATION = {
     "read_committed": "READ COMMITTED",
@@ -244,8 +244,8 @@ class Statements:
         fairy = await self._connection()
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.postgres.hooks)
+        started = perf_counter() if observer is not None else 0.0
         for attempt in (1, 2):
-            started = perf_counter() if observer is not None else 0.0
             try:
                 if self._in_transaction:
                     async with driver.transaction():
@@ -253,13 +253,14 @@ class Statements:
                 else:
                     result = await call(driver)
             except BaseException as error:
+                kept = keeps_connection(error, driver)
+                if kept and attempt == 1 and await self._renew_cache(fairy, driver, error):
+                    continue  # prepared before the schema changed: once more, re-prepared
                 if observer is not None:
                     observer(sql, operation, perf_counter() - started, error)
-                if not keeps_connection(error, driver):
+                if not kept:
                     self._discard(pool, fairy, driver, error)
                     raise
-                if attempt == 1 and await self._renew_cache(fairy, driver, error):
-                    continue  # prepared before the schema changed: once more, re-prepared
                 await self._check_in(pool, fairy)  # refused; the connection is fine
                 raise
             break
