@@ -60,10 +60,10 @@ from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
-_log = get_logger("blockmon.postgres")
 Params = Mapping[str, Any] | None
 ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
+_log = get_logger("blockmon.postgres")
 
 
 class Record(asyncpg.Record):  # type: ignore[misc]
@@ -490,9 +490,8 @@ def lost_connection(error: Exception, driver: Any) -> bool:
     )
 
 
-_FATAL = frozenset(
-    {"57P01", "57P02", "57P03"}
-)  # admin shutdown, crash shutdown, cannot connect now
+# admin shutdown (pg_terminate_backend), crash shutdown, cannot connect now
+_FATAL = frozenset({"57P01", "57P02", "57P03"})
 
 
 def keeps_connection(error: BaseException, driver: Any) -> bool:
