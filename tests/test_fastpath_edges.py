@@ -14,6 +14,7 @@ import json
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -117,25 +118,26 @@ async def _sampled(postgres: dict[str, Any], samples: list[int], stop: asyncio.E
 async def test_dispose_with_calls_in_flight_closes_every_session(
     make_engine, postgres, problems, path: str
 ) -> None:
-    """Pool 2+2, four ``pg_sleep(0.5)`` calls, ``dispose()`` while they run: each call
-    completes, its connection is closed when it comes back to the disposed pool (not
-    parked there, not closed outside SQLAlchemy's greenlet), and the server never saw
-    more sessions than the pool's maximum."""
+    """Pool 2+2, four calls in flight (held on a lock another session holds),
+    ``dispose()`` while they run: each call completes, its connection is closed when it
+    comes back to the disposed pool (not parked there, not closed outside SQLAlchemy's
+    greenlet), and the server never saw more sessions than the pool's maximum."""
     engine = make_engine(pool_size=2, max_overflow=2)
     statements = Statements(engine)
 
     async def call() -> Any:
         if path == "statements":
-            return await statements.scalar("SELECT pg_sleep(0.5)::text")
+            return await statements.scalar(WAIT)
         async with engine.connect() as conn:
-            return (await conn.execute(text("SELECT pg_sleep(0.5)::text"))).scalar()
+            return (await conn.execute(text(WAIT))).scalar()
 
     samples: list[int] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sampled(postgres, samples, stop))
-    calls = [asyncio.create_task(call()) for _ in range(4)]
-    assert await eventually(lambda: _are(_sessions(postgres), 4))
-    await engine.dispose()
+    async with _held(postgres):
+        calls = [asyncio.create_task(call()) for _ in range(4)]
+        assert await eventually(lambda: _are(_sessions(postgres), 4))
+        await engine.dispose()
     assert await asyncio.wait_for(asyncio.gather(*calls), 30) == [""] * 4
     assert await eventually(lambda: _are(_sessions(postgres), 0))
     stop.set()
@@ -145,6 +147,22 @@ async def test_dispose_with_calls_in_flight_closes_every_session(
     assert await statements.scalar("SELECT 1") == 1  # the new pool works
     del calls
     assert problems() == []
+
+
+LOCK = 22_2212  # an advisory lock key of this module
+WAIT = f"SELECT pg_advisory_xact_lock_shared({LOCK})::text"  # waits while _held holds it
+
+
+@asynccontextmanager
+async def _held(postgres: dict[str, Any]) -> AsyncIterator[None]:
+    """The advisory lock ``WAIT`` waits for, held by a session of its own until the
+    block ends."""
+    admin = await _admin({**postgres, "application_name": "edge-admin"})
+    try:
+        await admin.execute(f"SELECT pg_advisory_lock({LOCK})")
+        yield
+    finally:
+        await admin.close()
 
 
 async def _are(count: Any, expected: int) -> bool:
@@ -169,23 +187,27 @@ async def test_shutdown_waits_for_work_in_flight_then_refuses_every_call(
     transactions = await container.transactions()
 
     async def statement() -> str:
-        return str(await statements.scalar("SELECT pg_sleep(0.5)::text || 'statement'"))
+        return str(await statements.scalar(WAIT + " || 'statement'"))
 
     async def unit() -> str:
         async with statements.transaction() as tx:
-            return str(await tx.scalar("SELECT pg_sleep(0.5)::text || 'unit'"))
+            return str(await tx.scalar(WAIT + " || 'unit'"))
 
     async def session() -> str:
         async with transactions.begin() as s:
-            return str((await s.execute(text("SELECT pg_sleep(0.5)::text || 'session'"))).scalar())
+            return str((await s.execute(text(WAIT + " || 'session'"))).scalar())
 
     samples: list[int] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sampled(postgres, samples, stop))
-    work = [asyncio.create_task(call()) for call in (statement, unit, session, statement)]
-    assert await eventually(lambda: _are(_sessions(postgres), 4))
-    await lifespan.__aexit__(None, None, None)
-    assert all(task.done() for task in work)  # shutdown waited for them
+    async with _held(postgres):
+        work = [asyncio.create_task(call()) for call in (statement, unit, session, statement)]
+        assert await eventually(lambda: _are(_sessions(postgres), 4))
+        shutdown = asyncio.create_task(lifespan.__aexit__(None, None, None))
+        await asyncio.sleep(0.3)
+        assert not shutdown.done()  # waiting for the work in flight
+    await asyncio.wait_for(shutdown, 30)
+    assert all(task.done() for task in work)
     assert [task.result() for task in work] == ["statement", "unit", "session", "statement"]
     assert await eventually(lambda: _are(_sessions(postgres), 0))
 
