@@ -36,7 +36,7 @@ from collections.abc import Callable, Sized
 from random import random
 from time import perf_counter
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from sqlalchemy import Connection, Dialect, Engine, event, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -92,6 +92,7 @@ def _probe() -> bool:
         and _source_has(_ConnectionFairy._checkout, "pool._pre_ping", "pool.dispatch.checkout")
         # an idle connection is taken without awaiting (the greenlet-free checkout)
         and _source_has(AsyncAdaptedQueue.get, "return self._queue.get_nowait()")
+        and callable(PGDialect_asyncpg._invalidate_schema_cache)
     )
 
 
@@ -120,15 +121,43 @@ def max_overflow(engine: Engine) -> int | None:
     return _declared.get(engine)
 
 
-def closes_at_return(pool: Pool) -> bool:
-    """Whether a connection given back to ``pool`` now may be closed instead of kept (an
-    overflow connection coming back to a full queue; a pool that keeps none): closing
-    awaits the driver, so the return must run in SQLAlchemy's greenlet."""
-    if not isinstance(pool, QueuePool):
+def closes_at_return(pool: Pool, current: Pool) -> bool:
+    """Whether giving a connection back to ``pool`` may await, so must run in
+    SQLAlchemy's greenlet: ``pool`` is no longer the engine's ``current`` one (disposed:
+    the connection is closed, `blockmon.postgres.shutdown`), another library listens to
+    its ``checkin`` or ``reset`` events (a listener may await), or the connection may be
+    closed instead of kept (an overflow connection coming back to a full queue; a pool
+    that keeps none). ``QueuePool.dispose()`` resets the overflow count while
+    connections are out, hence the disposal test first."""
+    if pool is not current or not isinstance(pool, QueuePool):
+        return True
+    dispatch: Any = pool.dispatch
+    if dispatch.checkin or dispatch.reset:
         return True
     queue: Any = pool
     overflow = queue._overflow if LAYOUT.ok() else pool.overflow()
     return bool(overflow > 0)
+
+
+def invalidate_schema_cache(dialect: Dialect) -> None:
+    """Make SQLAlchemy's asyncpg dialect prepare its statements again on every
+    connection (what it does itself on ``InvalidCachedStatementError``). Fallback:
+    nothing; SQLAlchemy finds out at its next invalid plan."""
+    invalidate: Any = getattr(dialect, "_invalidate_schema_cache", None)
+    if LAYOUT.ok() and invalidate is not None:
+        invalidate()
+
+
+def invalidate_pool(pool: Pool, fairy: Any, error: BaseException) -> None:
+    """``fairy``'s connection was lost: discard it and, as SQLAlchemy does on a
+    disconnect, every connection of ``pool`` opened before it (each is reopened at its
+    next checkout). Fallback: ``fairy`` alone (the pool guard's validation finds the
+    others)."""
+    if LAYOUT.ok():
+        queue: Any = pool
+        queue._invalidate(fairy, error)
+    else:
+        fairy.invalidate(error)
 
 
 async def in_greenlet(call: Callable[[], Any]) -> Any:
@@ -223,8 +252,9 @@ def wrap_execution(dialect: Dialect, timing: Timed, operation: str) -> dict[str,
     listeners before every statement: 2 calls), and each statement run successfully is
     recorded into ``timing.sink`` when set: its series is the one of execution option
     ``operation`` when given, else the one of the SQL text
-    (`blockmon.metrics.dialect_timing`). Returns what the instance held before (for
-    `unwrap_execution`), or None (nothing wrapped) when the layout changed."""
+    (`blockmon.metrics.dialect_timing`). Returns, by name, what the instance held
+    before and the wrapper (for `unwrap_execution`), or None (nothing wrapped) when the
+    layout changed."""
     if not LAYOUT.ok():
         return None
     direct = _default_bodies(dialect)
@@ -236,16 +266,14 @@ def wrap_execution(dialect: Dialect, timing: Timed, operation: str) -> dict[str,
     dialect.do_rollback = _ended(dialect, dialect.do_rollback, timing, commit=False, direct=direct)  # type: ignore[method-assign]
     dialect.do_ping = _pinged(dialect, dialect.do_ping, timing)  # type: ignore[method-assign]
     dialect.connect = _connected(dialect, dialect.connect, timing)  # type: ignore[method-assign]
-    return originals
+    return {name: (before, dialect.__dict__[name]) for name, before in originals.items()}
 
 
 def unwrap_execution(dialect: Dialect, originals: dict[str, Any]) -> None:
-    """The dialect's own methods again."""
-    for name, original in originals.items():
-        if original is None:
-            dialect.__dict__.pop(name, None)
-        else:
-            setattr(dialect, name, original)
+    """The dialect's own methods again (a method another library wrapped over ours
+    keeps its wrapper)."""
+    for name, (before, ours) in originals.items():
+        _restore(dialect.__dict__, name, ours, before)
 
 
 def _timed(original: Any, timing: Timed, operation: str, kind: int) -> Any:
@@ -369,28 +397,76 @@ def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
     return True
 
 
-def follow_dispose(engine: Engine, after: Callable[[], None]) -> Callable[[], None]:
-    """Call ``after`` once each ``engine.dispose()`` has put the new pool in place;
-    returns the undo."""
+class _Followers:
+    """Who hears of one engine's ``dispose()``, and the pool it replaced."""
+
+    __slots__ = ("__weakref__", "calls", "pool", "undo")
+
+    def __init__(self, pool: Pool) -> None:
+        self.calls: list[Callable[[Pool], None]] = []
+        self.pool = pool  # the engine's pool before the next dispose()
+        self.undo: Callable[[], None] = lambda: None
+
+    def disposed(self, engine: Engine) -> None:
+        old, self.pool = self.pool, engine.pool
+        for call in tuple(self.calls):
+            call(old)
+
+
+# weak both ways: the followers live in the engine's own wrapper (or event listener),
+# and a follower may hold the engine
+_followers: WeakKeyDictionary[Engine, ref[_Followers]] = WeakKeyDictionary()
+
+
+def follow_dispose(engine: Engine, after: Callable[[Pool], None]) -> Callable[[], None]:
+    """Call ``after(old_pool)`` once each ``engine.dispose()`` has put the new pool in
+    place; returns the undo, which removes this follower only (the wrapper goes with the
+    last one, unless another library wrapped ``dispose`` over it since)."""
+    known = _followers.get(engine)
+    followers = known() if known is not None else None
+    if followers is None:
+        followers = _Followers(engine.pool)
+        _followers[engine] = ref(followers)
+        followers.undo = _wrap_dispose(engine, followers)
+    followers.calls.append(after)
+
+    def undo() -> None:
+        if after in followers.calls:
+            followers.calls.remove(after)
+        known = _followers.get(engine)
+        if not followers.calls and known is not None and known() is followers:
+            del _followers[engine]
+            followers.undo()
+
+    return undo
+
+
+def _wrap_dispose(engine: Engine, followers: _Followers) -> Callable[[], None]:
+    """``Engine.dispose`` wrapped on the instance to tell ``followers``; the fallback
+    listens to the ``engine_disposed`` event."""
     if not LAYOUT.ok():
-
-        def disposed(_: Engine) -> None:
-            after()
-
-        event.listen(engine, "engine_disposed", disposed)
-        return lambda: event.remove(engine, "engine_disposed", disposed)
+        event.listen(engine, "engine_disposed", followers.disposed)
+        return lambda: event.remove(engine, "engine_disposed", followers.disposed)
+    before = engine.__dict__.get("dispose")  # another library's wrapper, if any
     original = engine.dispose
 
     def dispose(close: bool = True) -> None:
         original(close=close)
-        after()
+        followers.disposed(engine)
 
     engine.dispose = dispose  # type: ignore[method-assign]
+    return lambda: _restore(engine.__dict__, "dispose", dispose, before)
 
-    def undo() -> None:
-        del engine.__dict__["dispose"]  # the class's own method again
 
-    return undo
+def _restore(attributes: dict[str, Any], name: str, ours: Any, before: Any) -> None:
+    """Put back what ``attributes[name]`` held before ``ours``, if ``ours`` is still
+    there (another library's wrapper installed since stays)."""
+    if attributes.get(name) is not ours:
+        return
+    if before is None:
+        del attributes[name]
+    else:
+        attributes[name] = before
 
 
 class Histogram(Protocol):
@@ -572,8 +648,8 @@ def instrument_pool(
     pool._return_conn = return_conn  # type: ignore[method-assign]
 
     def undo() -> None:
-        pool.__dict__.pop("connect", None)
-        pool.__dict__.pop("_return_conn", None)
+        _restore(pool.__dict__, "connect", connect, None)
+        _restore(pool.__dict__, "_return_conn", return_conn, None)
         if lifetime is not None:
             queue._recycle = lifetime
 
@@ -673,7 +749,7 @@ def _instrument_public(
     event.listen(pool, "checkin", on_checkin)
 
     def undo() -> None:
-        pool.__dict__.pop("connect", None)
+        _restore(pool.__dict__, "connect", connect, None)
         event.remove(pool, "checkout", on_checkout)
         event.remove(pool, "checkin", on_checkin)
 

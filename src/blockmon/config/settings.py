@@ -306,6 +306,9 @@ class PostgresSettings(_Section):
     statement_timeout: float = Field(30.0, gt=0, le=86400)
     command_timeout: float = Field(35.0, gt=0, le=86400)
     close_timeout: float = Field(2.0, gt=0, le=600)
+    # Seconds the engine's shutdown waits for the statements, units of work and sessions
+    # in flight before it closes the pool (blockmon.postgres.shutdown).
+    shutdown_timeout: float = Field(10.0, ge=0, le=3600)
     validation: Literal["bypass", "pre_ping", "none"] = "bypass"
     validation_window: float = Field(0.5, ge=0, le=3600)
     # Seconds a connection may stay checked out before it is reported as a possible leak

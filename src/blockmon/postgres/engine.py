@@ -25,7 +25,9 @@ from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres import idle
 from blockmon.postgres.execution import Failure, observe_errors
+from blockmon.postgres.hooks import hook_for
 from blockmon.postgres.pool import detect_leaks, validate_idle
+from blockmon.postgres.shutdown import close_held_connections, shut_down
 
 _log = get_logger("blockmon.postgres")
 # With ``postgres.echo`` the engine is named so that SQLAlchemy logs its statements on a
@@ -169,6 +171,7 @@ def create_engine(
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
     install_bounded_close(engine, settings.close_timeout)
+    close_held_connections(engine)
     if source_for("postgres", settings) is not None:
         retry_refused_password(engine)
     if settings.leak_detection_threshold > 0:
@@ -256,14 +259,17 @@ def install_lifecycle_log(engine: AsyncEngine) -> ConnectionLog:
             state.lost(failure.original_exception)
 
     observe_errors(engine, _error)  # blockmon.postgres.execution: no handle_error listener
+    hook_for(engine).lost = state.lost  # Statements' SQL strings bypass the dialect
     return state
 
 
 async def engine_resource(settings: PostgresSettings) -> AsyncIterator[AsyncEngine]:
-    """Container Resource: the engine, disposed (every connection closed) at shutdown."""
+    """Container Resource: the engine; at shutdown, the work in flight gets up to
+    ``postgres.shutdown_timeout`` seconds, then every connection is closed and the engine
+    refuses new ones (`blockmon.postgres.shutdown`)."""
     engine = create_engine(settings)
     try:
         async with idle.kept(engine, settings.min_idle):  # postgres.min_idle
             yield engine
     finally:
-        await engine.dispose()
+        await shut_down(engine, settings.shutdown_timeout)

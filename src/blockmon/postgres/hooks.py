@@ -43,11 +43,16 @@ class WaitObserver(Protocol):
 class StatementHook:
     """The slots one engine's Statements call through; each is None when unused."""
 
-    __slots__ = ("checkout", "observer", "waits")
+    __slots__ = ("checkout", "lost", "observer", "schema", "waits")
 
     def __init__(self) -> None:
         self.observer: StatementObserver | None = None
         self.waits: WaitObserver | None = None
+        # told when a statement finds its server session gone (the connection-state log)
+        self.lost: Callable[[BaseException], None] | None = None
+        # bumped when Statements see the schema change under cached statements (DDL they
+        # ran, a cached plan the server found invalid): connections re-prepare
+        self.schema = 0
         # the pool guard's checkout without a greenlet (`blockmon.postgres.pool`): a
         # connection, or None when this checkout could have to wait, connect or ping
         self.checkout: Callable[[], Any] | None = None

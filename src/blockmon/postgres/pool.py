@@ -91,8 +91,9 @@ class PoolGuard:
         return None
 
     def _install(self) -> None:
-        if self._undo is not None:
-            self._undo()
+        """Instrument the engine's current pool. A pool replaced by ``dispose()`` keeps
+        its instrumentation: connections held across the dispose come back through it
+        (their usage recorded, their leak timers disarmed)."""
         self._undo, checkout = sa_compat.instrument_pool(
             self.engine.pool,
             self,
@@ -115,7 +116,7 @@ def guard_for(engine: AsyncEngine) -> PoolGuard:
     if guard is None:
         guard = _guards[sync] = PoolGuard(sync)
         guard._install()
-        guard._unfollow = sa_compat.follow_dispose(sync, guard._install)
+        guard._unfollow = sa_compat.follow_dispose(sync, lambda _old: guard._install())
     return guard
 
 

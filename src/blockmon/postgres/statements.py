@@ -54,14 +54,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.log import get_logger
 from blockmon.gate import Gate
-from blockmon.postgres.hooks import OPERATION_OPTION, StatementObserver, hook_for
+from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
 Params = Mapping[str, Any] | None
 ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
+_log = get_logger("blockmon.postgres")
 
 
 class Record(asyncpg.Record):  # type: ignore[misc]
@@ -110,6 +112,8 @@ def _named(operation: str | None) -> dict[str, Any] | None:
     """Execution options naming the statement's ``operation`` label, when one is given."""
     return None if operation is None else {OPERATION_OPTION: operation}
 
+
+_DDL = ("ALTER", "DROP")  # command tags after which cached statements may be stale
 
 _ISOLATION = {
     "read_committed": "READ COMMITTED",
@@ -214,8 +218,25 @@ class Statements:
         (an idle connection needing no connect or ping: no greenlet, `blockmon.postgres.pool`),
         else through SQLAlchemy's ``raw_connection()``."""
         checkout = self._hook.checkout
-        fairy = checkout() if checkout is not None else None
-        return fairy if fairy is not None else await self.engine.raw_connection()
+        if checkout is not None:
+            try:
+                fairy = checkout()
+            except exc.MissingGreenlet:
+                self._unexpected_await()
+            else:
+                if fairy is not None:
+                    return fairy
+        return await self.engine.raw_connection()
+
+    def _unexpected_await(self) -> None:
+        """SQLAlchemy's checkout awaited where the pool guard saw nothing that could
+        (a new SQLAlchemy release, another library's wrapper): this engine's
+        `Statements` check out through SQLAlchemy from now on (the pool already
+        discarded the connection it was handing out)."""
+        self._hook.checkout = None
+        _log.warning(
+            "postgres: the greenlet-free checkout met an await; using SQLAlchemy's checkout"
+        )
 
     async def _checked_out(
         self, pool: Pool, call: Callable[[Any], Awaitable[T]], sql: str, operation: str | None
@@ -224,27 +245,88 @@ class Statements:
         driver: Any = fairy.driver_connection
         observer = self._hook.observer  # metrics, when installed (blockmon.postgres.hooks)
         started = perf_counter() if observer is not None else 0.0
-        try:
-            if self._in_transaction:
-                async with driver.transaction():
+        for attempt in (1, 2):
+            try:
+                if self._in_transaction:
+                    async with driver.transaction():
+                        result = await call(driver)
+                else:
                     result = await call(driver)
-            else:
-                result = await call(driver)
-        except PostgresError as error:
-            if observer is not None:
-                observer(sql, operation, perf_counter() - started, error)
-            await _check_in(pool, fairy)  # the server refused the statement; the connection is fine
-            raise
-        except BaseException as error:
-            if observer is not None:
-                observer(sql, operation, perf_counter() - started, error)
-            # Cancelled mid-statement or the connection broke: never hand it out again.
-            fairy.invalidate(error)
-            raise
+            except BaseException as error:
+                kept = keeps_connection(error, driver)
+                if kept and attempt == 1 and await self._renew_cache(fairy, driver, error):
+                    continue  # prepared before the schema changed: once more, re-prepared
+                if observer is not None:
+                    observer(sql, operation, perf_counter() - started, error)
+                if not kept:
+                    self._discard(pool, fairy, driver, error)
+                    raise
+                await self._check_in(pool, fairy)  # refused; the connection is fine
+                raise
+            break
         if observer is not None:
             observer(sql, operation, perf_counter() - started, None)
-        await _check_in(pool, fairy)
+        await self._check_in(pool, fairy)
         return result
+
+    def schema_changed(self) -> None:
+        """DDL ran or a cached plan went invalid: every connection's cached statements
+        (asyncpg's on this path, SQLAlchemy's on its own) are prepared again at their
+        next failure (`_renew_cache`) or unit of work."""
+        self._hook.schema += 1
+        sa_compat.invalidate_schema_cache(self._sql_dialect)
+
+    async def _renew_cache(self, fairy: Any, driver: Any, error: BaseException) -> bool:
+        """After ``error``, whether to run the statement once more on this connection:
+        the server found a cached plan invalid (asyncpg has dropped this connection's
+        statements; the schema changed for every connection), or asyncpg refused an
+        argument for a statement prepared before the last known schema change (its
+        parameter types may be the old ones: the cache is dropped first)."""
+        info = fairy.info
+        if isinstance(
+            error, (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
+        ):
+            self.schema_changed()
+            info[_SCHEMA] = self._hook.schema
+            # an outdated schema cache is found after the statement ran: never again
+            return isinstance(error, asyncpg.InvalidCachedStatementError)
+        if _refused_argument(error) and info.get(_SCHEMA, _UNCHANGED) != self._hook.schema:
+            await driver.reload_schema_state()
+            info[_SCHEMA] = self._hook.schema
+            return True
+        return False
+
+    async def _fresh_cache(self, fairy: Any, driver: Any) -> None:
+        """Before a unit of work: drop the connection's cached statements if the schema
+        changed since they were prepared (a unit cannot run a statement twice)."""
+        info = fairy.info
+        epoch = self._hook.schema
+        if info.get(_SCHEMA, _UNCHANGED) != epoch:
+            await driver.reload_schema_state()
+            info[_SCHEMA] = epoch
+
+    async def _check_in(self, pool: Pool, fairy: Any) -> None:
+        """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the
+        return may await (`blockmon._compat.sqlalchemy.closes_at_return`: a disposed
+        pool, another library's checkin or reset listener, an overflow connection to
+        close). Discarding (`_discard`) terminates without awaiting, so needs neither."""
+        if sa_compat.closes_at_return(pool, self.engine.sync_engine.pool):
+            await sa_compat.in_greenlet(fairy.close)
+        else:
+            fairy.close()
+
+    def _discard(self, pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
+        """Never hand ``fairy`` out again (cancelled mid-statement, a timeout, a broken
+        connection). A lost connection (the server ended the session) is logged as such
+        and, as on SQLAlchemy's path, every connection of the pool opened before it is
+        reopened at its next checkout."""
+        if isinstance(error, Exception) and lost_connection(error, driver):
+            sa_compat.invalidate_pool(pool, fairy, error)
+            lost = self._hook.lost
+            if lost is not None:
+                lost(error)
+        else:
+            fairy.invalidate(error)
 
     async def execute(
         self, statement: Statement, params: ManyParams = None, *, operation: str | None = None
@@ -265,7 +347,11 @@ class Statements:
         args = _arguments(names, params)
         status: str = await self._on_driver(lambda c: c.execute(sql, *args), sql, operation)
         last = status.rpartition(" ")[2]
-        return int(last) if last.isdigit() else 0
+        if last.isdigit():
+            return int(last)
+        if status.startswith(_DDL):
+            self.schema_changed()
+        return 0
 
     async def fetch_all(
         self, statement: Statement, params: Params = None, *, operation: str | None = None
@@ -325,15 +411,21 @@ class Statements:
         try:
             fairy = await self._connection()
             driver: Any = fairy.driver_connection
-            tx = Transaction(driver, self._sql_dialect, self._hook.observer)
+            tx = Transaction(self, driver)
             try:
-                await driver.execute(begin)
+                try:
+                    if self._hook.schema:  # the schema changed under cached statements
+                        await self._fresh_cache(fairy, driver)
+                    await driver.execute(begin)
+                except BaseException as error:
+                    tx.clean = keeps_connection(error, driver)
+                    raise
                 yield tx
             except BaseException as error:
                 if isinstance(error, Exception) and tx.clean:
-                    await _roll_back(pool, fairy, driver, error)
+                    await self._roll_back(pool, fairy, driver, error)
                 else:  # cancelled, or a statement was cut off: the server rolls back
-                    fairy.invalidate(error)
+                    self._discard(pool, fairy, driver, error)
                 raise
             started = perf_counter()
             try:
@@ -342,13 +434,13 @@ class Statements:
                 observer = self._hook.observer
                 if observer is not None:
                     observer("COMMIT", None, perf_counter() - started, error)
-                if isinstance(error, PostgresError):
+                if keeps_connection(error, driver):
                     # the server ended the transaction (e.g. 40001 at COMMIT)
-                    await _check_in(pool, fairy)
+                    await self._check_in(pool, fairy)
                 else:
-                    fairy.invalidate(error)
+                    self._discard(pool, fairy, driver, error)
                 raise
-            await _check_in(pool, fairy)
+            await self._check_in(pool, fairy)
         finally:
             if gate is not None:
                 gate.release()
@@ -373,38 +465,73 @@ class Statements:
 
         return await retrying(unit, attempts, backoff)
 
+    async def _roll_back(self, pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
+        """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
+        back is discarded. A cancellation (or timeout) arriving meanwhile is what
+        propagates, never ``error`` in its place."""
+        try:
+            await driver.execute("ROLLBACK")
+        except BaseException as failure:
+            self._discard(pool, fairy, driver, failure)
+            if not isinstance(failure, Exception):
+                raise
+            raise error from None
+        await self._check_in(pool, fairy)
 
-async def _check_in(pool: Pool, fairy: Any) -> None:
-    """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the pool
-    may close it (an overflow connection coming back to a full pool), since closing
-    awaits. Discarding (``invalidate``) terminates without awaiting, so needs neither."""
-    if sa_compat.closes_at_return(pool):
-        await sa_compat.in_greenlet(fairy.close)
-    else:
-        fairy.close()
+
+def lost_connection(error: Exception, driver: Any) -> bool:
+    """Whether ``error`` means the server session is gone: asyncpg's connection errors
+    (``ConnectionDoesNotExistError`` is a `PostgresError` too), a FATAL from the server
+    (``pg_terminate_backend``: 57P01), or a connection asyncpg has closed."""
+    return (
+        isinstance(error, (asyncpg.PostgresConnectionError, OSError, ConnectionError))
+        or (isinstance(error, PostgresError) and error.sqlstate in _FATAL)
+        or driver.is_closed()
+    )
 
 
-async def _roll_back(pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
-    """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
-    back is discarded."""
-    try:
-        await driver.execute("ROLLBACK")
-    except BaseException as failure:
-        fairy.invalidate(failure)
-        raise error from None
-    await _check_in(pool, fairy)
+# admin shutdown (pg_terminate_backend), crash shutdown, cannot connect now
+_FATAL = frozenset({"57P01", "57P02", "57P03"})
+
+
+def keeps_connection(error: BaseException, driver: Any) -> bool:
+    """Whether the connection stays usable after ``error``: the server refused the
+    statement (a `PostgresError` of the statement, not of the session), or asyncpg
+    refused an argument before sending anything (its client-side ``DataError``, an
+    ``InterfaceError`` and ``ValueError``). Never after a cancellation, a timeout or a
+    lost connection."""
+    if isinstance(error, asyncpg.OutdatedSchemaCacheError):
+        return not driver.is_closed()  # asyncpg has reloaded its schema state
+    if not isinstance(error, (PostgresError, asyncpg.InterfaceError)):
+        return False
+    if lost_connection(error, driver):
+        return False
+    return isinstance(error, (PostgresError, ValueError))
+
+
+def _refused_argument(error: BaseException) -> bool:
+    """asyncpg refused a value for a ``$n`` before sending the statement (a `DataError`
+    raised from the encoder's TypeError/ValueError)."""
+    return isinstance(error, (asyncpg.DataError, asyncpg.InterfaceError)) and isinstance(
+        error.__cause__, (TypeError, ValueError, OverflowError)
+    )
+
+
+_SCHEMA = "blockmon_schema"  # record.info: the schema epoch the connection's cache is of
+_UNCHANGED = 0
 
 
 class Transaction:
     """The statements of one `Statements.transaction`: SQL strings with ``:name``
     parameters, run on its connection, reported to the query metrics as Statements do."""
 
-    __slots__ = ("_driver", "_observer", "_sql_dialect", "clean")
+    __slots__ = ("_driver", "_observer", "_sql_dialect", "_statements", "clean")
 
-    def __init__(self, driver: Any, dialect: Dialect, observer: StatementObserver | None) -> None:
+    def __init__(self, statements: Statements, driver: Any) -> None:
+        self._statements = statements
         self._driver = driver
-        self._sql_dialect = dialect
-        self._observer = observer
+        self._sql_dialect = statements._sql_dialect
+        self._observer = statements._hook.observer
         self.clean = True  # False once a statement was cut off or the connection broke
 
     async def run(
@@ -423,8 +550,10 @@ class Transaction:
         try:
             result = await method(sql, *args, **options)
         except BaseException as error:
-            if not isinstance(error, PostgresError):
+            if not keeps_connection(error, self._driver):
                 self.clean = False
+            elif isinstance(error, asyncpg.InvalidCachedStatementError):
+                self._statements.schema_changed()  # run_transaction re-runs the unit
             if observer is not None:
                 observer(sql, operation, perf_counter() - started, error)
             raise
@@ -455,7 +584,11 @@ class Transaction:
             self._driver.execute, sql, _arguments(names, params), operation
         )
         last = status.rpartition(" ")[2]
-        return int(last) if last.isdigit() else 0
+        if last.isdigit():
+            return int(last)
+        if status.startswith(_DDL):
+            self._statements.schema_changed()
+        return 0
 
     async def fetch_all(
         self, statement: str, params: Params = None, *, operation: str | None = None

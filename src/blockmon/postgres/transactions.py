@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from asyncpg import InvalidCachedStatementError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +36,18 @@ def sqlstate(error: BaseException) -> str | None:
 
 
 def is_retryable(error: BaseException) -> bool:
-    return sqlstate(error) in RETRYABLE_SQLSTATES
+    """40001, 40P01, and a cached plan the server found invalid after DDL changed a
+    result type (``InvalidCachedStatementError``: the connection has dropped its cached
+    statements, so the unit re-run prepares them again)."""
+    return sqlstate(error) in RETRYABLE_SQLSTATES or _invalid_cached_plan(error)
+
+
+def _invalid_cached_plan(error: BaseException) -> bool:
+    """asyncpg's ``InvalidCachedStatementError``, raw or as SQLAlchemy wraps it."""
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    return isinstance(orig, InvalidCachedStatementError) or isinstance(
+        getattr(orig, "__cause__", None), InvalidCachedStatementError
+    )
 
 
 async def retrying(unit: Callable[[], Awaitable[T]], attempts: int, backoff: float) -> T:
