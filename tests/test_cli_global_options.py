@@ -105,8 +105,13 @@ async def test_c_before_db_downgrade_acts_on_the_named_database_only(
     two_databases: tuple[PostgresSettings, PostgresSettings], tmp_path: Path
 ) -> None:
     prod, local = two_databases
-    (tmp_path / "config.yml").write_text(yaml.safe_dump({"postgres": {"url": dsn(local)}}))
-    (tmp_path / "prod.yml").write_text(yaml.safe_dump({"postgres": {"url": dsn(prod)}}))
+    chain = {"alerting_tables": True}
+    (tmp_path / "config.yml").write_text(
+        yaml.safe_dump({"postgres": {"url": dsn(local)}, "migrations": chain})
+    )
+    (tmp_path / "prod.yml").write_text(
+        yaml.safe_dump({"postgres": {"url": dsn(prod)}, "migrations": chain})
+    )
     env = {
         k: v
         for k, v in os.environ.items()

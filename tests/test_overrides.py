@@ -63,7 +63,7 @@ async def test_override_a_whole_sub_container(blockmon_config: dict[str, Any]) -
         assert await cache.client.get(blockmon_config["redis"]["key_prefix"] + "alt:k") == b"v"
         await cache.delete("k")
     container.redis.reset_override()
-    assert container.redis.cache.cls is Cache
+    assert container.redis.cache.args[0] is Cache  # the Resource over the original client
 
 
 @pytest.mark.parametrize("run", [1, 2])

@@ -296,7 +296,7 @@ async def test_every_cli_command_fails_without_showing_a_secret(
     (tmp_path / "config.yml").write_text(
         "postgres:\n  echo: true\n  connect_timeout: 3\n"
         "monitoring:\n  details: token\n  details_token: ${BM_TOKEN}\n  check_timeout: 5\n"
-        "migrations:\n  url: ${MIGRATIONS_DATABASE_URL:}\n"
+        "migrations:\n  url: ${MIGRATIONS_DATABASE_URL:}\n  alerting_tables: true\n"
     )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS", "DATABASE"))},

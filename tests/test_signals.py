@@ -116,6 +116,8 @@ def _environ(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 @pytest.mark.parametrize("marker", UP_POINTS)
 def test_up_stops_everything_it_started(marker: str, sig: signal.Signals, tmp_path: Path) -> None:
+    # the main job's chain: the alerting tables (as the repository's config.yml asks)
+    (tmp_path / "config.yml").write_text("migrations:\n  alerting_tables: true\n")
     argv = [BLOCKMON, "up", "--serve", "--port", str(free_port())]
     try:
         code, seen = _run_until(argv, tmp_path, _environ(**UNREACHABLE), marker, sig)
