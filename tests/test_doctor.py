@@ -31,6 +31,7 @@ from blockmon.testing.servers import (
     free_port,
     postgres_server,
 )
+from tests.monitoring.support import plain
 
 ENV_VARS = (
     "BLOCKMON_CONFIG",
@@ -389,10 +390,12 @@ def test_the_readme_main_job_has_no_error(
     """The repository's config.yml (the main job's settings) on this run's servers: no
     rule is broken (a shared development Redis without maxmemory may warn)."""
     repo = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yml").read_text())
-    config = {
-        "postgres": {**blockmon_config["postgres"], "pool_size": repo["postgres"]["pool_size"]},
-        "redis": blockmon_config["redis"],
-    }
+    config = plain(  # an embedded server's URL is a SecretStr (isolated runs)
+        {
+            "postgres": {**blockmon_config["postgres"], "pool_size": repo["postgres"]["pool_size"]},
+            "redis": blockmon_config["redis"],
+        }
+    )
     code, document = doctor(tmp_path, monkeypatch, capsys, config)
     assert code in (0, 1), document["findings"]
     assert findings(document, "error") == {}

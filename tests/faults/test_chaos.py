@@ -104,7 +104,13 @@ async def _ask(server: PostgresServer, sql: str, *args: Any) -> Any:
         return None
     try:
         return await admin.fetch(sql, *args)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,  # the server went away mid-call
+        TimeoutError,
+    ):
         return None
     finally:
         admin.terminate()
