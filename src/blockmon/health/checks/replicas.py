@@ -99,14 +99,16 @@ def postgres_replica_check(
 
     async def check() -> list[Observation]:
         health = await reader_health(router, index, timeout)
+        # One value for the observation and its text (rounding twice could disagree).
+        lag = None if health.lag_seconds is None else round(health.lag_seconds, 3)
         observations = [
             Observation("address", address),
             Observation(
                 "replicationLag",
-                None if health.lag_seconds is None else round(health.lag_seconds, 3),
+                lag,
                 "s",
                 health.status,
-                _lag_output(health.status, health.lag_seconds, router.lag_warn, health.error),
+                _lag_output(health.status, lag, router.lag_warn, health.error),
             ),
         ]
         if pool_state is not None:
