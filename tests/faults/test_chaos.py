@@ -74,7 +74,8 @@ class _Errors(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name}: {record.getMessage()}")
+        cause = f" ({record.exc_info[1]!r})" if record.exc_info else ""
+        self.lines.append(f"{record.name}: {record.getMessage()}{cause}")
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import in_greenlet
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.credentials import source_for
@@ -221,7 +222,9 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
     def do_close(dbapi_conn: Any) -> None:
         nonlocal dead_until
         driver = dbapi_conn.driver_connection
-        if time.monotonic() < dead_until:
+        if time.monotonic() < dead_until or not in_greenlet():
+            # Outside SQLAlchemy's greenlet nothing may await: abort, as SQLAlchemy's own
+            # terminate does when the garbage collector closes a connection.
             driver.terminate()
             return
         try:
@@ -229,6 +232,11 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
         except (TimeoutError, OSError):
             # asyncpg has aborted the socket; treat the network as dead for a while.
             dead_until = time.monotonic() + timeout
+        except Exception as error:
+            # The server ended the session while it was being closed (57P01 arriving
+            # after Terminate) or the connection was still busy: the socket is aborted
+            # either way, and a close that reached its end is not an error to log.
+            _log.debug("connection aborted while closing", error=type(error).__name__)
 
     sa_compat.replace_close(engine, do_close)
 
