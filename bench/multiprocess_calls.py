@@ -1,4 +1,4 @@
-"""Python calls per operation with multi-process metrics on and off (docs/performance.md).
+"""Python calls per operation with multi-process metrics on and off (bench/NOTES.md, "Multi-process metrics").
 
 Runs itself twice, in fresh processes (prometheus_client picks its mode at import): once
 without ``PROMETHEUS_MULTIPROC_DIR``, once with it set to an empty temporary directory.

@@ -161,7 +161,7 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
         url = engine_url(scratch.settings.postgres)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         # Every stack gets blockmon's driver settings (connect and command timeouts,
-        # statement_timeout), so the ratios isolate the layers; docs/performance.md
+        # statement_timeout), so the ratios isolate the layers; bench/NOTES.md
         # prices the client-side command timeout on its own.
         driver = connect_args(scratch.settings.postgres, url)
         pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)

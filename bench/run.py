@@ -3,7 +3,7 @@
 Runs every case in one session against the configured PostgreSQL and Redis (a
 scratch database and key prefix of its own, removed at the end), interleaving the
 variants of each case, then prints medians, ratios and one PASS/FAIL line per target.
-See docs/performance.md.
+See docs/performance.md (results and targets) and bench/NOTES.md (how they were reached).
 """
 
 from __future__ import annotations

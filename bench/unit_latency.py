@@ -1,6 +1,6 @@
 """The unit of work against the asyncpg pool under contention: throughput, p50/p99/max
 latency and client CPU per unit of the five-statement transaction, at ``--tasks``
-callers on 10 connections, in interleaved windows (docs/performance.md, "The unit of
+callers on 10 connections, in interleaved windows (bench/NOTES.md, "The unit of
 work at 32 tasks").
 
     .venv/bin/python bench/unit_latency.py [--tasks 32] [--rounds 5] [--window 1.0]

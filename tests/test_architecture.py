@@ -1,4 +1,4 @@
-"""The layout is the architecture: the README's tree lists exactly what src/blockmon/
+"""The layout is the architecture: the tree of docs/layout.md lists exactly what src/blockmon/
 holds, every package says its job in its docstring, and the import-linter contract
 keeps lower layers from importing higher ones."""
 
@@ -15,21 +15,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "blockmon"
 
 
-def readme_tree() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("## Architecture", 1)[1].split("```", 2)[1]
+def documented_tree() -> list[str]:
+    text = (ROOT / "docs" / "layout.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```", 2)[1]
     lines = block.strip().splitlines()
     assert lines[0] == "src/blockmon/"
     return [line.split()[0] for line in lines[1:]]
 
 
-def test_the_readme_tree_matches_the_package_one_to_one() -> None:
+def test_the_documented_tree_matches_the_package_one_to_one() -> None:
     on_disk = sorted(
         f"{p.name}/" if p.is_dir() else p.name
         for p in PACKAGE.iterdir()
         if p.name not in ("__pycache__", "py.typed", "__main__.py")
     )
-    assert sorted(readme_tree()) == on_disk
+    assert sorted(documented_tree()) == on_disk
 
 
 def test_every_package_and_module_says_its_job() -> None:

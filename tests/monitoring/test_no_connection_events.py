@@ -2,7 +2,7 @@
 SQLAlchemy join event dispatchers on every connection checkout), no DialectEvents
 listener (``handle_error``, ``do_connect``: SQLAlchemy then iterates the dialect's
 ``do_execute`` listeners before every statement) and no pool listener on checkout or
-checkin (docs/performance.md)."""
+checkin (bench/NOTES.md, "Where the time goes")."""
 
 from __future__ import annotations
 
