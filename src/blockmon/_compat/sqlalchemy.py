@@ -22,7 +22,7 @@ one engine's own instances (statement timing, bounded close, following ``dispose
   reading per checkout end and per checkin serves validation, acquire and usage times
   and leak detection (when on: the guard's ``leaks`` slot), with no pool event listener (a listener costs its dispatch on every checkout and
   checkin). A stale connection that fails its ping is invalidated with every older one
-  (``Pool._invalidate``) and the checkout made again, as SQLAlchemy does for
+  (``Pool._invalidate``) and reconnected in place, as SQLAlchemy does for
   ``InvalidatePoolError``. Fallback: ``connect`` wrapped around the public method, with
   ``checkout`` and ``checkin`` listeners (the same measurements, about 6 calls more).
 """
@@ -34,7 +34,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sized
 from random import random
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary, ref
 
@@ -89,7 +89,15 @@ def _probe() -> bool:
             "self.__pool._invalidate_time > self.starttime",
             "self._soft_invalidate_time > self.starttime",
         )
-        and _source_has(_ConnectionFairy._checkout, "pool._pre_ping", "pool.dispatch.checkout")
+        and _source_has(
+            _ConnectionFairy._checkout,
+            "pool._pre_ping",
+            "pool.dispatch.checkout",
+            # what _revalidate repeats for a connection whose validation ping failed
+            "pool._invalidate(fairy, e, _checkin=False)",
+            "fairy._connection_record.get_connection()",
+            "_checkin_failed(",
+        )
         # an idle connection is taken without awaiting (the greenlet-free checkout)
         and _source_has(AsyncAdaptedQueue.get, "return self._queue.get_nowait()")
         and callable(PGDialect_asyncpg._invalidate_schema_cache)
@@ -151,13 +159,38 @@ def invalidate_schema_cache(dialect: Dialect) -> None:
 def invalidate_pool(pool: Pool, fairy: Any, error: BaseException) -> None:
     """``fairy``'s connection was lost: discard it and, as SQLAlchemy does on a
     disconnect, every connection of ``pool`` opened before it (each is reopened at its
-    next checkout). Fallback: ``fairy`` alone (the pool guard's validation finds the
-    others)."""
+    next checkout). Fallback: ``fairy`` now, the others at the pool's next checkout,
+    where a ``checkout`` listener raises ``InvalidatePoolError`` (SQLAlchemy then
+    invalidates every connection opened before that moment and reconnects in place)."""
     if LAYOUT.ok():
         queue: Any = pool
         queue._invalidate(fairy, error)
-    else:
-        fairy.invalidate(error)
+        return
+    fairy.invalidate(error)
+    lost = _lost.get(pool)
+    if lost is None:
+        lost = _lost[pool] = _Lost()
+        event.listen(pool, "checkout", lost)
+    lost.pending = True
+
+
+class _Lost:
+    """The fallback's pool invalidation: the next checkout after a lost connection
+    raises ``InvalidatePoolError`` (public API: SQLAlchemy's checkout invalidates the
+    pool and reconnects)."""
+
+    __slots__ = ("__weakref__", "pending")
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def __call__(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if self.pending:
+            self.pending = False
+            raise exc.InvalidatePoolError("a connection of the pool was lost")
+
+
+_lost: WeakKeyDictionary[Pool, _Lost] = WeakKeyDictionary()
 
 
 async def in_greenlet(call: Callable[[], Any]) -> Any:
@@ -592,7 +625,9 @@ def instrument_pool(
             now = perf_counter()
             info = fairy._connection_record.info
         if lifetime is not None and _EXPIRES not in info:  # cleared at each (re)connect
-            info[_EXPIRES] = now + lifetime * (1.0 - guard.lifetime_spread * random())
+            # counted from the connect, as SQLAlchemy's pool_recycle (the fallback) does
+            age = time() - fairy._connection_record.starttime
+            info[_EXPIRES] = now - age + lifetime * (1.0 - guard.lifetime_spread * random())
         info[checked_out] = now
         acquire = guard.acquire
         if acquire is not None:
@@ -658,8 +693,7 @@ def instrument_pool(
 
 def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
     """``fairy`` sat idle too long: ping it; if dead, invalidate it and every connection
-    opened before it (the server went away for all of them), then check out again: the
-    pool reconnects the record (LIFO: the one just returned) or recycles an older one."""
+    opened before it (the server went away for all of them), and reconnect it in place."""
     try:
         error = guard.ping(fairy.dbapi_connection)
     except BaseException as interrupted:  # cancelled mid-ping: never hand it out again
@@ -667,8 +701,17 @@ def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
         raise
     if error is None:
         return fairy
-    pool._invalidate(fairy, error)
-    return _ConnectionFairy._checkout(pool)
+    # what SQLAlchemy's checkout does when a checkout listener raises InvalidatePoolError
+    # (the fallback): no second turn in the pool's queue
+    record = fairy._connection_record
+    record.invalidate(error)
+    pool._invalidate(fairy, error, _checkin=False)
+    try:
+        fairy.dbapi_connection = record.get_connection()
+    except BaseException as failed:
+        record._checkin_failed(failed, _fairy_was_created=True)
+        raise
+    return fairy
 
 
 def _instrument_public(
