@@ -717,3 +717,32 @@ async def _falls_back(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> N
     assert hook_for(engine).checkout is None
     assert engine.sync_engine.pool.checkedout() == 0
     monkeypatch.undo()
+
+
+async def test_another_librarys_wrapper_of_the_pools_connect_is_always_called(
+    make_engine, problems
+) -> None:
+    """Another library wraps the pool's ``connect`` after blockmon, and its wrapper
+    awaits (it may run only in SQLAlchemy's greenlet): every `Statements` checkout goes
+    through it, on either path; before, the greenlet-free checkout went around it."""
+    from sqlalchemy.util import await_
+
+    engine = make_engine(pool_size=1, max_overflow=0)
+    statements = Statements(engine)
+    await statements.scalar("SELECT 1")  # warm: the next checkout would take no greenlet
+    pool: Any = engine.sync_engine.pool
+    blockmons = pool.connect
+    seen: list[str] = []
+
+    def connect() -> Any:
+        await_(asyncio.sleep(0))
+        seen.append("theirs")
+        return blockmons()
+
+    pool.connect = connect
+    assert await statements.scalar("SELECT 2") == 2
+    async with statements.transaction() as tx:
+        assert await tx.scalar("SELECT 3") == 3
+    assert seen == ["theirs", "theirs"]
+    assert pool.checkedout() == 0
+    assert problems() == []

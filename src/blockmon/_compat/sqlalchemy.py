@@ -663,7 +663,13 @@ def instrument_pool(
         # What _ConnectionRecord.get_connection and _ConnectionFairy._checkout would
         # await on: a connect (none yet, recycled, invalidated), a ping (pre_ping, this
         # guard's validation), a checkout listener; with no idle connection, the queue.
-        if not idle or queue._pre_ping or queue.dispatch.checkout:
+        # Another library's wrapper over this connect may await too.
+        if (
+            not idle
+            or queue._pre_ping
+            or queue.dispatch.checkout
+            or attributes["connect"] is not connect
+        ):
             return None
         record = idle[nxt]  # type: ignore[index]
         info = record.info
@@ -681,6 +687,7 @@ def instrument_pool(
 
     pool.connect = connect  # type: ignore[method-assign]
     pool._return_conn = return_conn  # type: ignore[method-assign]
+    attributes = pool.__dict__
 
     def undo() -> None:
         _restore(pool.__dict__, "connect", connect, None)
