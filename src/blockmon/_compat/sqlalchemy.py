@@ -159,9 +159,10 @@ def invalidate_schema_cache(dialect: Dialect) -> None:
 def invalidate_pool(pool: Pool, fairy: Any, error: BaseException) -> None:
     """``fairy``'s connection was lost: discard it and, as SQLAlchemy does on a
     disconnect, every connection of ``pool`` opened before it (each is reopened at its
-    next checkout). Fallback: ``fairy`` now, the others at the pool's next checkout,
-    where a ``checkout`` listener raises ``InvalidatePoolError`` (SQLAlchemy then
-    invalidates every connection opened before that moment and reconnects in place)."""
+    next checkout). Fallback: ``fairy`` now, the others at their next checkout, where a
+    ``checkout`` listener raises ``InvalidatePoolError`` for a connection opened before
+    the loss (SQLAlchemy then invalidates every connection opened before that moment
+    and reconnects this one in place)."""
     if LAYOUT.ok():
         queue: Any = pool
         queue._invalidate(fairy, error)
@@ -170,23 +171,30 @@ def invalidate_pool(pool: Pool, fairy: Any, error: BaseException) -> None:
     lost = _lost.get(pool)
     if lost is None:
         lost = _lost[pool] = _Lost()
-        event.listen(pool, "checkout", lost)
-    lost.pending = True
+        event.listen(pool, "connect", lost.connected)
+        event.listen(pool, "checkout", lost.checked_out)
+    lost.losses += 1
+
+
+_GENERATION = "blockmon_losses"  # record.info: the pool's losses when it connected
 
 
 class _Lost:
-    """The fallback's pool invalidation: the next checkout after a lost connection
-    raises ``InvalidatePoolError`` (public API: SQLAlchemy's checkout invalidates the
-    pool and reconnects)."""
+    """The fallback's pool invalidation (public API only): connections are stamped at
+    connect with the pool's count of lost connections; one checked out with an older
+    stamp raises ``InvalidatePoolError`` (once: SQLAlchemy reconnects it, which stamps
+    it again, and recycles every connection opened before)."""
 
-    __slots__ = ("__weakref__", "pending")
+    __slots__ = ("__weakref__", "losses")
 
     def __init__(self) -> None:
-        self.pending = False
+        self.losses = 0
 
-    def __call__(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if self.pending:
-            self.pending = False
+    def connected(self, dbapi_connection: Any, record: Any) -> None:
+        record.info[_GENERATION] = self.losses
+
+    def checked_out(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get(_GENERATION, 0) < self.losses:
             raise exc.InvalidatePoolError("a connection of the pool was lost")
 
 
