@@ -36,6 +36,7 @@ class PoolTimeout(RedisConnectionError):
 
 
 def _pool_timeout(pool: BlockingConnectionPool) -> PoolTimeout:
+    """The error of a wait for a free connection that ``pool``'s timeout ended."""
     return PoolTimeout(
         f"No connection available: all {pool.max_connections} in use for "
         f"{pool.timeout} s (redis.max_connections, redis.pool_timeout)"
