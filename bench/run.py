@@ -221,9 +221,9 @@ async def bench(args: argparse.Namespace) -> int:
     print()
     print(table(outcomes, rows))
     print()
-    results = verdicts({o.case.key: o for o in outcomes}, rows)
+    results = verdicts({o.case.key: o for o in outcomes}, rows, loop)
     for verdict in results:
-        if args.only is None or verdict.ok is not None:
+        if args.only is None or verdict.ok is not None or verdict.info:
             print(verdict.line())
     failed = sum(v.ok is False for v in results)
     print(f"\n{failed} target(s) failed" if failed else "\nall measured targets passed")

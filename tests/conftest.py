@@ -20,3 +20,16 @@ def migrated(blockmon_settings: Settings) -> None:
     from blockmon.testing import migrate
 
     asyncio.run(migrate(blockmon_settings))
+
+
+@pytest.fixture(params=["fast", "fallback"])
+def sqlalchemy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both paths of `blockmon._compat.sqlalchemy`, for modules that apply it to every
+    test (``pytestmark = pytest.mark.usefixtures("sqlalchemy_path")``), so the two cannot
+    drift: ``fast``, SQLAlchemy's internals as pinned (the probe runs), and ``fallback``,
+    the public API, as when a SQLAlchemy release changed the layout (the reference). One
+    switch, the layout's answer, set before the test builds its engines."""
+    from blockmon._compat import sqlalchemy as sa_compat
+
+    monkeypatch.setattr(sa_compat.LAYOUT, "checked", None if request.param == "fast" else False)
+    return str(request.param)

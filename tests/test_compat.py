@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import BlockingConnectionPool
 from sqlalchemy import exc, text
 
 from blockmon._compat import Layout, prometheus, redis, sqlalchemy
-from blockmon.redis.client import WaitingConnectionPool
+from blockmon.redis.client import TimedOutPool, WaitingConnectionPool
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import FAMILIES
 
@@ -159,7 +158,7 @@ async def test_metrics_and_health_on_either_path(mode: str, blockmon_config: dic
             assert type(redis_client.connection_pool) is WaitingConnectionPool
         else:
             assert wrapped == set()  # cursor events time the statements; asyncpg closes
-            assert type(redis_client.connection_pool) is BlockingConnectionPool
+            assert type(redis_client.connection_pool) is TimedOutPool  # redis-py's own
             assert "dispose" not in vars(engine.sync_engine)  # followed by engine_disposed
         assert all(layout.ok() == (mode == "internals") for layout in LAYOUTS)
 

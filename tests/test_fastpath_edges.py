@@ -20,30 +20,25 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+from prometheus_client import CollectorRegistry
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import captured_logs, eventually, pg_backends, unique
 
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.settings import PostgresSettings
 from blockmon.containers import PostgresContainer
 from blockmon.errors import BlockmonError
 from blockmon.lifespan import Lifespan
+from blockmon.metrics import PostgresMetrics
 from blockmon.postgres.engine import create_engine
 from blockmon.postgres.statements import Statements
 from blockmon.provisioning.servers import connect
+from blockmon.testing.proxy import FaultProxy, Mode
 
 PID = "SELECT pg_backend_pid()"
-
-
-@pytest.fixture(params=["internals", "public"])
-def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The fast path on SQLAlchemy's internals, and the public fallback (the layout
-    reported as changed from the first engine on)."""
-    monkeypatch.setattr(sa_compat.LAYOUT, "checked", None)
-    if request.param == "public":
-        monkeypatch.setattr(sa_compat.LAYOUT, "probe", lambda: False)
-    yield request.param
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+FAST_ONLY = pytest.mark.parametrize("sqlalchemy_path", ["fast"], indirect=True)
 
 
 @pytest.fixture
@@ -53,9 +48,7 @@ def postgres(blockmon_config: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def make_engine(
-    mode: str, postgres: dict[str, Any]
-) -> AsyncIterator[Callable[..., AsyncEngine]]:
+async def make_engine(postgres: dict[str, Any]) -> AsyncIterator[Callable[..., AsyncEngine]]:
     engines: list[AsyncEngine] = []
 
     def make(**overrides: Any) -> AsyncEngine:
@@ -173,7 +166,7 @@ async def _are(count: Any, expected: int) -> bool:
 
 
 async def test_shutdown_waits_for_work_in_flight_then_refuses_every_call(
-    mode, postgres, problems
+    postgres, problems
 ) -> None:
     """Shutdown with statements, units of work and sessions in flight: they finish (up to
     ``shutdown_timeout``), then the engine closes; every call after it fails at once with
@@ -229,7 +222,7 @@ async def test_shutdown_waits_for_work_in_flight_then_refuses_every_call(
 
 
 async def test_shutdown_closes_after_its_timeout_and_work_still_out_is_closed_later(
-    mode, postgres, problems
+    postgres, problems
 ) -> None:
     """A statement still running when ``shutdown_timeout`` passes: shutdown closes
     without it; its connection is closed when it comes back, and the call after it fails
@@ -261,7 +254,7 @@ async def test_shutdown_closes_after_its_timeout_and_work_still_out_is_closed_la
     assert problems() == []
 
 
-async def test_start_stop_start_in_one_process(mode, postgres, problems) -> None:
+async def test_start_stop_start_in_one_process(postgres, problems) -> None:
     container = PostgresContainer()
     container.config.from_dict({**postgres, "pool_size": 1, "max_overflow": 0})
     for _ in range(2):
@@ -299,7 +292,7 @@ async def _terminate_when_running(postgres: dict[str, Any], sql_start: str) -> i
 
 @pytest.mark.parametrize("path", ["statement", "unit of work"])
 async def test_a_terminated_backend_is_never_reused_and_is_logged_as_lost(
-    make_engine, mode, postgres, problems, path: str
+    make_engine, postgres, problems, path: str
 ) -> None:
     engine = make_engine(pool_size=2, max_overflow=0)
     statements = Statements(engine)
@@ -320,7 +313,7 @@ async def test_a_terminated_backend_is_never_reused_and_is_logged_as_lost(
         killed = await _terminate_when_running(postgres, "SELECT pg_sleep(30)")
         with pytest.raises(Exception) as failed:
             await asyncio.wait_for(call, 30)
-        assert not isinstance(failed.value, asyncpg.InterfaceError), failed.value
+        assert isinstance(failed.value, asyncpg.PostgresConnectionError), repr(failed.value)
         # the next calls work, each on a connection opened after the loss: the dead one
         # was not checked back in, and the pool was invalidated as on SQLAlchemy's path
         after = await asyncio.gather(
@@ -328,8 +321,7 @@ async def test_a_terminated_backend_is_never_reused_and_is_logged_as_lost(
         )
     assert killed in before
     assert killed not in after
-    if mode == "internals":  # the public fallback invalidates the lost connection alone
-        assert not set(after) & before
+    assert not set(after) & before
     events = [json.loads(line) for line in logs.getvalue().splitlines() if line.strip()]
     assert [e["event"] for e in events].count("postgres connection lost") == 1
     assert engine.sync_engine.pool.checkedout() == 0
@@ -439,7 +431,7 @@ async def test_other_libraries_pool_listeners_may_await_at_check_in(
     assert problems() == []
 
 
-async def test_undo_removes_only_blockmons_own_wrappers(mode: str) -> None:
+async def test_undo_removes_only_blockmons_own_wrappers() -> None:
     """Another library wraps ``dispose``, the dialect's ``do_execute`` and the pool's
     ``connect`` on the instances after blockmon did: blockmon taking its own off leaves
     theirs in place."""
@@ -603,9 +595,86 @@ async def _alter(engine: AsyncEngine, statements: Statements, path: str, ddl: st
             await conn.execute(text(ddl))
 
 
+# -- validation and lifetime --------------------------------------------------------------
+
+
+async def test_a_connection_failing_validation_is_replaced_where_it_stands(
+    make_engine, postgres, problems
+) -> None:
+    """A connection idle past ``validation_window`` whose ping fails is reconnected in
+    place, as SQLAlchemy does for ``InvalidatePoolError`` (the public path): its caller
+    gets the new connection, a caller that came while it pinged waits its turn, and
+    other libraries' ``checkin`` listeners see one checkin per caller. Before, the fast
+    path checked the dead connection in and went through the pool's queue again (a
+    checkin nobody made, and a second turn in the queue)."""
+    async with FaultProxy(postgres["host"], postgres["port"]) as proxy:
+        engine = make_engine(
+            host="127.0.0.1",
+            port=proxy.port,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=1.0,
+            validation="bypass",
+            validation_window=0.1,
+        )
+        statements = Statements(engine)
+        pool = engine.sync_engine.pool
+        checkins: list[bool] = []
+        event.listen(pool, "checkin", lambda dbapi, record: checkins.append(dbapi is not None))
+        first = await statements.scalar(PID)
+        await asyncio.sleep(0.3)  # idle past the window: pinged at its next checkout
+        proxy.mode = Mode.BLACKHOLE  # the ping waits for its answer
+        early = asyncio.create_task(statements.scalar(PID))
+        assert await eventually(lambda: _true(pool.checkedout() == 1))  # pinging
+
+        async def later() -> Any:
+            async with engine.connect() as conn:  # waits in the pool's queue
+                return (await conn.execute(text("SELECT pg_sleep(2), 'later'"))).one()[1]
+
+        late = asyncio.create_task(later())
+        await asyncio.sleep(0.2)
+        proxy.cut()  # the ping fails: the connection is gone
+        proxy.mode = Mode.PASS
+        renewed = await asyncio.wait_for(early, 30)
+        assert renewed != first
+        assert await asyncio.wait_for(late, 30) == "later"
+        assert pool.checkedout() == 0
+        assert checkins == [True, True, True]  # the first call, the early one, the late one
+    assert problems() == []
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_connections_lifetime_counts_from_its_connect(make_engine, problems) -> None:
+    """``max_lifetime`` counts from the connect, as SQLAlchemy's ``pool_recycle`` does
+    (the public path), also for a connection opened before the pool guard took the
+    lifetime over (metrics installed on a running engine); before, the fast path counted
+    from the guard's first checkout of it."""
+    engine = make_engine(pool_size=1, max_overflow=0, max_lifetime=2.0, validation="none")
+    first = await _pid(engine)  # connected now, no pool guard yet
+    await asyncio.sleep(1.0)
+    metrics = PostgresMetrics(CollectorRegistry())
+    metrics.install(engine)  # the guard applies the lifetime from here on
+    try:
+        assert await _pid(engine) == first  # 1 s old
+        await asyncio.sleep(1.3)  # 2.3 s after its connect, 1.3 s after the guard saw it
+        assert await _pid(engine) != first
+    finally:
+        metrics.uninstall()
+    assert problems() == []
+
+
+async def _pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(PID))).scalar_one())
+
+
 # -- the greenlet-free checkout meets the unexpected ------------------------------------
 
 
+@FAST_ONLY  # the public fallback has no greenlet-free checkout
 async def test_the_greenlet_free_checkout_falls_back_when_sqlalchemy_awaits(
     postgres, problems, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -648,3 +717,32 @@ async def _falls_back(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> N
     assert hook_for(engine).checkout is None
     assert engine.sync_engine.pool.checkedout() == 0
     monkeypatch.undo()
+
+
+async def test_another_librarys_wrapper_of_the_pools_connect_is_always_called(
+    make_engine, problems
+) -> None:
+    """Another library wraps the pool's ``connect`` after blockmon, and its wrapper
+    awaits (it may run only in SQLAlchemy's greenlet): every `Statements` checkout goes
+    through it, on either path; before, the greenlet-free checkout went around it."""
+    from sqlalchemy.util import await_
+
+    engine = make_engine(pool_size=1, max_overflow=0)
+    statements = Statements(engine)
+    await statements.scalar("SELECT 1")  # warm: the next checkout would take no greenlet
+    pool: Any = engine.sync_engine.pool
+    blockmons = pool.connect
+    seen: list[str] = []
+
+    def connect() -> Any:
+        await_(asyncio.sleep(0))
+        seen.append("theirs")
+        return blockmons()
+
+    pool.connect = connect
+    assert await statements.scalar("SELECT 2") == 2
+    async with statements.transaction() as tx:
+        assert await tx.scalar("SELECT 3") == 3
+    assert seen == ["theirs", "theirs"]
+    assert pool.checkedout() == 0
+    assert problems() == []

@@ -20,7 +20,6 @@ from sqlalchemy import text
 from support import captured_logs
 
 from blockmon import ApplicationContainer, Lifespan
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.cli import main
 from blockmon.config.settings import Settings
 from blockmon.postgres import leaks
@@ -28,6 +27,9 @@ from blockmon.postgres import statements as statements_module
 from blockmon.postgres.engine import engine_url
 from blockmon.postgres.leaks import LEASE
 from blockmon.postgres.pool import guard_for
+
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
 
 THRESHOLD = 0.2  # seconds
 WAIT = 30.0  # seconds: generous bound for a timer on a loaded machine
@@ -192,27 +194,6 @@ async def test_a_connection_held_from_a_replica_pool_is_reported(
         assert await leaks_counted(container, "replica-0") >= before + 1
     returned = await logged(log_lines, RETURNED, line_of("leak: replica"))
     assert returned["pool"] == "replica-0"
-
-
-async def test_reported_on_the_public_path_too(
-    blockmon_config: dict[str, Any],
-    blockmon_settings: Settings,
-    log_lines: io.StringIO,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """SQLAlchemy's internals reported as changed: the public wrapper and listeners."""
-    monkeypatch.setattr(sa_compat.LAYOUT, "checked", None)
-    monkeypatch.setattr(sa_compat.LAYOUT, "probe", lambda: False)
-    container = ApplicationContainer()
-    container.config.from_dict(_config(blockmon_config, blockmon_settings, THRESHOLD))
-    async with Lifespan(container):
-        engine = await container.postgres.engine()
-        assert "_return_conn" not in vars(engine.sync_engine.pool)  # the public path
-        async with engine.connect() as conn:  # leak: public path
-            await conn.execute(text("SELECT 1"))
-            await logged(log_lines, LEAKED, line_of("leak: public path"))
-            assert await leaks_counted(container) >= 1
-        await logged(log_lines, RETURNED, line_of("leak: public path"))
 
 
 async def test_a_connection_given_back_in_time_is_not_reported(

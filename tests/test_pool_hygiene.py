@@ -23,10 +23,14 @@ from blockmon.postgres.engine import create_engine
 from blockmon.postgres.pool import LIFETIME_SPREAD
 from tests.monitoring.support import black_hole
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 WAIT = 30.0  # seconds: a generous bound on the keeper's next look (every second)
 LIFETIME = 1000.0
 
 
+@pytest.mark.parametrize("sqlalchemy_path", ["fast"], indirect=True)  # no spread on the public path
 async def test_connections_opened_together_get_different_lifetimes(blockmon_config):
     if not sa_compat.LAYOUT.ok():
         pytest.fail("SQLAlchemy's layout changed: the lifetime spread is off (docs/core.md)")

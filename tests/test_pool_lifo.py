@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from blockmon.config.settings import PostgresSettings
 from blockmon.postgres.engine import create_engine
+
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
 
 
 async def test_the_last_connection_returned_is_the_next_handed_out(

@@ -17,6 +17,9 @@ from blockmon.config.settings import PostgresSettings
 from blockmon.metrics import PostgresMetrics
 from blockmon.postgres.engine import create_engine
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 
 async def _pid(engine: Any) -> int:
     async with engine.connect() as conn:

@@ -9,6 +9,7 @@ from redis.asyncio.connection import _AsyncHiredisParser
 from redis.exceptions import ConnectionError
 from support import captured_logs
 
+from blockmon._compat import redis as redis_compat
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
 from blockmon.redis.client import PoolTimeout, WaitingConnectionPool, create_client
@@ -83,11 +84,14 @@ async def test_a_busy_caller_does_not_starve_a_queued_one(blockmon_settings):
         await client.aclose()
 
 
-async def test_an_exhausted_pool_is_no_lost_connection(blockmon_config):
+@pytest.mark.parametrize("path", ["fast", "fallback"])
+async def test_an_exhausted_pool_is_no_lost_connection(blockmon_config, monkeypatch, path):
     """A caller that found no free connection within ``redis.pool_timeout`` gets a
     ConnectionError naming the two settings; the metrics count it as
     ``redis_errors_total{type="pool_timeout"}`` and the log says nothing of a lost
-    connection (the server was fine all along)."""
+    connection (the server was fine all along). The same on redis-py's own pool, the
+    public fallback (before, a "connection" error there)."""
+    monkeypatch.setattr(redis_compat.LAYOUT, "checked", None if path == "fast" else False)
     blockmon_config["redis"].update(max_connections=1, pool_timeout=0.2, retries=0)
     container = ApplicationContainer()
     container.config.from_dict(blockmon_config)

@@ -20,6 +20,9 @@ from blockmon.containers import ApplicationContainer
 from blockmon.postgres.engine import create_engine
 from blockmon.postgres.statements import Statements, Transaction
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 BARRIER_TIMEOUT = 30.0
 WAIT = 30.0  # generous bound on anything that must not hang
 

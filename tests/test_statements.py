@@ -21,6 +21,9 @@ from blockmon.lifespan import Lifespan
 from blockmon.postgres.engine import create_engine
 from blockmon.postgres.statements import Record, Statements
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 
 @pytest_asyncio.fixture
 async def one_connection_engine(blockmon_config: dict[str, Any]) -> AsyncIterator[AsyncEngine]:

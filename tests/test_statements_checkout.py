@@ -30,6 +30,12 @@ from blockmon.postgres.hooks import hook_for
 from blockmon.postgres.statements import Statements
 from blockmon.provisioning.servers import connect
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+# whether a call takes SQLAlchemy's greenlet where the fast path needs none: the public
+# fallback has no greenlet-free checkout
+FALLBACK = {"fast": False, "fallback": True}
+
 PID = "SELECT pg_backend_pid()"
 
 
@@ -63,7 +69,7 @@ async def make_engine(blockmon_config: dict[str, Any]) -> AsyncIterator[Callable
             await engine.dispose()
 
 
-async def test_a_warm_pool_hands_out_without_a_greenlet(make_engine) -> None:
+async def test_a_warm_pool_hands_out_without_a_greenlet(make_engine, sqlalchemy_path) -> None:
     statements = Statements(make_engine())
     spawned, pid = await _greenlet_used(lambda: statements.scalar(PID))
     assert spawned  # the first call connects
@@ -73,14 +79,14 @@ async def test_a_warm_pool_hands_out_without_a_greenlet(make_engine) -> None:
         lambda: statements.execute("SELECT 1"),
     ):
         spawned, _ = await _greenlet_used(call)
-        assert not spawned
+        assert spawned is FALLBACK[sqlalchemy_path]
 
     async def unit() -> Any:
         async with statements.transaction() as tx:
             return await tx.scalar(PID)
 
     spawned, same = await _greenlet_used(unit)
-    assert not spawned
+    assert spawned is FALLBACK[sqlalchemy_path]
     assert same == pid  # the one pooled connection, reused
 
 
@@ -99,7 +105,7 @@ async def test_a_stale_connection_is_pinged_through_sqlalchemy(make_engine, bloc
     assert new_pid != pid
 
 
-async def test_a_connection_past_its_lifetime_is_reopened(make_engine) -> None:
+async def test_a_connection_past_its_lifetime_is_reopened(make_engine, sqlalchemy_path) -> None:
     statements = Statements(make_engine(max_lifetime=0.4))
     pid = await statements.scalar(PID)
     await asyncio.sleep(0.6)
@@ -107,7 +113,7 @@ async def test_a_connection_past_its_lifetime_is_reopened(make_engine) -> None:
     assert spawned
     assert new_pid != pid
     spawned, _ = await _greenlet_used(lambda: statements.scalar(PID))
-    assert not spawned  # young again
+    assert spawned is FALLBACK[sqlalchemy_path]  # young again
 
 
 async def test_an_invalidated_connection_is_reconnected(make_engine) -> None:
@@ -120,6 +126,7 @@ async def test_an_invalidated_connection_is_reconnected(make_engine) -> None:
     assert new_pid != pid
 
 
+@pytest.mark.parametrize("sqlalchemy_path", ["fast"], indirect=True)  # the guard's checkout
 async def test_pre_ping_pings_every_checkout(make_engine) -> None:
     engine = make_engine(validation="pre_ping")
     PostgresMetrics(CollectorRegistry()).install(engine)  # the guard is installed
@@ -153,7 +160,7 @@ async def test_a_checkout_listener_runs_in_sqlalchemys_greenlet(make_engine) -> 
 
 
 async def test_after_dispose_the_new_pool_connects_then_runs_without_a_greenlet(
-    make_engine,
+    make_engine, sqlalchemy_path
 ) -> None:
     engine = make_engine()
     statements = Statements(engine)
@@ -163,7 +170,7 @@ async def test_after_dispose_the_new_pool_connects_then_runs_without_a_greenlet(
     assert spawned
     assert new_pid != pid
     spawned, _ = await _greenlet_used(lambda: statements.scalar(PID))
-    assert not spawned
+    assert spawned is FALLBACK[sqlalchemy_path]
 
 
 async def test_without_the_pool_guard_statements_take_sqlalchemys_path(make_engine) -> None:

@@ -16,6 +16,9 @@ from support import unique
 from blockmon.containers import ApplicationContainer
 from blockmon.postgres.transactions import Transactions, sqlstate
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 BARRIER_TIMEOUT = 30.0
 
 

@@ -34,6 +34,9 @@ from blockmon.postgres.transactions import Transactions
 from blockmon.testing.servers import PostgresServer
 from faults.clients import pg_config
 
+# on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 TASKS = 64
 POOL_SIZE, MAX_OVERFLOW = 5, 5
 ACCOUNTS = 20

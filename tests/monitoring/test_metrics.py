@@ -15,6 +15,9 @@ from blockmon.health.metrics import HealthMetrics
 from blockmon.health.model import CheckResult, Observation, Status
 from tests.monitoring.support import http, merged, running
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 FAMILIES = {
     "postgres_connections_active": "gauge",
     "postgres_connections_idle": "gauge",

@@ -14,6 +14,9 @@ from blockmon.postgres.hooks import hook_for
 from tests.monitoring.support import http, merged, running
 from tests.monitoring.test_metrics import scrape, value
 
+# every test on the fast path and on the public fallback (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
+
 
 async def test_fast_path_moves_query_metrics(blockmon_config):
     async with running(blockmon_config) as container, http(container) as client:

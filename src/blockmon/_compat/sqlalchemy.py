@@ -22,7 +22,7 @@ one engine's own instances (statement timing, bounded close, following ``dispose
   reading per checkout end and per checkin serves validation, acquire and usage times
   and leak detection (when on: the guard's ``leaks`` slot), with no pool event listener (a listener costs its dispatch on every checkout and
   checkin). A stale connection that fails its ping is invalidated with every older one
-  (``Pool._invalidate``) and the checkout made again, as SQLAlchemy does for
+  (``Pool._invalidate``) and reconnected in place, as SQLAlchemy does for
   ``InvalidatePoolError``. Fallback: ``connect`` wrapped around the public method, with
   ``checkout`` and ``checkin`` listeners (the same measurements, about 6 calls more).
 """
@@ -34,7 +34,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sized
 from random import random
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary, ref
 
@@ -89,7 +89,15 @@ def _probe() -> bool:
             "self.__pool._invalidate_time > self.starttime",
             "self._soft_invalidate_time > self.starttime",
         )
-        and _source_has(_ConnectionFairy._checkout, "pool._pre_ping", "pool.dispatch.checkout")
+        and _source_has(
+            _ConnectionFairy._checkout,
+            "pool._pre_ping",
+            "pool.dispatch.checkout",
+            # what _revalidate repeats for a connection whose validation ping failed
+            "pool._invalidate(fairy, e, _checkin=False)",
+            "fairy._connection_record.get_connection()",
+            "_checkin_failed(",
+        )
         # an idle connection is taken without awaiting (the greenlet-free checkout)
         and _source_has(AsyncAdaptedQueue.get, "return self._queue.get_nowait()")
         and callable(PGDialect_asyncpg._invalidate_schema_cache)
@@ -151,13 +159,46 @@ def invalidate_schema_cache(dialect: Dialect) -> None:
 def invalidate_pool(pool: Pool, fairy: Any, error: BaseException) -> None:
     """``fairy``'s connection was lost: discard it and, as SQLAlchemy does on a
     disconnect, every connection of ``pool`` opened before it (each is reopened at its
-    next checkout). Fallback: ``fairy`` alone (the pool guard's validation finds the
-    others)."""
+    next checkout). Fallback: ``fairy`` now, the others at their next checkout, where a
+    ``checkout`` listener raises ``InvalidatePoolError`` for a connection opened before
+    the loss (SQLAlchemy then invalidates every connection opened before that moment
+    and reconnects this one in place)."""
     if LAYOUT.ok():
         queue: Any = pool
         queue._invalidate(fairy, error)
-    else:
-        fairy.invalidate(error)
+        return
+    fairy.invalidate(error)
+    lost = _lost.get(pool)
+    if lost is None:
+        lost = _lost[pool] = _Lost()
+        event.listen(pool, "connect", lost.connected)
+        event.listen(pool, "checkout", lost.checked_out)
+    lost.losses += 1
+
+
+_GENERATION = "blockmon_losses"  # record.info: the pool's losses when it connected
+
+
+class _Lost:
+    """The fallback's pool invalidation (public API only): connections are stamped at
+    connect with the pool's count of lost connections; one checked out with an older
+    stamp raises ``InvalidatePoolError`` (once: SQLAlchemy reconnects it, which stamps
+    it again, and recycles every connection opened before)."""
+
+    __slots__ = ("__weakref__", "losses")
+
+    def __init__(self) -> None:
+        self.losses = 0
+
+    def connected(self, dbapi_connection: Any, record: Any) -> None:
+        record.info[_GENERATION] = self.losses
+
+    def checked_out(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get(_GENERATION, 0) < self.losses:
+            raise exc.InvalidatePoolError("a connection of the pool was lost")
+
+
+_lost: WeakKeyDictionary[Pool, _Lost] = WeakKeyDictionary()
 
 
 async def in_greenlet(call: Callable[[], Any]) -> Any:
@@ -592,7 +633,9 @@ def instrument_pool(
             now = perf_counter()
             info = fairy._connection_record.info
         if lifetime is not None and _EXPIRES not in info:  # cleared at each (re)connect
-            info[_EXPIRES] = now + lifetime * (1.0 - guard.lifetime_spread * random())
+            # counted from the connect, as SQLAlchemy's pool_recycle (the fallback) does
+            age = time() - fairy._connection_record.starttime
+            info[_EXPIRES] = now - age + lifetime * (1.0 - guard.lifetime_spread * random())
         info[checked_out] = now
         acquire = guard.acquire
         if acquire is not None:
@@ -628,7 +671,13 @@ def instrument_pool(
         # What _ConnectionRecord.get_connection and _ConnectionFairy._checkout would
         # await on: a connect (none yet, recycled, invalidated), a ping (pre_ping, this
         # guard's validation), a checkout listener; with no idle connection, the queue.
-        if not idle or queue._pre_ping or queue.dispatch.checkout:
+        # Another library's wrapper over this connect may await too.
+        if (
+            not idle
+            or queue._pre_ping
+            or queue.dispatch.checkout
+            or attributes["connect"] is not connect
+        ):
             return None
         record = idle[nxt]  # type: ignore[index]
         info = record.info
@@ -646,6 +695,7 @@ def instrument_pool(
 
     pool.connect = connect  # type: ignore[method-assign]
     pool._return_conn = return_conn  # type: ignore[method-assign]
+    attributes = pool.__dict__
 
     def undo() -> None:
         _restore(pool.__dict__, "connect", connect, None)
@@ -658,8 +708,7 @@ def instrument_pool(
 
 def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
     """``fairy`` sat idle too long: ping it; if dead, invalidate it and every connection
-    opened before it (the server went away for all of them), then check out again: the
-    pool reconnects the record (LIFO: the one just returned) or recycles an older one."""
+    opened before it (the server went away for all of them), and reconnect it in place."""
     try:
         error = guard.ping(fairy.dbapi_connection)
     except BaseException as interrupted:  # cancelled mid-ping: never hand it out again
@@ -667,8 +716,17 @@ def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
         raise
     if error is None:
         return fairy
-    pool._invalidate(fairy, error)
-    return _ConnectionFairy._checkout(pool)
+    # what SQLAlchemy's checkout does when a checkout listener raises InvalidatePoolError
+    # (the fallback): no second turn in the pool's queue
+    record = fairy._connection_record
+    record.invalidate(error)
+    pool._invalidate(fairy, error, _checkin=False)
+    try:
+        fairy.dbapi_connection = record.get_connection()
+    except BaseException as failed:
+        record._checkin_failed(failed, _fairy_was_created=True)
+        raise
+    return fairy
 
 
 def _instrument_public(

@@ -35,6 +35,29 @@ class PoolTimeout(RedisConnectionError):
     pool raises, so existing handlers still catch it."""
 
 
+def _pool_timeout(pool: BlockingConnectionPool) -> PoolTimeout:
+    """The error of a wait for a free connection that ``pool``'s timeout ended."""
+    return PoolTimeout(
+        f"No connection available: all {pool.max_connections} in use for "
+        f"{pool.timeout} s (redis.max_connections, redis.pool_timeout)"
+    )
+
+
+class TimedOutPool(BlockingConnectionPool):
+    """redis-py's own pool (the public fallback of `WaitingConnectionPool`) whose wait for
+    a free connection ends in `PoolTimeout`, as ours does (it raises a plain
+    ``ConnectionError`` from the wait's ``TimeoutError``, which reads as a lost
+    connection)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as error:
+            if isinstance(error, PoolTimeout) or not isinstance(error.__cause__, TimeoutError):
+                raise
+            raise _pool_timeout(self) from None
+
+
 class WaitingConnectionPool(BlockingConnectionPool):
     """A BlockingConnectionPool whose callers wait first come, first served.
 
@@ -50,10 +73,7 @@ class WaitingConnectionPool(BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not await self._gate.acquire():
-            raise PoolTimeout(
-                f"No connection available: all {self.max_connections} in use for "
-                f"{self.timeout} s (redis.max_connections, redis.pool_timeout)"
-            )
+            raise _pool_timeout(self)
         try:
             connection = self.get_available_connection()  # type: ignore[no-untyped-call]
         except BaseException:
@@ -115,7 +135,7 @@ def pool_kwargs(settings: RedisSettings) -> dict[str, Any]:
 def create_pool(settings: RedisSettings) -> BlockingConnectionPool:
     """Our first-come first-served pool; redis-py's own when its internals changed."""
     kwargs = pool_kwargs(settings)
-    pool_class = WaitingConnectionPool if redis_compat.LAYOUT.ok() else BlockingConnectionPool
+    pool_class = WaitingConnectionPool if redis_compat.LAYOUT.ok() else TimedOutPool
     if settings.url is not None:
         url = settings.url.get_secret_value()
         try:  # the scheme was checked with the settings
