@@ -61,9 +61,7 @@ FALLBACKS: dict[str, Callable[[], Any]] = {
     "public pool": lambda: _replaced("instrument_pool", _public_pool),
     "public execution": lambda: _replaced("wrap_execution", lambda *args: None),
     "public idle count": lambda: _replaced("idle_connections", sa_compat._CheckedIn),
-    "public dispose": lambda: _replaced(
-        "_wrap_dispose", _public_dispose(sa_compat._wrap_dispose)
-    ),
+    "public dispose": lambda: _replaced("_wrap_dispose", _public_dispose(sa_compat._wrap_dispose)),
     "all public": _layout_changed,
 }
 

@@ -1,8 +1,5 @@
-"""SQLAlchemy internals: the pool's ``max_overflow`` and the methods blockmon replaces on
-one engine's own instances (statement timing, bounded close, following ``dispose``).
+"""SQLAlchemy internals: the methods blockmon replaces on one engine's own instances (statement timing, bounded close, following ``dispose``).
 
-- `max_overflow`: ``QueuePool`` keeps it private. Fallback: the value the engine was
-  built with (`declare_max_overflow`), None for an engine blockmon did not build.
 - `wrap_execution`: ``do_execute``, ``do_executemany`` and ``do_execute_no_params``
   wrapped on the dialect instance, recording into the metrics' series inline (the
   lookup of `blockmon.metrics.dialect_timing`, written out: a call fewer per
@@ -65,8 +62,7 @@ def _no_connection() -> Any:
 def _probe() -> bool:
     pool: Any = QueuePool(_no_connection, pool_size=1, max_overflow=3)
     return (
-        pool._max_overflow == 3
-        and hasattr(pool, "_dialect")
+        hasattr(pool, "_dialect")
         and callable(pool._close_connection)
         and all(
             list(inspect.signature(getattr(PGDialect_asyncpg, name)).parameters) == expected
@@ -102,23 +98,6 @@ def _source_has(function: Any, *lines: str) -> bool:
 
 
 LAYOUT = Layout("sqlalchemy", _probe)
-_declared: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
-
-
-def declare_max_overflow(engine: AsyncEngine, value: int) -> None:
-    """Remember the ``max_overflow`` ``engine`` was built with (the fallback's answer)."""
-    _declared[engine.sync_engine] = value
-
-
-def max_overflow(engine: Engine) -> int | None:
-    """The current pool's ``max_overflow`` (-1: unbounded); None when not a QueuePool or
-    unknown."""
-    pool: Any = engine.pool
-    if not isinstance(pool, QueuePool):
-        return None
-    if LAYOUT.ok():
-        return int(pool._max_overflow)
-    return _declared.get(engine)
 
 
 def closes_at_return(pool: Pool, current: Pool) -> bool:
@@ -132,11 +111,7 @@ def closes_at_return(pool: Pool, current: Pool) -> bool:
     if pool is not current or not isinstance(pool, QueuePool):
         return True
     dispatch: Any = pool.dispatch
-    if dispatch.checkin or dispatch.reset:
-        return True
-    queue: Any = pool
-    overflow = queue._overflow if LAYOUT.ok() else pool.overflow()
-    return bool(overflow > 0)
+    return bool(dispatch.checkin or dispatch.reset or pool.overflow() > 0)
 
 
 def invalidate_schema_cache(dialect: Dialect) -> None:

@@ -26,7 +26,7 @@ from blockmon.errors import ConfigError
 from blockmon.postgres import idle
 from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.hooks import hook_for
-from blockmon.postgres.pool import detect_leaks, validate_idle
+from blockmon.postgres.pool import declare_max_overflow, detect_leaks, validate_idle
 from blockmon.postgres.shutdown import close_held_connections, shut_down
 
 _log = get_logger("blockmon.postgres")
@@ -164,7 +164,7 @@ def create_engine(
         **({"logging_name": _ECHO_NAME} if settings.echo else {}),
         connect_args={**args, **extra},
     )
-    sa_compat.declare_max_overflow(engine, settings.max_overflow)
+    declare_max_overflow(engine, settings.max_overflow)
     if settings.echo:
         log_sql(f"sqlalchemy.engine.Engine.{_ECHO_NAME}")
     link = install_lifecycle_log(engine)

@@ -27,6 +27,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.secrets import redact
@@ -99,13 +100,26 @@ class PoolGuard:
             self,
             LAST_USED,
             CHECKED_OUT,
-            sa_compat.max_overflow(self.engine),
+            max_overflow(self.engine),
             self.lifetime,
         )
         hook_for(self.engine).checkout = checkout
 
 
 _guards: WeakKeyDictionary[Engine, PoolGuard] = WeakKeyDictionary()
+_max_overflow: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
+
+
+def declare_max_overflow(engine: AsyncEngine, value: int) -> None:
+    """Remember the ``max_overflow`` ``engine`` was built with (``QueuePool`` keeps its
+    own private, and reading it bought nothing measurable: docs/architecture.md)."""
+    _max_overflow[engine.sync_engine] = value
+
+
+def max_overflow(engine: Engine) -> int | None:
+    """The ``max_overflow`` ``engine``'s QueuePool was built with (-1: unbounded); None
+    when not a QueuePool or not built by blockmon (`declare_max_overflow`)."""
+    return _max_overflow.get(engine) if isinstance(engine.pool, QueuePool) else None
 
 
 def guard_for(engine: AsyncEngine) -> PoolGuard:
