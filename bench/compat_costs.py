@@ -19,21 +19,21 @@ from harness import Case, Variant
 from pg_cases import POOL, TX_NAMED, asyncpg_ops, container, sqlalchemy_ops, two_keys
 from scratch import Scratch
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.postgres import engine as engine_module
 from blockmon.postgres.engine import connect_args, engine_url
-
-Patch = Callable[[], Iterator[None]]
 
 
 @contextmanager
-def _replaced(name: str, value: Any) -> Iterator[None]:
-    before = getattr(sa_compat, name)
-    setattr(sa_compat, name, value)
+def _replaced(name: str, value: Any, module: Any = sa_compat) -> Iterator[None]:
+    before = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        setattr(sa_compat, name, before)
+        setattr(module, name, before)
 
 
 @contextmanager
@@ -61,17 +61,10 @@ FALLBACKS: dict[str, Callable[[], Any]] = {
     "public pool": lambda: _replaced("instrument_pool", _public_pool),
     "public execution": lambda: _replaced("wrap_execution", lambda *args: None),
     "public idle count": lambda: _replaced("idle_connections", sa_compat._CheckedIn),
-    "public dispose": lambda: _replaced("_wrap_dispose", _public_dispose(sa_compat._wrap_dispose)),
+    # SQLAlchemy's own pool class: dispose() followed through the engine_disposed event
+    "dispose event": lambda: _replaced("FollowedPool", AsyncAdaptedQueuePool, engine_module),
     "all public": _layout_changed,
 }
-
-
-def _public_dispose(original: Any) -> Any:
-    def wrap(engine: Any, followers: Any) -> Any:
-        with _layout_changed():
-            return original(engine, followers)
-
-    return wrap
 
 
 def statements_ops(statements: Any) -> dict[str, Any]:

@@ -11,8 +11,6 @@
   length is ``pool.checkedin()`` (four Python calls).
 - `replace_close`: ``do_close`` replaced on the dialect instance, which the pool calls
   through its ``_dialect``. Fallback: asyncpg's own close (unbounded on a dead network).
-- `follow_dispose`: ``Engine.dispose`` wrapped on the instance. Fallback: the
-  ``engine_disposed`` event, a ConnectionEvents listener that taxes every checkout.
 - `instrument_pool`: the pool's ``connect`` replaced on the instance by one that runs
   ``_ConnectionFairy._checkout`` itself and reads the record's ``info`` directly, and its
   ``_return_conn`` by one that stamps the record before ``_do_return_conn``: one clock
@@ -33,9 +31,8 @@ from collections.abc import Callable, Sized
 from random import random
 from time import perf_counter
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary, ref
 
-from sqlalchemy import Connection, Dialect, Engine, event, exc
+from sqlalchemy import Connection, Dialect, event, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,7 +66,6 @@ def _probe() -> bool:
             for name, expected in _SIGNATURES.items()
         )
         and "_allow_autobegin" in inspect.signature(Connection.__init__).parameters
-        and inspect.isfunction(Engine.dispose)
         and list(inspect.signature(_ConnectionFairy._checkout).parameters)
         == ["pool", "threadconns", "fairy"]
         and list(inspect.signature(Pool._return_conn).parameters) == ["self", "record"]
@@ -370,67 +366,6 @@ def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
         return False
     sync.dialect.do_close = do_close
     return True
-
-
-class _Followers:
-    """Who hears of one engine's ``dispose()``, and the pool it replaced."""
-
-    __slots__ = ("__weakref__", "calls", "pool", "undo")
-
-    def __init__(self, pool: Pool) -> None:
-        self.calls: list[Callable[[Pool], None]] = []
-        self.pool = pool  # the engine's pool before the next dispose()
-        self.undo: Callable[[], None] = lambda: None
-
-    def disposed(self, engine: Engine) -> None:
-        old, self.pool = self.pool, engine.pool
-        for call in tuple(self.calls):
-            call(old)
-
-
-# weak both ways: the followers live in the engine's own wrapper (or event listener),
-# and a follower may hold the engine
-_followers: WeakKeyDictionary[Engine, ref[_Followers]] = WeakKeyDictionary()
-
-
-def follow_dispose(engine: Engine, after: Callable[[Pool], None]) -> Callable[[], None]:
-    """Call ``after(old_pool)`` once each ``engine.dispose()`` has put the new pool in
-    place; returns the undo, which removes this follower only (the wrapper goes with the
-    last one, unless another library wrapped ``dispose`` over it since)."""
-    known = _followers.get(engine)
-    followers = known() if known is not None else None
-    if followers is None:
-        followers = _Followers(engine.pool)
-        _followers[engine] = ref(followers)
-        followers.undo = _wrap_dispose(engine, followers)
-    followers.calls.append(after)
-
-    def undo() -> None:
-        if after in followers.calls:
-            followers.calls.remove(after)
-        known = _followers.get(engine)
-        if not followers.calls and known is not None and known() is followers:
-            del _followers[engine]
-            followers.undo()
-
-    return undo
-
-
-def _wrap_dispose(engine: Engine, followers: _Followers) -> Callable[[], None]:
-    """``Engine.dispose`` wrapped on the instance to tell ``followers``; the fallback
-    listens to the ``engine_disposed`` event."""
-    if not LAYOUT.ok():
-        event.listen(engine, "engine_disposed", followers.disposed)
-        return lambda: event.remove(engine, "engine_disposed", followers.disposed)
-    before = engine.__dict__.get("dispose")  # another library's wrapper, if any
-    original = engine.dispose
-
-    def dispose(close: bool = True) -> None:
-        original(close=close)
-        followers.disposed(engine)
-
-    engine.dispose = dispose  # type: ignore[method-assign]
-    return lambda: _restore(engine.__dict__, "dispose", dispose, before)
 
 
 def _restore(attributes: dict[str, Any], name: str, ours: Any, before: Any) -> None:

@@ -27,10 +27,11 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.secrets import redact
+from blockmon.postgres.disposal import follow_dispose
 from blockmon.postgres.hooks import WaitObserver, hook_for
 from blockmon.postgres.leaks import LeakDetector
 
@@ -91,12 +92,13 @@ class PoolGuard:
             return exc.InvalidatePoolError(redact(str(error)))
         return None
 
-    def _install(self) -> None:
-        """Instrument the engine's current pool. A pool replaced by ``dispose()`` keeps
-        its instrumentation: connections held across the dispose come back through it
-        (their usage recorded, their leak timers disarmed)."""
+    def _install(self, pool: Pool) -> None:
+        """Instrument ``pool``, the engine's (or the one ``dispose()`` puts in its place).
+        A pool replaced by ``dispose()`` keeps its instrumentation: connections held
+        across the dispose come back through it (their usage recorded, their leak timers
+        disarmed)."""
         self._undo, checkout = sa_compat.instrument_pool(
-            self.engine.pool,
+            pool,
             self,
             LAST_USED,
             CHECKED_OUT,
@@ -129,8 +131,8 @@ def guard_for(engine: AsyncEngine) -> PoolGuard:
     guard = _guards.get(sync)
     if guard is None:
         guard = _guards[sync] = PoolGuard(sync)
-        guard._install()
-        guard._unfollow = sa_compat.follow_dispose(sync, lambda _old: guard._install())
+        guard._install(sync.pool)
+        guard._unfollow = follow_dispose(sync, lambda _old, new: guard._install(new))
     return guard
 
 
