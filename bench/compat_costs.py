@@ -61,6 +61,9 @@ FALLBACKS: dict[str, Callable[[], Any]] = {
     "public pool": lambda: _replaced("instrument_pool", _public_pool),
     "public execution": lambda: _replaced("wrap_execution", lambda *args: None),
     "public idle count": lambda: _replaced("idle_connections", sa_compat._CheckedIn),
+    # SQLAlchemy applies pool_recycle itself (no spread; its checkout may reconnect, so
+    # Statements check out in a greenlet)
+    "public recycle": lambda: _replaced("pool_recycle", lambda pool: None),
     # SQLAlchemy's own pool class: dispose() followed through the engine_disposed event
     "dispose event": lambda: _replaced("FollowedPool", AsyncAdaptedQueuePool, engine_module),
     "all public": _layout_changed,
