@@ -1,4 +1,6 @@
-"""SQLAlchemy internals: the methods blockmon replaces on one engine's own instances (statement timing, bounded close, following ``dispose``).
+"""SQLAlchemy internals: the methods blockmon replaces on one engine's own instances
+(statement timing, the pool's checkout and checkin, bounded close), each kept for what
+it buys over its public fallback (docs/architecture.md, ``bench/run.py --only compat``).
 
 - `wrap_execution`: ``do_execute``, ``do_executemany`` and ``do_execute_no_params``
   wrapped on the dialect instance, recording into the metrics' series inline (the
