@@ -125,3 +125,38 @@ async def test_other_libraries_keep_firing_and_blockmons_metrics_count(
     assert moved("postgres_queries_total", operation="others_unit", status="success") == 1
     assert moved("postgres_connection_acquire_seconds_count") == 6
     assert moved("postgres_connection_usage_seconds_count") == 6
+
+
+@pytest.mark.parametrize("built_by", ["blockmon", "sqlalchemy"])
+async def test_the_pool_guard_follows_dispose_on_either_kind_of_engine(
+    built_by: str, blockmon_settings: Any
+) -> None:
+    """blockmon's engines follow ``dispose()`` through their pool class, an engine built
+    elsewhere through the ``engine_disposed`` event: either way the new pool is timed."""
+    from prometheus_client import CollectorRegistry
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from blockmon.metrics import PostgresMetrics
+    from blockmon.postgres.disposal import FollowedPool
+    from blockmon.postgres.engine import create_engine, engine_url
+
+    settings = blockmon_settings.postgres
+    if built_by == "blockmon":
+        engine = create_engine(settings)
+    else:
+        engine = create_async_engine(engine_url(settings))
+    assert isinstance(engine.sync_engine.pool, FollowedPool) == (built_by == "blockmon")
+    registry = CollectorRegistry()
+    metrics = PostgresMetrics(registry)
+    metrics.install(engine)
+    try:
+        for _ in range(2):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await engine.dispose()
+        acquired = registry.get_sample_value("postgres_connection_acquire_seconds_count")
+        assert acquired == 2
+        assert bool(engine.sync_engine.dispatch.engine_disposed) == (built_by != "blockmon")
+    finally:
+        metrics.uninstall()
+        await engine.dispose()
