@@ -27,6 +27,7 @@ it buys over its public fallback (docs/architecture.md, ``bench/run.py --only co
 from __future__ import annotations
 
 import inspect
+import logging
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sized
@@ -96,6 +97,15 @@ def _source_has(function: Any, *lines: str) -> bool:
 
 
 LAYOUT = Layout("sqlalchemy", _probe)
+
+
+def log_as(pool_class: type[Pool], like: type[Pool]) -> None:
+    """SQLAlchemy names a pool's logger after its class: make ``pool_class``'s pools log
+    on ``like``'s logger (``sqlalchemy.pool...``, where applications configure it),
+    not under ``blockmon.`` at the level of blockmon's own loggers. Fallback (whatever
+    SQLAlchemy's layout): the subclass's own logger kept at WARNING."""
+    pool_class._sqla_logger_namespace = f"{like.__module__}.{like.__name__}"  # type: ignore[attr-defined]
+    logging.getLogger(f"{pool_class.__module__}.{pool_class.__name__}").setLevel(logging.WARNING)
 
 
 def closes_at_return(pool: Pool, current: Pool) -> bool:

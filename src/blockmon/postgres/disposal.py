@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
 
+from blockmon._compat import sqlalchemy as sa_compat
+
 Follower = Callable[[Pool, Pool], None]  # (the replaced pool, the new one)
 
 
@@ -31,6 +33,9 @@ class FollowedPool(AsyncAdaptedQueuePool):
         for follower in tuple(self.followers):
             follower(self, new)
         return new
+
+
+sa_compat.log_as(FollowedPool, AsyncAdaptedQueuePool)
 
 
 def follow_dispose(engine: Engine, after: Follower) -> Callable[[], None]:
