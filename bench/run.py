@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import ceilings  # noqa: E402
+import compat_costs  # noqa: E402
 import monitoring_cases  # noqa: E402
 import pg_cases  # noqa: E402
 import redis_cases  # noqa: E402
@@ -178,11 +179,13 @@ async def bench(args: argparse.Namespace) -> int:
         ("overload", pg_cases.overload),
         ("redis", lambda s: redis_cases.stacks(s, notes)),
         ("peers", lambda s: pg_cases.peers(s, notes, (1, 32))),
+        ("compat", compat_costs.costs),
     ]
     if args.quick and not args.only:  # informational groups, left out of the 2 minutes
-        groups = [g for g in groups if g[0] != "peers"]
+        groups = [g for g in groups if g[0] not in {"peers", "compat"}]
         notes.append(
-            "quick run: peers and ceilings left out (informational; --only peers / ceiling runs them)"
+            "quick run: peers, compat and ceilings left out (informational; --only peers /"
+            " compat / ceiling runs them)"
         )
     outcomes: list[Outcome] = []
     rows: list[Row] = []

@@ -29,8 +29,10 @@ async def test_instrumented_engine_has_no_connection_events(blockmon_config):
 
 async def test_uninstall_gives_the_dialect_and_dispose_back(blockmon_settings):
     # A plain engine: one of create_engine's keeps the dialect's wrappers for its
-    # connection-state log and the pool's guard (and the dispose wrapper) for its
-    # validation (blockmon.postgres.execution, blockmon.postgres.pool).
+    # connection-state log and the pool's guard for its validation
+    # (blockmon.postgres.execution, blockmon.postgres.pool). Built without blockmon's pool
+    # class, it is followed through dispose() by the engine_disposed event
+    # (blockmon.postgres.disposal), taken off again here.
     engine = create_async_engine(engine_url(blockmon_settings.postgres))
     dialect = engine.sync_engine.dialect
     registry = CollectorRegistry()
@@ -50,4 +52,4 @@ async def test_uninstall_gives_the_dialect_and_dispose_back(blockmon_settings):
         assert name not in dialect.__dict__
     assert "dispose" not in engine.sync_engine.__dict__
     assert "connect" not in engine.sync_engine.pool.__dict__
-    assert engine.sync_engine._has_events is False
+    assert not engine.sync_engine.dispatch.engine_disposed

@@ -1,8 +1,8 @@
 """The one wall around our dependencies' private internals.
 
-Where no public API gives a number (redis-py's pool counts, SQLAlchemy's ``max_overflow``)
-or the speed blockmon needs (SQLAlchemy's dialect methods), blockmon reads private internals, and only in this package: one module per
-dependency. Each checks once, at first use, that the internals look as expected; if they
+Where no public API gives a number (redis-py's pool counts) or the speed blockmon needs
+(SQLAlchemy's dialect methods), blockmon reads private internals, and only in this
+package: one module per dependency. Each checks once, at first use, that the internals look as expected; if they
 do not, it logs one warning naming the version and uses the public API from then on
 (slower, or with less detail, but correct). ``tests/test_compat.py`` fails when a private
 access of these libraries appears anywhere else in ``src/blockmon``.

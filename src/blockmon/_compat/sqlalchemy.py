@@ -1,8 +1,7 @@
-"""SQLAlchemy internals: the pool's ``max_overflow`` and the methods blockmon replaces on
-one engine's own instances (statement timing, bounded close, following ``dispose``).
+"""SQLAlchemy internals: the methods blockmon replaces on one engine's own instances
+(statement timing, the pool's checkout and checkin, bounded close), each kept for what
+it buys over its public fallback (docs/architecture.md, ``bench/run.py --only compat``).
 
-- `max_overflow`: ``QueuePool`` keeps it private. Fallback: the value the engine was
-  built with (`declare_max_overflow`), None for an engine blockmon did not build.
 - `wrap_execution`: ``do_execute``, ``do_executemany`` and ``do_execute_no_params``
   wrapped on the dialect instance, recording into the metrics' series inline (the
   lookup of `blockmon.metrics.dialect_timing`, written out: a call fewer per
@@ -14,8 +13,6 @@ one engine's own instances (statement timing, bounded close, following ``dispose
   length is ``pool.checkedin()`` (four Python calls).
 - `replace_close`: ``do_close`` replaced on the dialect instance, which the pool calls
   through its ``_dialect``. Fallback: asyncpg's own close (unbounded on a dead network).
-- `follow_dispose`: ``Engine.dispose`` wrapped on the instance. Fallback: the
-  ``engine_disposed`` event, a ConnectionEvents listener that taxes every checkout.
 - `instrument_pool`: the pool's ``connect`` replaced on the instance by one that runs
   ``_ConnectionFairy._checkout`` itself and reads the record's ``info`` directly, and its
   ``_return_conn`` by one that stamps the record before ``_do_return_conn``: one clock
@@ -30,15 +27,16 @@ one engine's own instances (statement timing, bounded close, following ``dispose
 from __future__ import annotations
 
 import inspect
+import logging
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sized
 from random import random
 from time import perf_counter, time
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary, ref
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, Engine, event, exc
+from sqlalchemy import Connection, Dialect, event, exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,15 +63,13 @@ def _no_connection() -> Any:
 def _probe() -> bool:
     pool: Any = QueuePool(_no_connection, pool_size=1, max_overflow=3)
     return (
-        pool._max_overflow == 3
-        and hasattr(pool, "_dialect")
+        hasattr(pool, "_dialect")
         and callable(pool._close_connection)
         and all(
             list(inspect.signature(getattr(PGDialect_asyncpg, name)).parameters) == expected
             for name, expected in _SIGNATURES.items()
         )
         and "_allow_autobegin" in inspect.signature(Connection.__init__).parameters
-        and inspect.isfunction(Engine.dispose)
         and list(inspect.signature(_ConnectionFairy._checkout).parameters)
         == ["pool", "threadconns", "fairy"]
         and list(inspect.signature(Pool._return_conn).parameters) == ["self", "record"]
@@ -110,23 +106,15 @@ def _source_has(function: Any, *lines: str) -> bool:
 
 
 LAYOUT = Layout("sqlalchemy", _probe)
-_declared: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
 
 
-def declare_max_overflow(engine: AsyncEngine, value: int) -> None:
-    """Remember the ``max_overflow`` ``engine`` was built with (the fallback's answer)."""
-    _declared[engine.sync_engine] = value
-
-
-def max_overflow(engine: Engine) -> int | None:
-    """The current pool's ``max_overflow`` (-1: unbounded); None when not a QueuePool or
-    unknown."""
-    pool: Any = engine.pool
-    if not isinstance(pool, QueuePool):
-        return None
-    if LAYOUT.ok():
-        return int(pool._max_overflow)
-    return _declared.get(engine)
+def log_as(pool_class: type[Pool], like: type[Pool]) -> None:
+    """SQLAlchemy names a pool's logger after its class: make ``pool_class``'s pools log
+    on ``like``'s logger (``sqlalchemy.pool...``, where applications configure it),
+    not under ``blockmon.`` at the level of blockmon's own loggers. Fallback (whatever
+    SQLAlchemy's layout): the subclass's own logger kept at WARNING."""
+    pool_class._sqla_logger_namespace = f"{like.__module__}.{like.__name__}"  # type: ignore[attr-defined]
+    logging.getLogger(f"{pool_class.__module__}.{pool_class.__name__}").setLevel(logging.WARNING)
 
 
 def closes_at_return(pool: Pool, current: Pool) -> bool:
@@ -140,11 +128,7 @@ def closes_at_return(pool: Pool, current: Pool) -> bool:
     if pool is not current or not isinstance(pool, QueuePool):
         return True
     dispatch: Any = pool.dispatch
-    if dispatch.checkin or dispatch.reset:
-        return True
-    queue: Any = pool
-    overflow = queue._overflow if LAYOUT.ok() else pool.overflow()
-    return bool(overflow > 0)
+    return bool(dispatch.checkin or dispatch.reset or pool.overflow() > 0)
 
 
 def invalidate_schema_cache(dialect: Dialect) -> None:
@@ -436,67 +420,6 @@ def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
         return False
     sync.dialect.do_close = do_close
     return True
-
-
-class _Followers:
-    """Who hears of one engine's ``dispose()``, and the pool it replaced."""
-
-    __slots__ = ("__weakref__", "calls", "pool", "undo")
-
-    def __init__(self, pool: Pool) -> None:
-        self.calls: list[Callable[[Pool], None]] = []
-        self.pool = pool  # the engine's pool before the next dispose()
-        self.undo: Callable[[], None] = lambda: None
-
-    def disposed(self, engine: Engine) -> None:
-        old, self.pool = self.pool, engine.pool
-        for call in tuple(self.calls):
-            call(old)
-
-
-# weak both ways: the followers live in the engine's own wrapper (or event listener),
-# and a follower may hold the engine
-_followers: WeakKeyDictionary[Engine, ref[_Followers]] = WeakKeyDictionary()
-
-
-def follow_dispose(engine: Engine, after: Callable[[Pool], None]) -> Callable[[], None]:
-    """Call ``after(old_pool)`` once each ``engine.dispose()`` has put the new pool in
-    place; returns the undo, which removes this follower only (the wrapper goes with the
-    last one, unless another library wrapped ``dispose`` over it since)."""
-    known = _followers.get(engine)
-    followers = known() if known is not None else None
-    if followers is None:
-        followers = _Followers(engine.pool)
-        _followers[engine] = ref(followers)
-        followers.undo = _wrap_dispose(engine, followers)
-    followers.calls.append(after)
-
-    def undo() -> None:
-        if after in followers.calls:
-            followers.calls.remove(after)
-        known = _followers.get(engine)
-        if not followers.calls and known is not None and known() is followers:
-            del _followers[engine]
-            followers.undo()
-
-    return undo
-
-
-def _wrap_dispose(engine: Engine, followers: _Followers) -> Callable[[], None]:
-    """``Engine.dispose`` wrapped on the instance to tell ``followers``; the fallback
-    listens to the ``engine_disposed`` event."""
-    if not LAYOUT.ok():
-        event.listen(engine, "engine_disposed", followers.disposed)
-        return lambda: event.remove(engine, "engine_disposed", followers.disposed)
-    before = engine.__dict__.get("dispose")  # another library's wrapper, if any
-    original = engine.dispose
-
-    def dispose(close: bool = True) -> None:
-        original(close=close)
-        followers.disposed(engine)
-
-    engine.dispose = dispose  # type: ignore[method-assign]
-    return lambda: _restore(engine.__dict__, "dispose", dispose, before)
 
 
 def _restore(attributes: dict[str, Any], name: str, ours: Any, before: Any) -> None:

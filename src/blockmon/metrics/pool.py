@@ -21,10 +21,9 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import get_logger
 from blockmon.metrics.recorder import Series
-from blockmon.postgres.pool import guard_for, release_guard
+from blockmon.postgres.pool import guard_for, max_overflow, release_guard
 
 _log = get_logger("blockmon.postgres")
 
@@ -40,7 +39,7 @@ class PoolState:
 
 def _max_overflow(engine: Engine) -> int:
     """The pool's max_overflow; 0 when unknown (`blockmon._compat.sqlalchemy`)."""
-    return sa_compat.max_overflow(engine) or 0
+    return max_overflow(engine) or 0
 
 
 class PoolWatch:

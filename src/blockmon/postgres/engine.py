@@ -25,9 +25,10 @@ from blockmon.config.postgres_url import AsyncpgQuery, hosts_in_query, read_quer
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres import idle
+from blockmon.postgres.disposal import FollowedPool
 from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.hooks import hook_for
-from blockmon.postgres.pool import detect_leaks, validate_idle
+from blockmon.postgres.pool import declare_max_overflow, detect_leaks, validate_idle
 from blockmon.postgres.shutdown import close_held_connections, shut_down
 
 _log = get_logger("blockmon.postgres")
@@ -161,11 +162,12 @@ def create_engine(
         # rest stay idle, so validation pings only those a burst wakes up.
         pool_use_lifo=True,
         pool_pre_ping=settings.validation == "pre_ping",
+        poolclass=FollowedPool,  # follows dispose() (blockmon.postgres.disposal)
         hide_parameters=True,
         **({"logging_name": _ECHO_NAME} if settings.echo else {}),
         connect_args={**args, **extra},
     )
-    sa_compat.declare_max_overflow(engine, settings.max_overflow)
+    declare_max_overflow(engine, settings.max_overflow)
     if settings.echo:
         log_sql(f"sqlalchemy.engine.Engine.{_ECHO_NAME}")
     link = install_lifecycle_log(engine)

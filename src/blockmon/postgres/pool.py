@@ -27,9 +27,11 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.secrets import redact
+from blockmon.postgres.disposal import follow_dispose
 from blockmon.postgres.hooks import WaitObserver, hook_for
 from blockmon.postgres.leaks import LeakDetector
 
@@ -90,22 +92,36 @@ class PoolGuard:
             return exc.InvalidatePoolError(redact(str(error)))
         return None
 
-    def _install(self) -> None:
-        """Instrument the engine's current pool. A pool replaced by ``dispose()`` keeps
-        its instrumentation: connections held across the dispose come back through it
-        (their usage recorded, their leak timers disarmed)."""
+    def _install(self, pool: Pool) -> None:
+        """Instrument ``pool``, the engine's (or the one ``dispose()`` puts in its place).
+        A pool replaced by ``dispose()`` keeps its instrumentation: connections held
+        across the dispose come back through it (their usage recorded, their leak timers
+        disarmed)."""
         self._undo, checkout = sa_compat.instrument_pool(
-            self.engine.pool,
+            pool,
             self,
             LAST_USED,
             CHECKED_OUT,
-            sa_compat.max_overflow(self.engine),
+            max_overflow(self.engine),
             self.lifetime,
         )
         hook_for(self.engine).checkout = checkout
 
 
 _guards: WeakKeyDictionary[Engine, PoolGuard] = WeakKeyDictionary()
+_max_overflow: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
+
+
+def declare_max_overflow(engine: AsyncEngine, value: int) -> None:
+    """Remember the ``max_overflow`` ``engine`` was built with (``QueuePool`` keeps its
+    own private, and reading it bought nothing measurable: docs/architecture.md)."""
+    _max_overflow[engine.sync_engine] = value
+
+
+def max_overflow(engine: Engine) -> int | None:
+    """The ``max_overflow`` ``engine``'s QueuePool was built with (-1: unbounded); None
+    when not a QueuePool or not built by blockmon (`declare_max_overflow`)."""
+    return _max_overflow.get(engine) if isinstance(engine.pool, QueuePool) else None
 
 
 def guard_for(engine: AsyncEngine) -> PoolGuard:
@@ -115,8 +131,8 @@ def guard_for(engine: AsyncEngine) -> PoolGuard:
     guard = _guards.get(sync)
     if guard is None:
         guard = _guards[sync] = PoolGuard(sync)
-        guard._install()
-        guard._unfollow = sa_compat.follow_dispose(sync, lambda _old: guard._install())
+        guard._install(sync.pool)
+        guard._unfollow = follow_dispose(sync, lambda _old, new: guard._install(new))
     return guard
 
 

@@ -22,8 +22,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.errors import BlockmonError
+from blockmon.postgres.disposal import follow_dispose
 
 
 class EngineShutDown(BlockmonError):
@@ -35,7 +35,7 @@ def _close_on_checkin(dbapi_connection: Any, record: Any) -> None:
         record.close()  # then SQLAlchemy returns the emptied record to the old pool
 
 
-def _retire(old: Pool) -> None:
+def _retire(old: Pool, new: Pool) -> None:
     """``old`` was replaced by ``dispose()``: close each connection coming back to it.
     Every check-in to a pool no longer the engine's runs in SQLAlchemy's greenlet
     (`blockmon._compat.sqlalchemy.closes_at_return`), so the close may await."""
@@ -45,7 +45,7 @@ def _retire(old: Pool) -> None:
 def close_held_connections(engine: AsyncEngine) -> None:
     """After each ``dispose()`` of ``engine``, close the connections still checked out of
     the replaced pool when they come back."""
-    sa_compat.follow_dispose(engine.sync_engine, _retire)
+    follow_dispose(engine.sync_engine, _retire)
 
 
 def _out(engine: AsyncEngine) -> int:

@@ -57,6 +57,7 @@ from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.log import get_logger
 from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
+from blockmon.postgres.pool import max_overflow
 from blockmon.postgres.transactions import retrying
 
 Statement = str | Executable
@@ -142,7 +143,7 @@ def _gate(engine: Engine) -> Gate | None:
     """A FIFO gate as wide as the engine's QueuePool's capacity, waited on for at most the
     pool's timeout; None for pools without a (known) bound, whose own queue then applies."""
     pool = engine.pool
-    overflow = sa_compat.max_overflow(engine)  # None: not a QueuePool, or unknown
+    overflow = max_overflow(engine)  # None: not a QueuePool, or unknown
     if overflow is None or overflow < 0 or not isinstance(pool, QueuePool):
         return None
     return Gate(pool.size() + overflow, pool.timeout())
@@ -152,7 +153,7 @@ def _pool_timeout_message(engine: Engine, gate: Gate) -> str:
     """SQLAlchemy's own words for a checkout that timed out, so both paths read alike."""
     pool = engine.pool
     size = pool.size() if isinstance(pool, QueuePool) else 0  # a gate exists for QueuePools only
-    overflow = sa_compat.max_overflow(engine) or 0
+    overflow = max_overflow(engine) or 0
     return (
         f"QueuePool limit of size {size} overflow {overflow} reached, "
         f"connection timed out, timeout {gate.timeout or 0:0.2f}"

@@ -1,0 +1,135 @@
+"""What each private access of `blockmon._compat.sqlalchemy` buys: the same container
+built once on the internals and once per access with that access replaced by its
+public fallback, measured in the same run (``python bench/run.py --only compat``).
+
+Each variant forces one fallback only while its container starts (where the engine's
+pool, dialect and ``dispose`` are instrumented); the wrappers installed then stay for
+the run. The bare engine (blockmon's driver settings, nothing else) and the asyncpg
+pool are the references docs/architecture.md quotes the ratios against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+from harness import Case, Variant
+from pg_cases import POOL, TX_NAMED, asyncpg_ops, container, sqlalchemy_ops, two_keys
+from scratch import Scratch
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.postgres import engine as engine_module
+from blockmon.postgres.engine import connect_args, engine_url
+
+
+@contextmanager
+def _replaced(name: str, value: Any, module: Any = sa_compat) -> Iterator[None]:
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
+
+
+@contextmanager
+def _layout_changed() -> Iterator[None]:
+    """Every access on its fallback, as when the probe fails."""
+    checked = sa_compat.LAYOUT.checked
+    sa_compat.LAYOUT.checked = False
+    try:
+        yield
+    finally:
+        sa_compat.LAYOUT.checked = checked
+
+
+def _public_pool(pool: Any, guard: Any, last_used: str, checked_out: str, *rest: Any) -> Any:
+    """`instrument_pool` on its public fallback (no greenlet-free checkout either)."""
+    idle = sa_compat.idle_connections(pool)
+    max_overflow = rest[0] if rest else None
+    undo = sa_compat._instrument_public(pool, guard, last_used, checked_out, max_overflow, idle)
+    return undo, None
+
+
+# variant name -> what its container starts under
+FALLBACKS: dict[str, Callable[[], Any]] = {
+    "internals": lambda: _replaced("LAYOUT", sa_compat.LAYOUT),
+    "public pool": lambda: _replaced("instrument_pool", _public_pool),
+    "public execution": lambda: _replaced("wrap_execution", lambda *args: None),
+    "public idle count": lambda: _replaced("idle_connections", sa_compat._CheckedIn),
+    # SQLAlchemy applies pool_recycle itself (no spread; its checkout may reconnect, so
+    # Statements check out in a greenlet)
+    "public recycle": lambda: _replaced("pool_recycle", lambda pool: None),
+    # SQLAlchemy's own pool class: dispose() followed through the engine_disposed event
+    "dispose event": lambda: _replaced("FollowedPool", AsyncAdaptedQueuePool, engine_module),
+    "all public": _layout_changed,
+}
+
+
+def statements_ops(statements: Any) -> dict[str, Any]:
+    async def select_1() -> Any:
+        return await statements.scalar("SELECT 1")
+
+    async def unit() -> Any:
+        a, b = two_keys()
+        async with statements.transaction() as work:
+            for stmt, k in zip(TX_NAMED, (a, a, a, b, b), strict=True):
+                await work.execute(stmt, {"id": k})
+
+    return {"select_1": select_1, "unit": unit}
+
+
+@asynccontextmanager
+async def costs(scratch: Scratch) -> AsyncIterator[list[Case]]:
+    """SELECT 1 through the engine and through Statements, and the unit of work, per
+    fallback, beside a bare engine and an asyncpg pool."""
+    async with AsyncExitStack() as stack:
+        url = engine_url(scratch.settings.postgres)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        driver = connect_args(scratch.settings.postgres, url)
+        pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
+        stack.push_async_callback(pool.close)
+        bare = create_async_engine(url, pool_size=POOL, max_overflow=0, connect_args=driver)
+        stack.push_async_callback(bare.dispose)
+        engines: dict[str, Any] = {}
+        fast: dict[str, Any] = {}
+        for name, fallback in FALLBACKS.items():
+            with fallback():
+                app = await container(scratch, stack)
+                engines[name] = sqlalchemy_ops(await app.postgres.engine())
+                fast[name] = statements_ops(await app.postgres.statements())
+        raw, plain = asyncpg_ops(pool), sqlalchemy_ops(bare)
+        cases = []
+        for tasks in (1, 32):
+            cases.append(
+                Case(
+                    f"compat.engine.{tasks}",
+                    f"private access: SELECT 1 via the engine, {tasks} task(s)",
+                    tasks,
+                    [Variant("SQLAlchemy", plain["select_1"])]
+                    + [Variant(n, ops["select_1"]) for n, ops in engines.items()],
+                )
+            )
+            cases.append(
+                Case(
+                    f"compat.statements.{tasks}",
+                    f"private access: SELECT 1 via Statements, {tasks} task(s)",
+                    tasks,
+                    [Variant("asyncpg pool", raw["select_1"])]
+                    + [Variant(n, ops["select_1"]) for n, ops in fast.items()],
+                )
+            )
+            cases.append(
+                Case(
+                    f"compat.unit.{tasks}",
+                    f"private access: 5-statement unit of work, {tasks} task(s)",
+                    tasks,
+                    [Variant("asyncpg pool", raw["tx"])]
+                    + [Variant(n, ops["unit"]) for n, ops in fast.items()],
+                )
+            )
+        yield cases
