@@ -129,7 +129,7 @@ def blockmon_fast_ops(statements: Any, transactions: Any) -> dict[str, Any]:
 
     async def tx() -> Any:
         a, b = two_keys()
-        async with transactions.begin() as session:
+        async with transactions.transaction() as session:
             for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
                 await session.execute(stmt, {"id": k})
 

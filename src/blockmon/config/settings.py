@@ -40,6 +40,7 @@ from blockmon.config.postgres_url import (
     scheme_shown,
 )
 from blockmon.config.secrets import register_secrets, shown
+from blockmon.deprecation import deprecated
 from blockmon.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -385,7 +386,8 @@ class PostgresSettings(_Section):
 
     @property
     def autocommit_safe(self) -> bool:
-        """Whether a statement may run outside a transaction (not behind PgBouncer)."""
+        """Deprecated: ``not pgbouncer``."""
+        deprecated("PostgresSettings.autocommit_safe", "not PostgresSettings.pgbouncer")
         return not self.pgbouncer
 
 

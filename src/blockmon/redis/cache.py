@@ -1,14 +1,19 @@
 """Cache operations over a Redis client: plain and JSON values under a key namespace,
 pipelined batches, and cache-aside that computes a missing value once per process
-however many callers miss it at the same moment."""
+however many callers miss it at the same moment.
+
+One rule names the value type: the methods ending in ``_json`` (`Cache.set_json`,
+`Cache.get_json`, `Cache.get_or_compute_json`) store and return JSON-encoded values; the
+others store ``bytes``/``str``/numbers as Redis does and return ``bytes``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
+from blockmon.deprecation import deprecated
 from blockmon.redis.topology import RedisClient
 
 T = TypeVar("T")
@@ -102,7 +107,7 @@ class Cache:
                 pipe.set(prefix + name, value, px=px)
             await pipe.execute()
 
-    async def get_or_compute(
+    async def get_or_compute_json(
         self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
     ) -> T:
         """Cache-aside with JSON values: on a miss, one caller computes and stores; the
@@ -120,7 +125,7 @@ class Cache:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise
-                return await self.get_or_compute(key, compute, ttl)  # the leader was cancelled
+                return await self.get_or_compute_json(key, compute, ttl)  # the leader was cancelled
             return shared
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -140,3 +145,10 @@ class Cache:
             return value
         finally:
             del self._inflight[key]
+
+    def get_or_compute(
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
+    ) -> Coroutine[Any, Any, T]:
+        """Deprecated: `get_or_compute_json` (the values are JSON)."""
+        deprecated("Cache.get_or_compute()", "Cache.get_or_compute_json()")
+        return self.get_or_compute_json(key, compute, ttl)
