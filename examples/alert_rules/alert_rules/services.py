@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alert_rules.repository import Rule, RuleRepository
-from blockmon.redis.cache import Cache
+from blockmon import Cache
 
 
 def user_rules_key(user_id: int) -> str:
