@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from blockmon.config.deprecation import deprecated
 from blockmon.config.postgres_url import (
     APPLICATION_NAME_MAX,
     CONNECT_TIMEOUT_MAX,
@@ -40,7 +41,6 @@ from blockmon.config.postgres_url import (
     scheme_shown,
 )
 from blockmon.config.secrets import register_secrets, shown
-from blockmon.deprecation import deprecated
 from blockmon.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]

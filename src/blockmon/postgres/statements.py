@@ -55,8 +55,8 @@ from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.deprecation import deprecated
 from blockmon.config.log import get_logger
-from blockmon.deprecation import deprecated
 from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.transactions import retrying, sql_isolation

@@ -18,8 +18,8 @@ from asyncpg import InvalidCachedStatementError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from blockmon.config.deprecation import deprecated
 from blockmon.config.log import get_logger
-from blockmon.deprecation import deprecated
 
 T = TypeVar("T")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})

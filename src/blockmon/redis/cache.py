@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
-from blockmon.deprecation import deprecated
+from blockmon.config.deprecation import deprecated
 from blockmon.redis.topology import RedisClient
 
 T = TypeVar("T")
