@@ -5,6 +5,7 @@ purpose) or annotates is there, under one name, and the version agrees everywher
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import pkgutil
 import re
@@ -142,7 +143,8 @@ def test_all_names_resolve_once() -> None:
 
 
 def test_the_version_agrees_everywhere() -> None:
-    """pyproject.toml, ``blockmon.__version__`` and the newest release in CHANGELOG.md."""
+    """pyproject.toml, ``blockmon.__version__``, the installed distribution (scripts/bootstrap
+    reinstalls when pyproject.toml changes) and the newest release in CHANGELOG.md."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     releases = re.findall(
         r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$",
@@ -150,6 +152,7 @@ def test_the_version_agrees_everywhere() -> None:
         flags=re.MULTILINE,
     )
     assert project["version"] == blockmon.__version__ == releases[0]
+    assert importlib.metadata.version("blockmon") == blockmon.__version__
     assert "0.1.0" in releases  # the history is kept
 
 
