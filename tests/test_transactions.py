@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support import unique
 
+from blockmon.config.settings import PostgresSettings
 from blockmon.containers import ApplicationContainer
+from blockmon.postgres.engine import create_engine
 from blockmon.postgres.transactions import Transactions, sqlstate
 
 BARRIER_TIMEOUT = 30.0
@@ -156,27 +159,43 @@ async def test_attempts_must_be_positive(tx: Transactions) -> None:
 
 
 async def test_isolation_and_read_only_apply_to_the_session_and_only_to_it(
-    tx: Transactions, table: str
+    blockmon_config: dict[str, Any], table: str
 ) -> None:
     """The same words as `Statements.transaction`: ``isolation`` in any case, spaces
-    allowed; ``read_only`` makes writes fail; the pooled connection forgets both."""
+    allowed; ``read_only`` makes writes fail; the pooled connection (the only one of its
+    pool) forgets both."""
+    settings = PostgresSettings.model_validate(
+        {**blockmon_config["postgres"], "pool_size": 1, "max_overflow": 0}
+    )
+    engine = create_engine(settings)
+    try:
+        await _isolation_and_read_only(Transactions(async_sessionmaker(engine)), table)
+    finally:
+        await engine.dispose()
+
+
+async def _isolation_and_read_only(tx: Transactions, table: str) -> None:
     show = (
-        "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+        "SELECT current_setting('transaction_isolation'),"
+        " current_setting('transaction_read_only'), pg_backend_pid()"
     )
     async with tx.transaction(isolation="Repeatable Read", read_only=True) as session:
-        assert tuple((await session.execute(text(show))).one()) == ("repeatable read", "on")
+        level, read_only, pid = (await session.execute(text(show))).one()
+        assert (level, read_only) == ("repeatable read", "on")
         with pytest.raises(DBAPIError) as caught:
             await session.execute(text(f"INSERT INTO {table} VALUES (1, 1)"))
         assert sqlstate(caught.value) == "25006"  # read_only_sql_transaction
-    async with tx.transaction() as session:  # the connection was reset at check-in
-        assert tuple((await session.execute(text(show))).one()) == ("read committed", "off")
+    async with tx.transaction() as session:  # the same connection, reset at check-in
+        assert tuple((await session.execute(text(show))).one()) == ("read committed", "off", pid)
 
     async def work(session: AsyncSession) -> tuple[str, str]:
         row = (await session.execute(text(show))).one()
+        assert row[2] == pid
         return str(row[0]), str(row[1])
 
     assert await tx.run_transaction(work, isolation="serializable") == ("serializable", "off")
     assert await tx.run_transaction(work, read_only=True) == ("read committed", "on")
+    assert await tx.run_transaction(work) == ("read committed", "off")
 
 
 async def test_a_bad_isolation_is_refused_in_one_line_before_any_work(tx: Transactions) -> None:
