@@ -207,3 +207,44 @@ async def test_cancelled_follower_does_not_disturb_the_others(blockmon_cache: Ca
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
     assert [r for i, r in enumerate(results) if i != 3] == [1, 1, 1, 1]
     assert isinstance(results[3], asyncio.CancelledError)
+
+
+async def test_get_or_compute_json_a_miss_answered_after_the_leader_finished(
+    blockmon_cache: Cache,
+) -> None:
+    """A caller whose GET missed, but whose answer arrived only after the leader had
+    stored the value and gone (a loaded machine, a slow network), reads the stored value
+    instead of computing it again."""
+    real = blockmon_cache.client
+    leader_done = asyncio.Event()
+    held: list[str] = []
+
+    class SlowFirstGet:
+        """The real client; the first GET of the late caller is answered (a miss, as the
+        server said when it was asked) only after the leader has finished."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        async def get(self, name: str) -> object:
+            answer = await real.get(name)
+            if asyncio.current_task().get_name() == "late" and not held:  # type: ignore[union-attr]
+                held.append(name)
+                await leader_done.wait()
+            return answer
+
+    blockmon_cache.client = SlowFirstGet()  # type: ignore[assignment]
+    calls = 0
+
+    async def compute() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    late = asyncio.create_task(blockmon_cache.get_or_compute_json("raced", compute), name="late")
+    await asyncio.sleep(0.05)  # the late caller's GET has its (missing) answer, held
+    assert held == [blockmon_cache.key("raced")]
+    assert await blockmon_cache.get_or_compute_json("raced", compute, ttl=60) == {"n": 1}
+    leader_done.set()
+    assert await asyncio.wait_for(late, 10) == {"n": 1}
+    assert calls == 1

@@ -39,6 +39,7 @@ class Cache:
         self.client = client
         self.prefix = prefix
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._settled = 0  # computations ended (get_or_compute_json), any key
         self.hits = 0  # read by the metrics collector at scrape time
         self.misses = 0
 
@@ -113,7 +114,13 @@ class Cache:
         """Cache-aside with JSON values: on a miss, one caller computes and stores; the
         others that miss the same key meanwhile await that one result. A None result is
         returned but not stored ("not found yet" is asked again on the next call)."""
+        settled = self._settled
         raw = await self.get(key)
+        if raw is None and self._settled != settled and key not in self._inflight:
+            # A computation ended while this GET was on the wire: its value may have been
+            # stored after the server answered, and its waiters are gone. Ask once more
+            # rather than compute it again.
+            raw = await self.get(key)
         if raw is not None:
             cached: T = json.loads(raw)
             return cached
@@ -145,6 +152,7 @@ class Cache:
             return value
         finally:
             del self._inflight[key]
+            self._settled += 1
 
     def get_or_compute(
         self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
