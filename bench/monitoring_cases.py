@@ -15,7 +15,7 @@ import time
 from typing import Any, NamedTuple
 
 from harness import Row, latencies
-from scratch import Scratch
+from run_state import RunState
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
@@ -71,12 +71,12 @@ async def _timed(app: Any, path: str, count: int) -> tuple[list[float], list[flo
     return samples, cpu, failures
 
 
-async def rows(scratch: Scratch, probes: int) -> list[Row]:
+async def rows(run: RunState, probes: int) -> list[Row]:
     from prometheus_client.parser import text_string_to_metric_families
     from sqlalchemy import text
 
     app = ApplicationContainer()
-    app.config.from_dict(scratch.config())
+    app.config.from_dict(run.config())
     async with Lifespan(app):
         # Populate every metric family before scraping.
         statements = await app.postgres.statements()

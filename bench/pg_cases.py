@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 from harness import Case, Variant
-from scratch import ITEMS, Scratch
+from run_state import ITEMS, RunState
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -57,10 +57,10 @@ def two_keys() -> tuple[int, int]:
     return next(_PAIRS)
 
 
-async def container(scratch: Scratch, stack: AsyncExitStack, **postgres: Any) -> Any:
+async def container(run: RunState, stack: AsyncExitStack, **postgres: Any) -> Any:
     """A blockmon ApplicationContainer as an application would run it, started."""
     app = ApplicationContainer()
-    app.config.from_dict(scratch.config(**{"pool_size": POOL, "max_overflow": 0, **postgres}))
+    app.config.from_dict(run.config(**{"pool_size": POOL, "max_overflow": 0, **postgres}))
     await stack.enter_async_context(Lifespan(app))
     return app
 
@@ -129,7 +129,7 @@ def blockmon_fast_ops(statements: Any, transactions: Any) -> dict[str, Any]:
 
     async def tx() -> Any:
         a, b = two_keys()
-        async with transactions.begin() as session:
+        async with transactions.transaction() as session:
             for stmt, k in zip(TX, (a, a, a, b, b), strict=True):
                 await session.execute(stmt, {"id": k})
 
@@ -155,15 +155,15 @@ WORKLOADS = {
 
 
 @asynccontextmanager
-async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
+async def stacks(run: RunState) -> AsyncIterator[list[Case]]:
     """The four-way comparison on every workload at 1 and 32 tasks."""
     async with AsyncExitStack() as stack:
-        url = engine_url(scratch.settings.postgres)
+        url = engine_url(run.settings.postgres)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         # Every stack gets blockmon's driver settings (connect and command timeouts,
         # statement_timeout), so the ratios isolate the layers; bench/NOTES.md
         # prices the client-side command timeout on its own.
-        driver = connect_args(scratch.settings.postgres, url)
+        driver = connect_args(run.settings.postgres, url)
         pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
         stack.push_async_callback(pool.close)
         bare = create_async_engine(url, pool_size=POOL, max_overflow=0, connect_args=driver)
@@ -172,7 +172,7 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
         # the safety timeouts cost is judged against it; 1 task only, the 2-minute budget).
         truly = create_async_engine(url, pool_size=POOL, max_overflow=0)
         stack.push_async_callback(truly.dispose)
-        app = await container(scratch, stack)
+        app = await container(run, stack)
         engine = await app.postgres.engine()
         statements = await app.postgres.statements()
         transactions = await app.postgres.transactions()
@@ -214,12 +214,12 @@ async def stacks(scratch: Scratch) -> AsyncIterator[list[Case]]:
 
 
 @asynccontextmanager
-async def validation(scratch: Scratch) -> AsyncIterator[list[Case]]:
+async def validation(run: RunState) -> AsyncIterator[list[Case]]:
     """What checkout validation costs: bypass (the default) and pre_ping against none."""
     async with AsyncExitStack() as stack:
         variants: dict[str, Any] = {}
         for mode in ("none", "bypass", "pre_ping"):
-            app = await container(scratch, stack, validation=mode)
+            app = await container(run, stack, validation=mode)
             statements = await app.postgres.statements()
             variants[mode] = blockmon_fast_ops(statements, None)["pk"]
         yield [
@@ -234,13 +234,13 @@ async def validation(scratch: Scratch) -> AsyncIterator[list[Case]]:
 
 
 @asynccontextmanager
-async def leaks(scratch: Scratch) -> AsyncIterator[list[Case]]:
+async def leaks(run: RunState) -> AsyncIterator[list[Case]]:
     """What leak detection costs when on (informational): SELECT 1 through the engine and
     through Statements, postgres.leak_detection_threshold 0 (off) against 60 s."""
     async with AsyncExitStack() as stack:
         ops: dict[str, list[Variant]] = {"engine": [], "statements": []}
         for threshold, state in ((0, "off"), (60, "on")):
-            app = await container(scratch, stack, leak_detection_threshold=threshold)
+            app = await container(run, stack, leak_detection_threshold=threshold)
             statements = await app.postgres.statements()
             engine_op = sqlalchemy_ops(await app.postgres.engine())["select_1"]
             ops["engine"].append(Variant(f"leaks {state}", engine_op))
@@ -259,10 +259,10 @@ async def leaks(scratch: Scratch) -> AsyncIterator[list[Case]]:
 
 
 @asynccontextmanager
-async def overload(scratch: Scratch) -> AsyncIterator[list[Case]]:
+async def overload(run: RunState) -> AsyncIterator[list[Case]]:
     """1000 callers queueing for 10 connections against 32 callers."""
     async with AsyncExitStack() as stack:
-        app = await container(scratch, stack)
+        app = await container(run, stack)
         statements = await app.postgres.statements()
         op = blockmon_fast_ops(statements, None)["pk"]
         yield [
@@ -299,7 +299,7 @@ PEERS = {"pk": "primary-key SELECT", "tx": "5-statement transaction"}
 
 @asynccontextmanager
 async def peers(
-    scratch: Scratch, notes: list[str], tasks: tuple[int, ...]
+    run: RunState, notes: list[str], tasks: tuple[int, ...]
 ) -> AsyncIterator[list[Case]]:
     """What a user might pick instead: psycopg 3's AsyncConnectionPool and SQLAlchemy on
     the psycopg async driver, beside the asyncpg pool and blockmon's own path. psycopg has
@@ -312,7 +312,7 @@ async def peers(
         )
         yield []
         return
-    settings = scratch.settings.postgres
+    settings = run.settings.postgres
     async with AsyncExitStack() as stack:
         url = engine_url(settings)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -337,7 +337,7 @@ async def peers(
             connect_args={"connect_timeout": timeout, "options": options},
         )
         stack.push_async_callback(engine.dispose)
-        app = await container(scratch, stack)
+        app = await container(run, stack)
         ours = blockmon_fast_ops(await app.postgres.statements(), None)
         ops = {
             "asyncpg pool": asyncpg_ops(raw),

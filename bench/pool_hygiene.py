@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from scratch import scratch
+from run_state import run_state
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 
@@ -103,7 +103,7 @@ async def boundary(
 
 async def main(workers: int, lifetime: float, think: float) -> None:
     event.listen(Pool, "connect", _on_connect)
-    async with scratch() as run:
+    async with run_state() as run:
         config = run.config()["postgres"]
         for min_idle in (0, workers):
             print(await start_up(config, workers, think, min_idle), flush=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness import Case, Variant
 from redis.asyncio import Redis
-from scratch import REDIS_KEYS, VALUE, Scratch
+from run_state import REDIS_KEYS, VALUE, RunState
 
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
@@ -81,16 +81,16 @@ PIPELINED = {name: f"{name} x{BATCH}" for name in STACKS}  # variant names of th
 
 
 @asynccontextmanager
-async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]]:
+async def stacks(run: RunState, notes: list[str]) -> AsyncIterator[list[Case]]:
     async with AsyncExitStack() as stack:
-        redis = scratch.settings.redis
+        redis = run.settings.redis
         # blockmon's driver settings (timeouts, retry, health_check_interval) on the raw
         # client too, so the ratios isolate blockmon's layer (pool, metrics, cache).
         driver = {k: v for k, v in pool_kwargs(redis).items() if k in DRIVER_SETTINGS}
         raw = Redis(host=redis.host, port=redis.port, db=redis.db, **driver)
         stack.push_async_callback(raw.aclose)
         app = ApplicationContainer()
-        app.config.from_dict(scratch.config())
+        app.config.from_dict(run.config())
         await stack.enter_async_context(Lifespan(app))
         client = await app.redis.client()
         cache = await app.redis.cache()
@@ -99,8 +99,8 @@ async def stacks(scratch: Scratch, notes: list[str]) -> AsyncIterator[list[Case]
             f"redis parsers: raw {await parser_name(raw)}, blockmon {await parser_name(client)}"
         )
         ops = {
-            "redis.asyncio": client_ops(raw, scratch.prefix),
-            "blockmon client": client_ops(client, scratch.prefix),
+            "redis.asyncio": client_ops(raw, run.prefix),
+            "blockmon client": client_ops(client, run.prefix),
             "blockmon cache": cache_ops(cache),
         }
         pipelined = [  # a throughput target: twice the rounds, two variants

@@ -1,7 +1,7 @@
 """blockmon's benchmark: ``python bench/run.py [--quick] [--only TEXT] [--uvloop]``.
 
 Runs every case in one session against the configured PostgreSQL and Redis (a
-scratch database and key prefix of its own, removed at the end), interleaving the
+database and a key prefix of the run's own, bench/run_state.py, removed at the end), interleaving the
 variants of each case, then prints medians, ratios and one PASS/FAIL line per target.
 See docs/performance.md (results and targets) and bench/NOTES.md (how they were reached).
 """
@@ -33,7 +33,7 @@ import redis_cases  # noqa: E402
 import startup  # noqa: E402
 import sweep  # noqa: E402
 from harness import Case, Outcome, Row, Timing, interleave  # noqa: E402
-from scratch import Scratch, scratch  # noqa: E402
+from run_state import RunState, run_state  # noqa: E402
 from targets import verdicts  # noqa: E402
 
 QUICK = Timing(window=0.14, rounds=5, warmup=0.06, profiled_calls=31)
@@ -139,7 +139,7 @@ def table(outcomes: list[Outcome], rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-Group = Callable[[Scratch], AbstractAsyncContextManager[list[Case]]]
+Group = Callable[[RunState], AbstractAsyncContextManager[list[Case]]]
 
 
 SWEEP_PNG = ROOT / "docs" / "img" / "sweep.png"
@@ -148,7 +148,7 @@ SWEEP_PNG = ROOT / "docs" / "img" / "sweep.png"
 async def plot(args: argparse.Namespace) -> int:
     """The sweep: tasks x pool sizes for Statements and the engine, table and PNG."""
     seconds = args.window or 1.0
-    async with scratch() as state:
+    async with run_state() as state:
         points = await sweep.sweep(state, seconds)
     title = (
         f"blockmon sweep, {time.strftime('%Y-%m-%d %H:%M %Z')}, PK SELECT, {seconds} s windows; "
@@ -190,7 +190,7 @@ async def bench(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     rows: list[Row] = []
     started = time.perf_counter()
-    async with scratch() as state:
+    async with run_state() as state:
         for name, group in groups:
             head = (args.only or "").split(".")[0]
             if args.only and head != name and head in {n for n, _ in groups}:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from harness import latencies
 from pg_cases import PK, PK_DOLLAR, PK_TEXT, container, key
-from scratch import Scratch
+from run_state import RunState
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from blockmon.postgres.engine import connect_args, engine_url
@@ -64,16 +64,16 @@ async def _window(
     return len(samples) / (time.perf_counter() - start), samples, errors
 
 
-async def sweep(scratch: Scratch, seconds: float) -> list[Point]:
+async def sweep(run: RunState, seconds: float) -> list[Point]:
     points: list[Point] = []
     for pool in POOLS:
         async with AsyncExitStack() as stack:
-            app = await container(scratch, stack, pool_size=pool, pool_timeout=30)
+            app = await container(run, stack, pool_size=pool, pool_timeout=30)
             statements = await app.postgres.statements()
             engine = await app.postgres.engine()
             acquire = (await app.monitoring.metrics()).postgres.acquire.series()
-            url = engine_url(scratch.settings.postgres)
-            driver = connect_args(scratch.settings.postgres, url)
+            url = engine_url(run.settings.postgres)
+            driver = connect_args(run.settings.postgres, url)
             dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
             raw = await asyncpg.create_pool(dsn, min_size=pool, max_size=pool, **driver)
             stack.push_async_callback(raw.close)

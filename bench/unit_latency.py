@@ -17,7 +17,7 @@ from typing import Any
 
 import pg_cases
 from harness import latencies
-from scratch import scratch
+from run_state import run_state
 
 VARIANTS = ("asyncpg pool", "blockmon unit")
 
@@ -41,7 +41,7 @@ async def window(op: Callable[[], Awaitable[Any]], tasks: int, seconds: float) -
 
 
 async def main(tasks: int, rounds: int, seconds: float) -> None:
-    async with scratch() as state, pg_cases.stacks(state) as cases:
+    async with run_state() as state, pg_cases.stacks(state) as cases:
         case = next(c for c in cases if c.key == "pg.tx.32")
         ops = {v.name: v.op for v in case.variants if v.name in VARIANTS}
         for name in VARIANTS:

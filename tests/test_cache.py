@@ -100,7 +100,7 @@ async def test_get_many_set_many(blockmon_cache: Cache) -> None:
     assert await blockmon_cache.delete(*items) == 250
 
 
-async def test_get_or_compute_computes_once_for_100_callers(blockmon_cache: Cache) -> None:
+async def test_get_or_compute_json_computes_once_for_100_callers(blockmon_cache: Cache) -> None:
     calls = 0
 
     async def compute() -> dict[str, int]:
@@ -110,16 +110,16 @@ async def test_get_or_compute_computes_once_for_100_callers(blockmon_cache: Cach
         return {"answer": 42}
 
     results = await asyncio.gather(
-        *(blockmon_cache.get_or_compute("hot", compute, ttl=60) for _ in range(CALLERS))
+        *(blockmon_cache.get_or_compute_json("hot", compute, ttl=60) for _ in range(CALLERS))
     )
     assert calls == 1
     assert results == [{"answer": 42}] * CALLERS
     assert await blockmon_cache.get_json("hot") == {"answer": 42}
-    assert await blockmon_cache.get_or_compute("hot", compute) == {"answer": 42}
+    assert await blockmon_cache.get_or_compute_json("hot", compute) == {"answer": 42}
     assert calls == 1  # served from Redis now
 
 
-async def test_get_or_compute_does_not_cache_none(blockmon_cache: Cache) -> None:
+async def test_get_or_compute_json_does_not_cache_none(blockmon_cache: Cache) -> None:
     """ "Not found" is asked again: a row created meanwhile is found on the next call."""
     found: dict[str, int] | None = None
     calls = 0
@@ -129,15 +129,15 @@ async def test_get_or_compute_does_not_cache_none(blockmon_cache: Cache) -> None
         calls += 1
         return found
 
-    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) is None
+    assert await blockmon_cache.get_or_compute_json("maybe", compute, ttl=60) is None
     assert not await blockmon_cache.exists("maybe")
     found = {"id": 1}
-    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) == {"id": 1}
-    assert await blockmon_cache.get_or_compute("maybe", compute, ttl=60) == {"id": 1}
+    assert await blockmon_cache.get_or_compute_json("maybe", compute, ttl=60) == {"id": 1}
+    assert await blockmon_cache.get_or_compute_json("maybe", compute, ttl=60) == {"id": 1}
     assert calls == 2  # the None was not stored; the dict was
 
 
-async def test_get_or_compute_error_reaches_every_waiter(blockmon_cache: Cache) -> None:
+async def test_get_or_compute_json_error_reaches_every_waiter(blockmon_cache: Cache) -> None:
     calls = 0
 
     async def compute() -> int:
@@ -149,7 +149,7 @@ async def test_get_or_compute_error_reaches_every_waiter(blockmon_cache: Cache) 
         raise LookupError("source down")
 
     results = await asyncio.gather(
-        *(blockmon_cache.get_or_compute("bad", compute, ttl=60) for _ in range(CALLERS)),
+        *(blockmon_cache.get_or_compute_json("bad", compute, ttl=60) for _ in range(CALLERS)),
         return_exceptions=True,
     )
     assert calls == 1
@@ -160,10 +160,10 @@ async def test_get_or_compute_error_reaches_every_waiter(blockmon_cache: Cache) 
     async def works() -> int:
         return 7
 
-    assert await blockmon_cache.get_or_compute("bad", works) == 7  # nothing stuck
+    assert await blockmon_cache.get_or_compute_json("bad", works) == 7  # nothing stuck
 
 
-async def test_get_or_compute_survives_cancelling_the_leader(blockmon_cache: Cache) -> None:
+async def test_get_or_compute_json_survives_cancelling_the_leader(blockmon_cache: Cache) -> None:
     started = asyncio.Event()
     calls = 0
 
@@ -174,10 +174,10 @@ async def test_get_or_compute_survives_cancelling_the_leader(blockmon_cache: Cac
         await asyncio.sleep(0.1 if calls > 1 else 60)
         return "value"
 
-    leader = asyncio.create_task(blockmon_cache.get_or_compute("lead", compute, ttl=60))
+    leader = asyncio.create_task(blockmon_cache.get_or_compute_json("lead", compute, ttl=60))
     await asyncio.wait_for(started.wait(), 30)
     followers = [
-        asyncio.create_task(blockmon_cache.get_or_compute("lead", compute, ttl=60))
+        asyncio.create_task(blockmon_cache.get_or_compute_json("lead", compute, ttl=60))
         for _ in range(10)
     ]
     await asyncio.sleep(0.05)  # let the followers start waiting on the leader
@@ -197,7 +197,8 @@ async def test_cancelled_follower_does_not_disturb_the_others(blockmon_cache: Ca
         return 1
 
     tasks = [
-        asyncio.create_task(blockmon_cache.get_or_compute("f", compute, ttl=60)) for _ in range(5)
+        asyncio.create_task(blockmon_cache.get_or_compute_json("f", compute, ttl=60))
+        for _ in range(5)
     ]
     await all_missed(blockmon_cache, 5)  # every caller is past its GET, waiting on the leader
     await asyncio.sleep(0)
@@ -206,3 +207,44 @@ async def test_cancelled_follower_does_not_disturb_the_others(blockmon_cache: Ca
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
     assert [r for i, r in enumerate(results) if i != 3] == [1, 1, 1, 1]
     assert isinstance(results[3], asyncio.CancelledError)
+
+
+async def test_get_or_compute_json_a_miss_answered_after_the_leader_finished(
+    blockmon_cache: Cache,
+) -> None:
+    """A caller whose GET missed, but whose answer arrived only after the leader had
+    stored the value and gone (a loaded machine, a slow network), reads the stored value
+    instead of computing it again."""
+    real = blockmon_cache.client
+    leader_done = asyncio.Event()
+    held: list[str] = []
+
+    class SlowFirstGet:
+        """The real client; the first GET of the late caller is answered (a miss, as the
+        server said when it was asked) only after the leader has finished."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        async def get(self, name: str) -> object:
+            answer = await real.get(name)
+            if asyncio.current_task().get_name() == "late" and not held:  # type: ignore[union-attr]
+                held.append(name)
+                await leader_done.wait()
+            return answer
+
+    blockmon_cache.client = SlowFirstGet()  # type: ignore[assignment]
+    calls = 0
+
+    async def compute() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    late = asyncio.create_task(blockmon_cache.get_or_compute_json("raced", compute), name="late")
+    await asyncio.sleep(0.05)  # the late caller's GET has its (missing) answer, held
+    assert held == [blockmon_cache.key("raced")]
+    assert await blockmon_cache.get_or_compute_json("raced", compute, ttl=60) == {"n": 1}
+    leader_done.set()
+    assert await asyncio.wait_for(late, 10) == {"n": 1}
+    assert calls == 1

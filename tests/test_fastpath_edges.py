@@ -187,7 +187,7 @@ async def test_shutdown_waits_for_work_in_flight_then_refuses_every_call(
             return str(await tx.scalar(WAIT + " || 'unit'"))
 
     async def session() -> str:
-        async with transactions.begin() as s:
+        async with transactions.transaction() as s:
             return str((await s.execute(text(WAIT + " || 'session'"))).scalar())
 
     samples: list[int] = []
@@ -207,7 +207,7 @@ async def test_shutdown_waits_for_work_in_flight_then_refuses_every_call(
     for call in (
         lambda: statements.scalar("SELECT 1"),
         lambda: statements.transaction().__aenter__(),
-        lambda: transactions.run(lambda s: s.execute(text("SELECT 1"))),
+        lambda: transactions.run_transaction(lambda s: s.execute(text("SELECT 1"))),
         lambda: engine.connect().__aenter__(),
     ):
         with pytest.raises(BlockmonError, match="shut down") as failed:
@@ -494,7 +494,7 @@ async def test_after_alter_column_type_units_and_statements_work_on_every_connec
 ) -> None:
     """Every pooled connection has the statements cached (asyncpg's cache on the fast
     path, SQLAlchemy's on its own); a column changes type. Then units of work
-    (``run_transaction`` as ``Transactions.run``) and single statements work on every
+    (``run_transaction`` as ``Transactions.run_transaction``) and single statements work on every
     connection, as on SQLAlchemy's path: the cached plan the server finds invalid is
     prepared again and the unit re-run (before, each connection's first unit raised
     ``InvalidCachedStatementError``)."""
@@ -525,7 +525,7 @@ async def test_after_alter_column_type_units_and_statements_work_on_every_connec
             await session.execute(text(insert), {"v": value})
             return found
 
-        return await transactions.run(work)
+        return await transactions.run_transaction(work)
 
     async def single(value: Any) -> Any:
         found = await statements.scalar(select, {"id": 1})

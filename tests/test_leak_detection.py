@@ -174,7 +174,7 @@ async def test_a_session_held_through_transactions_is_reported(
 ) -> None:
     transactions = await container.postgres.transactions()
     before = await leaks_counted(container)
-    async with transactions.begin() as session:
+    async with transactions.transaction() as session:
         # a session takes its connection at its first statement
         await session.execute(text("SELECT 1"))  # leak: transactions
         await logged(log_lines, LEAKED, line_of("leak: transactions"))

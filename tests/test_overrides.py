@@ -41,7 +41,7 @@ async def test_overridden_engine_is_used_by_its_dependants(blockmon_config: dict
         assert engine.sync_engine.pool.size() == 1
         statements = await container.postgres.statements()
         assert await statements.scalar("SHOW application_name") == "bm_test_engine"
-        async with (await container.postgres.transactions()).begin() as session:
+        async with (await container.postgres.transactions()).transaction() as session:
             name = (await session.execute(text("SHOW application_name"))).scalar()
         assert name == "bm_test_engine"
         async with (await container.postgres.session_factory())() as session:

@@ -90,7 +90,7 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(
     async with started(config) as container:
         router: Router = await container.router()
         transactions = await container.transactions()
-        async with transactions.begin() as session:
+        async with transactions.transaction() as session:
             await session.execute(text(f"INSERT INTO {table} VALUES (1, 'one')"))
             assert (await server_port(await session.connection()))[0] == pg_primary.port
         await wait_replicated(router.readers[0], table, 1)

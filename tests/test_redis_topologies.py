@@ -57,7 +57,7 @@ async def exercise_cache(cache: Cache) -> None:
     assert await cache.exists(*items, "missing") == len(items)
     assert await cache.delete(*list(items)[:150]) == 150
     assert await cache.exists(*items) == 50
-    assert await cache.get_or_compute("computed", _compute, ttl=60) == {"n": 1}
+    assert await cache.get_or_compute_json("computed", _compute, ttl=60) == {"n": 1}
     assert await cache.get_json("computed") == {"n": 1}
 
 

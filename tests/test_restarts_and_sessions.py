@@ -91,7 +91,7 @@ async def _use_every_provider(app: App, seen: list[Any]) -> None:
     assert all(engine is not old for old in seen)
     seen.append(engine)
     assert await statements.scalar("SELECT 1") == 1
-    async with transactions.begin() as session:
+    async with transactions.transaction() as session:
         assert (await session.execute(text("SELECT 2"))).scalar() == 2
     async with router.read_session() as session:
         assert (await session.execute(text("SELECT 3"))).scalar() == 3

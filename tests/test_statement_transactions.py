@@ -18,7 +18,7 @@ from support import unique
 from blockmon.config.settings import PostgresSettings
 from blockmon.containers import ApplicationContainer
 from blockmon.postgres.engine import create_engine
-from blockmon.postgres.statements import Statements, Transaction
+from blockmon.postgres.statements import Statements, StatementTransaction
 
 # every test on the fast path and on the public fallback (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures("sqlalchemy_path")
@@ -118,7 +118,7 @@ async def test_run_transaction_retries_a_real_serialization_failure(
     attempts: list[int] = []
 
     def work_for(key: int):  # type: ignore[no-untyped-def]
-        async def work(tx: Transaction) -> int:
+        async def work(tx: StatementTransaction) -> int:
             attempts.append(key)
             total = await tx.scalar(f"SELECT coalesce(sum(v), 0) FROM {table}")
             if attempts.count(key) == 1:  # first attempt: make sure both have read
@@ -140,7 +140,7 @@ async def test_run_transaction_retries_a_real_serialization_failure(
 async def test_run_transaction_gives_up_after_the_bounded_attempts(statements: Statements) -> None:
     attempts = 0
 
-    async def always_conflicts(tx: Transaction) -> None:
+    async def always_conflicts(tx: StatementTransaction) -> None:
         nonlocal attempts
         attempts += 1
         await tx.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
@@ -216,3 +216,19 @@ async def test_statements_of_a_unit_count_in_the_query_metrics(
             await tx.scalar("SELECT 1 / 0")
     assert count("insert", "success") == before[0] + 2
     assert count("select", "error") == before[1] + 1
+
+
+async def test_read_only_refuses_writes_and_ends_with_the_unit(
+    statements: Statements, table: str
+) -> None:
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with statements.transaction(read_only=True) as tx:
+            assert await tx.scalar("SELECT current_setting('transaction_read_only')") == "on"
+            await tx.execute(f"INSERT INTO {table} VALUES (1, 1)")
+
+    async def work(tx: StatementTransaction) -> str:
+        return str(await tx.scalar("SELECT current_setting('transaction_read_only')"))
+
+    assert await statements.run_transaction(work, read_only=True) == "on"
+    assert await statements.run_transaction(work) == "off"
+    assert await _rows(statements, table) == []

@@ -4,16 +4,20 @@ real serialization failure and a real deadlock, bounded."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support import unique
 
+from blockmon.config.settings import PostgresSettings
 from blockmon.containers import ApplicationContainer
+from blockmon.postgres.engine import create_engine
 from blockmon.postgres.transactions import Transactions, sqlstate
 
 # every test on the fast path and on the public fallback (tests/conftest.py)
@@ -50,7 +54,7 @@ async def _rows(container: ApplicationContainer, table: str) -> list[tuple[int, 
 async def test_commit_on_success(
     tx: Transactions, table: str, blockmon_container: ApplicationContainer
 ) -> None:
-    async with tx.begin() as session:
+    async with tx.transaction() as session:
         await session.execute(text(f"INSERT INTO {table} VALUES (1, 10), (2, 20)"))
     assert await _rows(blockmon_container, table) == [(1, 10), (2, 20)]
 
@@ -59,7 +63,7 @@ async def test_rollback_on_error(
     tx: Transactions, table: str, blockmon_container: ApplicationContainer
 ) -> None:
     with pytest.raises(ZeroDivisionError):
-        async with tx.begin() as session:
+        async with tx.transaction() as session:
             await session.execute(text(f"INSERT INTO {table} VALUES (1, 10)"))
             _ = 1 / 0
     assert await _rows(blockmon_container, table) == []
@@ -74,7 +78,7 @@ async def test_non_retryable_error_runs_once(tx: Transactions, table: str) -> No
         await session.execute(text(f"INSERT INTO {table} VALUES (1, 1), (1, 2)"))
 
     with pytest.raises(IntegrityError) as caught:
-        await tx.run(work, attempts=5)
+        await tx.run_transaction(work, attempts=5)
     assert sqlstate(caught.value) == "23505"
     assert attempts == 1
 
@@ -101,8 +105,8 @@ async def test_retry_on_real_serialization_failure(
         return work
 
     results = await asyncio.gather(
-        tx.run(work_for(1), isolation_level="SERIALIZABLE", attempts=3),
-        tx.run(work_for(2), isolation_level="SERIALIZABLE", attempts=3),
+        tx.run_transaction(work_for(1), isolation="serializable", attempts=3),
+        tx.run_transaction(work_for(2), isolation="serializable", attempts=3),
     )
     assert len(attempts) == 3, attempts  # exactly one re-run
     assert sorted(results) == [0, 1]  # the re-run saw the committed row
@@ -128,7 +132,7 @@ async def test_retry_on_real_deadlock(
 
         return work
 
-    await asyncio.gather(tx.run(work_for(1, 2)), tx.run(work_for(2, 1)))
+    await asyncio.gather(tx.run_transaction(work_for(1, 2)), tx.run_transaction(work_for(2, 1)))
     assert len(attempts) == 3, attempts
     assert await _rows(blockmon_container, table) == [(1, 2), (2, 2)]
 
@@ -144,7 +148,7 @@ async def test_gives_up_after_the_bounded_attempts(tx: Transactions) -> None:
         )
 
     with pytest.raises(DBAPIError) as caught:
-        await tx.run(always_conflicts, attempts=4, backoff=0.001)
+        await tx.run_transaction(always_conflicts, attempts=4, backoff=0.001)
     assert sqlstate(caught.value) == "40001"
     assert attempts == 4
 
@@ -154,4 +158,79 @@ async def test_attempts_must_be_positive(tx: Transactions) -> None:
         raise AssertionError("must not run")
 
     with pytest.raises(ValueError, match=r"^attempts: must be >= 1, got 0$"):
-        await tx.run(work, attempts=0)
+        await tx.run_transaction(work, attempts=0)
+
+
+async def test_isolation_and_read_only_apply_to_the_session_and_only_to_it(
+    blockmon_config: dict[str, Any], table: str
+) -> None:
+    """The same words as `Statements.transaction`: ``isolation`` in any case, spaces
+    allowed; ``read_only`` makes writes fail; the pooled connection (the only one of its
+    pool) forgets both."""
+    settings = PostgresSettings.model_validate(
+        {**blockmon_config["postgres"], "pool_size": 1, "max_overflow": 0}
+    )
+    engine = create_engine(settings)
+    try:
+        await _isolation_and_read_only(Transactions(async_sessionmaker(engine)), table)
+    finally:
+        await engine.dispose()
+
+
+async def _isolation_and_read_only(tx: Transactions, table: str) -> None:
+    show = (
+        "SELECT current_setting('transaction_isolation'),"
+        " current_setting('transaction_read_only'), pg_backend_pid()"
+    )
+    async with tx.transaction(isolation="Repeatable Read", read_only=True) as session:
+        level, read_only, pid = (await session.execute(text(show))).one()
+        assert (level, read_only) == ("repeatable read", "on")
+        with pytest.raises(DBAPIError) as caught:
+            await session.execute(text(f"INSERT INTO {table} VALUES (1, 1)"))
+        assert sqlstate(caught.value) == "25006"  # read_only_sql_transaction
+    async with tx.transaction() as session:  # the same connection, reset at check-in
+        assert tuple((await session.execute(text(show))).one()) == ("read committed", "off", pid)
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        row = (await session.execute(text(show))).one()
+        assert row[2] == pid
+        return str(row[0]), str(row[1])
+
+    assert await tx.run_transaction(work, isolation="serializable") == ("serializable", "off")
+    assert await tx.run_transaction(work, read_only=True) == ("read committed", "on")
+    assert await tx.run_transaction(work) == ("read committed", "off")
+
+
+async def test_a_bad_isolation_is_refused_in_one_line_before_any_work(tx: Transactions) -> None:
+    async def work(session: AsyncSession) -> None:
+        raise AssertionError("must not run")
+
+    with pytest.raises(ValueError, match=r"^isolation: must be one of .*got 'snapshot'$"):
+        async with tx.transaction(isolation="snapshot"):
+            raise AssertionError("must not start")
+    with pytest.raises(ValueError, match=r"^isolation: must be one of .*got 'snapshot'$"):
+        await tx.run_transaction(work, isolation="snapshot")
+
+
+def test_transactions_and_statements_share_one_vocabulary() -> None:
+    """`Transactions` (sessions) and `Statements` (the driver) name the same ideas alike:
+    a ``transaction(isolation, read_only)`` block and ``run_transaction(work, isolation,
+    read_only, attempts, backoff)``, with the same defaults (deprecated spellings aside)."""
+    from blockmon.postgres.statements import Statements
+
+    def parameters(method: object) -> list[tuple[str, object]]:
+        return [
+            (name, p.default)
+            for name, p in inspect.signature(method).parameters.items()  # type: ignore[arg-type]
+            if name not in {"self", "readonly"}
+        ]
+
+    for name in ("transaction", "run_transaction"):
+        assert parameters(getattr(Transactions, name)) == parameters(getattr(Statements, name))
+    assert parameters(Transactions.run_transaction) == [
+        ("work", inspect.Parameter.empty),
+        ("isolation", None),
+        ("read_only", False),
+        ("attempts", 3),
+        ("backoff", 0.02),
+    ]

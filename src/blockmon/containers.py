@@ -77,7 +77,7 @@ class PostgresContainer(containers.DeclarativeContainer):
     session_factory = providers.Resource(bound, async_sessionmaker, engine, expire_on_commit=False)
     transactions = providers.Resource(bound, Transactions, session_factory)
     statements = providers.Resource(
-        bound, Statements, engine, autocommit=settings.provided.autocommit_safe
+        bound, Statements, engine, pgbouncer=settings.provided.pgbouncer
     )
     router = providers.Resource(switched, router_resource, settings, engine)
     sessions = providers.Resource(bound, Sessions, session_factory, router)

@@ -182,7 +182,7 @@ async def test_chaos_keeps_every_invariant(pg_server: PostgresServer) -> None:
                 )
                 is None
             )
-            await transactions.run(lambda s: _transfer_session(s, table, 1, 2, 0))
+            await transactions.run_transaction(lambda s: _transfer_session(s, table, 1, 2, 0))
             pool: Any = (await container.engine()).sync_engine.pool
             assert pool.checkedout() == 0, f"seed {seed}: {pool.status()}"
             idle_in_tx = await _ask(
@@ -237,11 +237,11 @@ async def _worker(
                         attempts=3,
                     )
                 else:
-                    await transactions.run(
+                    await transactions.run_transaction(
                         lambda s, a=a, b=b, amount=amount: _transfer_session(
                             s, table, a, b, amount
                         ),
-                        isolation_level="SERIALIZABLE",
+                        isolation="serializable",
                     )
             tally.done[kind] += 1
         except TimeoutError:

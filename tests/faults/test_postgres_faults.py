@@ -105,7 +105,7 @@ async def test_restart_under_load_loses_nothing_and_recovers(
         written: list[int] = []
 
         async def write(key: int) -> None:
-            async with transactions.begin() as session:
+            async with transactions.transaction() as session:
                 for half in (1, 2):
                     await session.execute(
                         text(f"INSERT INTO {table} VALUES (:id, :half)"), {"id": key, "half": half}

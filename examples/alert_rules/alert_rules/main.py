@@ -11,9 +11,8 @@ from dependency_injector.wiring import Provide, inject
 
 from alert_rules.containers import Container
 from alert_rules.services import RuleService
-from blockmon.config.file import load_mapping
-from blockmon.lifespan import Lifespan
-from blockmon.migrations.api import alembic_config, upgrade
+from blockmon import Lifespan, load_mapping
+from blockmon.migrations import alembic_config, upgrade
 
 
 @inject

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from blockmon.postgres.statements import Statements
+from blockmon import Statements
 
 RULE_COLUMNS = "id, user_id, name, description, rule_type, conditions, is_active"
 

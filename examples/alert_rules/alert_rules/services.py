@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alert_rules.repository import Rule, RuleRepository
-from blockmon.redis.cache import Cache
+from blockmon import Cache
 
 
 def user_rules_key(user_id: int) -> str:
@@ -42,11 +42,11 @@ class RuleService:
         async def load() -> list[dict[str, Any]]:
             return [rule.to_json() for rule in await self.repository.active_for(user_id)]
 
-        return await self.cache.get_or_compute(user_rules_key(user_id), load, ttl=self.ttl)
+        return await self.cache.get_or_compute_json(user_rules_key(user_id), load, ttl=self.ttl)
 
     async def rule(self, rule_id: int) -> dict[str, Any] | None:
         async def load() -> dict[str, Any] | None:
             found: Rule | None = await self.repository.get(rule_id)
             return None if found is None else found.to_json()
 
-        return await self.cache.get_or_compute(rule_key(rule_id), load, ttl=self.ttl)
+        return await self.cache.get_or_compute_json(rule_key(rule_id), load, ttl=self.ttl)

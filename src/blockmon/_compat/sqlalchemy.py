@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
 from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
@@ -188,6 +189,12 @@ _lost: WeakKeyDictionary[Pool, _Lost] = WeakKeyDictionary()
 async def in_greenlet(call: Callable[[], Any]) -> Any:
     """``call()`` where SQLAlchemy's sync code may await (``greenlet_spawn``)."""
     return await greenlet_spawn(call)
+
+
+def may_await() -> bool:
+    """Whether sync code runs inside `in_greenlet` (SQLAlchemy's greenlet), where a
+    driver call may await."""
+    return bool(_in_greenlet())
 
 
 class _CheckedIn:

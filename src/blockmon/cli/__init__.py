@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from blockmon.cli.parser import build_parser
 from blockmon.errors import BlockmonError, ConfigError, UsageError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

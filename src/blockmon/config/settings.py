@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from blockmon.config.deprecation import deprecated
 from blockmon.config.postgres_url import (
     APPLICATION_NAME_MAX,
     CONNECT_TIMEOUT_MAX,
@@ -385,7 +386,8 @@ class PostgresSettings(_Section):
 
     @property
     def autocommit_safe(self) -> bool:
-        """Whether a statement may run outside a transaction (not behind PgBouncer)."""
+        """Deprecated: ``not pgbouncer``."""
+        deprecated("PostgresSettings.autocommit_safe", "not PostgresSettings.pgbouncer")
         return not self.pgbouncer
 
 

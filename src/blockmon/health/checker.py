@@ -81,9 +81,12 @@ class _Busy(Exception):
     """A sync check's previous call has not returned: no second thread for it."""
 
 
-@dataclass
+@dataclass(eq=False)
 class HealthChecker:
-    """Register checks with `register`; ask with `check`, `report` or `readiness`."""
+    """Register checks with `register`; ask with `check`, `report` or `readiness`.
+
+    The constructor takes the settings below; the checker's own state (its checks, threads,
+    loop and history) is not an argument, and two checkers are equal only if they are one."""
 
     timeout: float = 5.0
     cache_ttl: float = 1.0
@@ -99,12 +102,12 @@ class HealthChecker:
     # group name: the checks in it (besides those registered with the group)
     groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
     check_threads: int = 4
-    _threads: CheckThreads | None = None
-    _checks: dict[str, _Check] = field(default_factory=dict)
-    _orphans: set[asyncio.Task[Any]] = field(default_factory=set)
-    _loop_task: asyncio.Task[None] | None = None
+    _threads: CheckThreads | None = field(default=None, init=False, repr=False)
+    _checks: dict[str, _Check] = field(default_factory=dict, init=False, repr=False)
+    _orphans: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
+    _loop_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _changes: collections.deque[StateChange] = field(
-        default_factory=lambda: collections.deque(maxlen=CHANGES_KEPT)
+        default_factory=lambda: collections.deque(maxlen=CHANGES_KEPT), init=False, repr=False
     )
 
     def register(

@@ -16,7 +16,6 @@ from uuid import uuid4
 
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util.concurrency import in_greenlet
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.credentials import source_for
@@ -224,7 +223,7 @@ def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
     def do_close(dbapi_conn: Any) -> None:
         nonlocal dead_until
         driver = dbapi_conn.driver_connection
-        if time.monotonic() < dead_until or not in_greenlet():
+        if time.monotonic() < dead_until or not sa_compat.may_await():
             # Outside SQLAlchemy's greenlet nothing may await: abort, as SQLAlchemy's own
             # terminate does when the garbage collector closes a connection.
             driver.terminate()

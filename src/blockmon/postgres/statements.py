@@ -24,8 +24,8 @@ times out.
 
 Behind PgBouncer in transaction mode (``postgres.pgbouncer: true``) a statement
 prepared outside a transaction may run on another server connection, so there each
-statement runs in its own short transaction (``autocommit=False``): three round trips,
-still committed.
+statement runs in its own short transaction (``Statements(engine, pgbouncer=True)``):
+three round trips, still committed.
 
 Every method takes ``operation="load_rules"``: the ``operation`` label of the query
 metrics (the SQL verb otherwise). SQL strings report to the metrics through
@@ -35,35 +35,39 @@ Several statements that must commit together run the same way on one connection:
 ``async with db.transaction(isolation="serializable") as tx: await tx.execute(...)``
 sends one BEGIN, the statements, one COMMIT (ROLLBACK on error), and
 ``db.run_transaction(work, attempts=3)`` re-runs ``work(tx)`` on 40001/40P01 like
-`blockmon.postgres.transactions.Transactions.run` (which keeps SQLAlchemy sessions, for
-ORM code).
+`blockmon.postgres.transactions.Transactions.run_transaction` (same names and parameters;
+it keeps SQLAlchemy sessions, for ORM code).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 from time import perf_counter
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar, TypeVarTuple, overload
 
 import asyncpg
 from asyncpg import PostgresError
 from sqlalchemy import Dialect, Engine, Executable, Row, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.config.deprecation import deprecated
 from blockmon.config.log import get_logger
 from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.pool import max_overflow
-from blockmon.postgres.transactions import retrying
+from blockmon.postgres.transactions import retrying, sql_isolation
 
 Statement = str | Executable
 Params = Mapping[str, Any] | None
 ManyParams = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
+_Ts = TypeVarTuple("_Ts")
+TupleAny = tuple[Any, ...]  # SQLAlchemy's row type of an untyped statement
 _log = get_logger("blockmon.postgres")
 
 
@@ -116,25 +120,15 @@ def _named(operation: str | None) -> dict[str, Any] | None:
 
 _DDL = ("ALTER", "DROP")  # command tags after which cached statements may be stale
 
-_ISOLATION = {
-    "read_committed": "READ COMMITTED",
-    "repeatable_read": "REPEATABLE READ",
-    "serializable": "SERIALIZABLE",
-}
 
-
-def begin_statement(isolation: str | None, *, readonly: bool = False) -> str:
-    """The BEGIN for ``isolation`` ("read_committed", "repeatable_read", "serializable",
-    any case, spaces allowed; None: the server's default)."""
+def begin_statement(isolation: str | None, *, read_only: bool = False) -> str:
+    """The BEGIN for ``isolation`` (`blockmon.postgres.transactions.sql_isolation`;
+    None: the server's default) and ``read_only``."""
     words = ["BEGIN"]
-    if isolation is not None:
-        level = _ISOLATION.get(isolation.strip().lower().replace(" ", "_"))
-        if level is None:
-            raise ValueError(
-                f"isolation: must be one of {', '.join(_ISOLATION)}, got {isolation!r}"
-            )
+    level = sql_isolation(isolation)
+    if level is not None:
         words.append(f"ISOLATION LEVEL {level}")
-    if readonly:
+    if read_only:
         words.append("READ ONLY")
     return " ".join(words)
 
@@ -161,14 +155,19 @@ def _pool_timeout_message(engine: Engine, gate: Gate) -> str:
 
 
 class Statements:
-    """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one round trip."""
+    """``await db.fetch_all("SELECT ... WHERE id = :id", {"id": 1})``: one statement, one
+    round trip. ``pgbouncer=True`` (``postgres.pgbouncer``): each statement in a short
+    transaction of its own, as a transaction-mode pooler needs (three round trips)."""
 
-    def __init__(self, engine: AsyncEngine, *, autocommit: bool = True) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, pgbouncer: bool = False, autocommit: bool | None = None
+    ) -> None:
+        if autocommit is not None:
+            deprecated("Statements(autocommit=)", "Statements(pgbouncer=)")
+            pgbouncer = not autocommit
         self.engine = engine
-        self._in_transaction = not autocommit
-        self._core = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
-        )
+        self._in_transaction = pgbouncer
+        self._core = engine if pgbouncer else engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sql_dialect = engine.sync_engine.dialect
         self._gate_pool: Pool | None = None  # the pool _gate was sized for
         self._gate: Gate | None = None
@@ -354,6 +353,22 @@ class Statements:
             self.schema_changed()
         return 0
 
+    @overload
+    async def fetch_all(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> list[Record]: ...
+    @overload
+    async def fetch_all(
+        self,
+        statement: TypedReturnsRows[*_Ts],
+        params: Params = None,
+        *,
+        operation: str | None = None,
+    ) -> Sequence[Row[*_Ts]]: ...
+    @overload
+    async def fetch_all(
+        self, statement: Executable, params: Params = None, *, operation: str | None = None
+    ) -> Sequence[Row[*TupleAny]]: ...
     async def fetch_all(
         self, statement: Statement, params: Params = None, *, operation: str | None = None
     ) -> Sequence[Any]:
@@ -370,6 +385,22 @@ class Statements:
         )
         return rows
 
+    @overload
+    async def fetch_one(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> Record | None: ...
+    @overload
+    async def fetch_one(
+        self,
+        statement: TypedReturnsRows[*_Ts],
+        params: Params = None,
+        *,
+        operation: str | None = None,
+    ) -> Row[*_Ts] | None: ...
+    @overload
+    async def fetch_one(
+        self, statement: Executable, params: Params = None, *, operation: str | None = None
+    ) -> Row[*TupleAny] | None: ...
     async def fetch_one(
         self, statement: Statement, params: Params = None, *, operation: str | None = None
     ) -> Any:
@@ -386,10 +417,23 @@ class Statements:
             lambda c: c.fetchrow(sql, *args, record_class=Record), sql, operation
         )
 
+    @overload
+    async def scalar(
+        self, statement: str, params: Params = None, *, operation: str | None = None
+    ) -> Any: ...
+    @overload
+    async def scalar(
+        self, statement: TypedReturnsRows[T], params: Params = None, *, operation: str | None = None
+    ) -> T | None: ...
+    @overload
+    async def scalar(
+        self, statement: Executable, params: Params = None, *, operation: str | None = None
+    ) -> Any: ...
     async def scalar(
         self, statement: Statement, params: Params = None, *, operation: str | None = None
     ) -> Any:
-        """The first column of the first row, or None."""
+        """The first column of the first row, or None: typed by a typed SQLAlchemy
+        construct (``select(Table.c.id)``), Any for a SQL string."""
         if not isinstance(statement, str):
             async with self._core.begin() as conn:
                 return (
@@ -399,20 +443,30 @@ class Statements:
         args = _arguments(names, params)
         return await self._on_driver(lambda c: c.fetchval(sql, *args), sql, operation)
 
-    @asynccontextmanager
-    async def transaction(
-        self, isolation: str | None = None, *, readonly: bool = False
-    ) -> AsyncIterator[Transaction]:
+    def transaction(
+        self,
+        isolation: str | None = None,
+        *,
+        read_only: bool = False,
+        readonly: bool | None = None,
+    ) -> AbstractAsyncContextManager[StatementTransaction]:
         """``async with db.transaction() as tx:`` one connection, one BEGIN, the
         statements, one COMMIT; ROLLBACK when the block raises. A block cancelled while a
-        statement runs, or a broken connection, discards the connection instead."""
-        begin = begin_statement(isolation, readonly=readonly)
+        statement runs, or a broken connection, discards the connection instead.
+        ``readonly`` is the deprecated spelling of ``read_only``."""
+        if readonly is not None:
+            deprecated("Statements.transaction(readonly=)", "read_only=")
+            read_only = readonly
+        return self._transaction(begin_statement(isolation, read_only=read_only))
+
+    @asynccontextmanager
+    async def _transaction(self, begin: str) -> AsyncIterator[StatementTransaction]:
         pool = self.engine.sync_engine.pool
         gate = await self._admit(pool)
         try:
             fairy = await self._connection()
             driver: Any = fairy.driver_connection
-            tx = Transaction(self, driver)
+            tx = StatementTransaction(self, driver)
             try:
                 try:
                     if self._hook.schema:  # the schema changed under cached statements
@@ -446,25 +500,30 @@ class Statements:
             if gate is not None:
                 gate.release()
 
-    async def run_transaction(
+    def run_transaction(
         self,
-        work: Callable[[Transaction], Awaitable[T]],
+        work: Callable[[StatementTransaction], Awaitable[T]],
         *,
         isolation: str | None = None,
-        readonly: bool = False,
+        read_only: bool = False,
         attempts: int = 3,
         backoff: float = 0.02,
-    ) -> T:
+        readonly: bool | None = None,
+    ) -> Coroutine[Any, Any, T]:
         """Run ``work(tx)`` in `transaction`, re-running it from the start on 40001/40P01
         up to ``attempts`` times in all. ``work`` must be safe to repeat: it may only touch
-        the database through ``tx``."""
-        begin_statement(isolation, readonly=readonly)  # a bad isolation fails before any work
+        the database through ``tx``. ``readonly`` is the deprecated spelling of
+        ``read_only``."""
+        if readonly is not None:
+            deprecated("Statements.run_transaction(readonly=)", "read_only=")
+            read_only = readonly
+        begin = begin_statement(isolation, read_only=read_only)  # a bad one fails here
 
         async def unit() -> T:
-            async with self.transaction(isolation, readonly=readonly) as tx:
+            async with self._transaction(begin) as tx:
                 return await work(tx)
 
-        return await retrying(unit, attempts, backoff)
+        return retrying(unit, attempts, backoff)
 
     async def _roll_back(self, pool: Pool, fairy: Any, driver: Any, error: BaseException) -> None:
         """ROLLBACK after ``error`` left a transaction open; a connection that cannot roll
@@ -522,9 +581,10 @@ _SCHEMA = "blockmon_schema"  # record.info: the schema epoch the connection's ca
 _UNCHANGED = 0
 
 
-class Transaction:
+class StatementTransaction:
     """The statements of one `Statements.transaction`: SQL strings with ``:name``
-    parameters, run on its connection, reported to the query metrics as Statements do."""
+    parameters, run on its connection, reported to the query metrics as Statements do.
+    (`Transactions` hands out SQLAlchemy sessions instead.)"""
 
     __slots__ = ("_driver", "_observer", "_sql_dialect", "_statements", "clean")
 
@@ -535,7 +595,20 @@ class Transaction:
         self._observer = statements._hook.observer
         self.clean = True  # False once a statement was cut off or the connection broke
 
-    async def run(
+    def run(
+        self,
+        method: Callable[..., Awaitable[T]],
+        sql: str,
+        args: Sequence[Any],
+        operation: str | None,
+        **options: Any,
+    ) -> Coroutine[Any, Any, T]:
+        """Deprecated: an internal step, never meant for users (use `execute`, `fetch_all`,
+        `fetch_one` or `scalar`)."""
+        deprecated("StatementTransaction.run()", "execute(), fetch_all(), fetch_one() or scalar()")
+        return self._run(method, sql, args, operation, **options)
+
+    async def _run(
         self,
         method: Callable[..., Awaitable[T]],
         sql: str,
@@ -579,9 +652,9 @@ class Transaction:
         if _many(params):
             rows = [_arguments(names, p) for p in params]
             if rows:
-                await self.run(self._driver.executemany, sql, (rows,), operation)
+                await self._run(self._driver.executemany, sql, (rows,), operation)
             return -1
-        status: str = await self.run(
+        status: str = await self._run(
             self._driver.execute, sql, _arguments(names, params), operation
         )
         last = status.rpartition(" ")[2]
@@ -596,7 +669,7 @@ class Transaction:
     ) -> list[Record]:
         """Every row, as `Record`s."""
         sql, names = self._sql(statement)
-        rows: list[Record] = await self.run(
+        rows: list[Record] = await self._run(
             self._driver.fetch, sql, _arguments(names, params), operation, record_class=Record
         )
         return rows
@@ -606,7 +679,7 @@ class Transaction:
     ) -> Record | None:
         """The first row or None."""
         sql, names = self._sql(statement)
-        row: Record | None = await self.run(
+        row: Record | None = await self._run(
             self._driver.fetchrow, sql, _arguments(names, params), operation, record_class=Record
         )
         return row
@@ -616,4 +689,12 @@ class Transaction:
     ) -> Any:
         """The first column of the first row, or None."""
         sql, names = self._sql(statement)
-        return await self.run(self._driver.fetchval, sql, _arguments(names, params), operation)
+        return await self._run(self._driver.fetchval, sql, _arguments(names, params), operation)
+
+
+def __getattr__(name: str) -> Any:
+    """The names this module had before 0.2.0, deprecated."""
+    if name == "Transaction":
+        deprecated("blockmon.postgres.statements.Transaction", "blockmon.StatementTransaction")
+        return StatementTransaction
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

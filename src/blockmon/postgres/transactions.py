@@ -2,26 +2,47 @@
 when PostgreSQL reports a serialization failure (40001) or a deadlock (40P01).
 
 `Transactions` runs them on SQLAlchemy sessions (for ORM code); the same retry loop,
-`retrying`, runs `blockmon.postgres.statements.Statements.run_transaction` on the raw
-driver."""
+`retrying`, and the same words (`transaction(isolation=, read_only=)`,
+`run_transaction(work, attempts=, backoff=)`, `sql_isolation`) serve
+`blockmon.postgres.statements.Statements` on the raw driver."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 from asyncpg import InvalidCachedStatementError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from blockmon.config.deprecation import deprecated
 from blockmon.config.log import get_logger
 
 T = TypeVar("T")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 _log = get_logger("blockmon.transactions")
+
+
+_ISOLATION = {
+    "read_committed": "READ COMMITTED",
+    "repeatable_read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+
+
+def sql_isolation(isolation: str | None) -> str | None:
+    """The SQL words for ``isolation`` ("read_committed", "repeatable_read",
+    "serializable", any case, spaces allowed), or None (the server's default); a
+    ValueError naming ``isolation`` for anything else."""
+    if isolation is None:
+        return None
+    level = _ISOLATION.get(isolation.strip().lower().replace(" ", "_"))
+    if level is None:
+        raise ValueError(f"isolation: must be one of {', '.join(_ISOLATION)}, got {isolation!r}")
+    return level
 
 
 def sqlstate(error: BaseException) -> str | None:
@@ -72,34 +93,77 @@ async def retrying(unit: Callable[[], Awaitable[T]], attempts: int, backoff: flo
 
 
 class Transactions:
-    """Runs units of work on sessions from ``session_factory``."""
+    """Runs units of work on sessions from ``session_factory``: `transaction` for a
+    block, `run_transaction` for a unit re-run on conflicts (the same names and
+    parameters as `blockmon.postgres.statements.Statements`)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
 
     @asynccontextmanager
-    async def begin(self, isolation_level: str | None = None) -> AsyncIterator[AsyncSession]:
-        """``async with tx.begin() as session:`` commits on success, rolls back on error."""
-        async with self.session_factory() as session, session.begin():
-            if isolation_level is not None:
-                # Inside begin(): connection() here takes the options before any statement.
-                await session.connection(execution_options={"isolation_level": isolation_level})
+    async def transaction(
+        self, isolation: str | None = None, *, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """``async with tx.transaction() as session:`` commits on success, rolls back on
+        error. ``isolation``: see `sql_isolation`; ``read_only``: ``READ ONLY``."""
+        options: dict[str, Any] = {}
+        level = sql_isolation(isolation)
+        if level is not None:
+            options["isolation_level"] = level
+        if read_only:
+            options["postgresql_readonly"] = True
+        async with self._begun(options) as session:
             yield session
 
-    async def run(
+    @asynccontextmanager
+    async def _begun(self, options: dict[str, Any]) -> AsyncIterator[AsyncSession]:
+        async with self.session_factory() as session, session.begin():
+            if options:
+                # Inside begin(): connection() here takes the options before any statement.
+                await session.connection(execution_options=options)
+            yield session
+
+    async def run_transaction(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        isolation: str | None = None,
+        read_only: bool = False,
+        attempts: int = 3,
+        backoff: float = 0.02,
+    ) -> T:
+        """Run ``work(session)`` in `transaction`, re-running it from the start on
+        40001/40P01 up to ``attempts`` times in all. ``work`` must be safe to repeat:
+        it may only touch the database through ``session``."""
+        sql_isolation(isolation)  # a bad isolation fails before any work
+
+        async def unit() -> T:
+            async with self.transaction(isolation, read_only=read_only) as session:
+                return await work(session)
+
+        return await retrying(unit, attempts, backoff)
+
+    def begin(
+        self, isolation_level: str | None = None
+    ) -> AbstractAsyncContextManager[AsyncSession]:
+        """Deprecated: `transaction`. ``isolation_level`` is SQLAlchemy's value, as given."""
+        deprecated("Transactions.begin()", "Transactions.transaction()")
+        return self._begun({} if isolation_level is None else {"isolation_level": isolation_level})
+
+    def run(
         self,
         work: Callable[[AsyncSession], Awaitable[T]],
         *,
         isolation_level: str | None = None,
         attempts: int = 3,
         backoff: float = 0.02,
-    ) -> T:
-        """Run ``work(session)`` in a transaction, re-running it from the start on
-        40001/40P01 up to ``attempts`` times in all. ``work`` must be safe to repeat:
-        it may only touch the database through ``session``."""
+    ) -> Coroutine[Any, Any, T]:
+        """Deprecated: `run_transaction`."""
+        deprecated("Transactions.run()", "Transactions.run_transaction()")
+        options = {} if isolation_level is None else {"isolation_level": isolation_level}
 
         async def unit() -> T:
-            async with self.begin(isolation_level) as session:
+            async with self._begun(options) as session:
                 return await work(session)
 
-        return await retrying(unit, attempts, backoff)
+        return retrying(unit, attempts, backoff)

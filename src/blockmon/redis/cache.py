@@ -1,14 +1,19 @@
 """Cache operations over a Redis client: plain and JSON values under a key namespace,
 pipelined batches, and cache-aside that computes a missing value once per process
-however many callers miss it at the same moment."""
+however many callers miss it at the same moment.
+
+One rule names the value type: the methods ending in ``_json`` (`Cache.set_json`,
+`Cache.get_json`, `Cache.get_or_compute_json`) store and return JSON-encoded values; the
+others store ``bytes``/``str``/numbers as Redis does and return ``bytes``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
+from blockmon.config.deprecation import deprecated
 from blockmon.redis.topology import RedisClient
 
 T = TypeVar("T")
@@ -34,6 +39,7 @@ class Cache:
         self.client = client
         self.prefix = prefix
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._settled = 0  # computations ended (get_or_compute_json), any key
         self.hits = 0  # read by the metrics collector at scrape time
         self.misses = 0
 
@@ -102,13 +108,19 @@ class Cache:
                 pipe.set(prefix + name, value, px=px)
             await pipe.execute()
 
-    async def get_or_compute(
+    async def get_or_compute_json(
         self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
     ) -> T:
         """Cache-aside with JSON values: on a miss, one caller computes and stores; the
         others that miss the same key meanwhile await that one result. A None result is
         returned but not stored ("not found yet" is asked again on the next call)."""
+        settled = self._settled
         raw = await self.get(key)
+        if raw is None and self._settled != settled and key not in self._inflight:
+            # A computation ended while this GET was on the wire: its value may have been
+            # stored after the server answered, and its waiters are gone. Ask once more
+            # rather than compute it again.
+            raw = await self.get(key)
         if raw is not None:
             cached: T = json.loads(raw)
             return cached
@@ -120,7 +132,7 @@ class Cache:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise
-                return await self.get_or_compute(key, compute, ttl)  # the leader was cancelled
+                return await self.get_or_compute_json(key, compute, ttl)  # the leader was cancelled
             return shared
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -140,3 +152,11 @@ class Cache:
             return value
         finally:
             del self._inflight[key]
+            self._settled += 1
+
+    def get_or_compute(
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None = None
+    ) -> Coroutine[Any, Any, T]:
+        """Deprecated: `get_or_compute_json` (the values are JSON)."""
+        deprecated("Cache.get_or_compute()", "Cache.get_or_compute_json()")
+        return self.get_or_compute_json(key, compute, ttl)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from blockmon.cli.doctor.facts import BouncerFacts, Facts, PostgresFacts, RedisFacts
+from blockmon.cli.doctor.facts import Facts, PostgresFacts, RedisFacts
 from blockmon.config.settings import PostgresSettings, RedisSettings, Settings
 
 Level = Literal["info", "warn", "error"]
@@ -117,7 +117,7 @@ def _postgres(pg: PostgresSettings, facts: Facts) -> Iterator[Finding]:
         if limit is not None:
             yield limit
     yield _sizing(facts, per_process, demand)
-    yield from _timeouts(pg, server, bouncer)
+    yield from _timeouts(pg, server)
     yield _tls(pg, server)
 
 
@@ -149,9 +149,7 @@ def _sizing(facts: Facts, per_process: int, demand: int) -> Finding:
     )
 
 
-def _timeouts(
-    pg: PostgresSettings, server: PostgresFacts, bouncer: BouncerFacts | None
-) -> Iterator[Finding]:
+def _timeouts(pg: PostgresSettings, server: PostgresFacts) -> Iterator[Finding]:
     # blockmon sets statement_timeout per session, except behind PgBouncer (which refuses
     # startup parameters): there the role's/database's/server's own value applies.
     if pg.pgbouncer:

@@ -1,6 +1,7 @@
-"""The benchmark's own scratch state: a database created for the run (and dropped
-after it) and a Redis key prefix whose keys are deleted at the end. The shared
-servers are never flushed and nothing of anyone else's is touched."""
+"""The state every benchmark case of a run shares: a database created for the run
+(its tables filled once, dropped after it) and a Redis key prefix whose keys are
+deleted at the end. The shared servers are never flushed and nothing of anyone
+else's is touched."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ SCHEMA = [
 
 
 @dataclass(frozen=True)
-class Scratch:
+class RunState:
     run_id: str
-    settings: Settings  # postgres.database and redis.key_prefix point at the scratch state
+    settings: Settings  # postgres.database and redis.key_prefix point at the run's own
     base: Settings
 
     def config(self, **postgres: Any) -> dict[str, Any]:
@@ -45,7 +46,7 @@ class Scratch:
 
 
 @asynccontextmanager
-async def scratch() -> AsyncIterator[Scratch]:
+async def run_state() -> AsyncIterator[RunState]:
     base = load_settings()
     run_id = secrets.token_hex(4)
     name = f"blockmon_bench_{run_id}"
@@ -62,7 +63,7 @@ async def scratch() -> AsyncIterator[Scratch]:
                 await conn.execute(sql)
         finally:
             await conn.close()
-        yield Scratch(run_id, settings, base)
+        yield RunState(run_id, settings, base)
     finally:
         await drop_database(base.postgres, name)
         await delete_keys(settings, redis.key_prefix)
