@@ -44,6 +44,7 @@ from blockmon.migrations.api import (
     alembic_config,
     migration_mapping,
 )
+from blockmon.migrations.checksums import checksum_table, recorder
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
 from blockmon.postgres.engine import create_engine
@@ -112,7 +113,7 @@ def run_on_connection(
             context.configure(
                 connection=connection,
                 fn=tracker.wrap(planned),
-                on_version_apply=tracker.applied,
+                on_version_apply=(tracker.applied, recorder(options["version_table"])),
                 **options,
             )
         _run_retrying(context, connection, settings, tracker)
@@ -164,7 +165,7 @@ def _options(context: Any, env: _Env) -> dict[str, Any]:
     else:
         metadata = context.config.attributes.get(METADATA_KEY, env.metadata)
         table = version_table(context.config)
-        include = _not_blockmons(metadata or MetaData(), schema.metadata)
+        include = _not_blockmons(metadata or MetaData(), schema.metadata, checksum_table(table))
     return {
         "target_metadata": metadata,
         "version_table": table,
@@ -185,10 +186,14 @@ def _only_known_tables(metadata: MetaData) -> Callable[[str | None, str, Any], b
     return include
 
 
-def _not_blockmons(app: MetaData, blockmon: MetaData) -> Callable[[str | None, str, Any], bool]:
+def _not_blockmons(
+    app: MetaData, blockmon: MetaData, checksums: str
+) -> Callable[[str | None, str, Any], bool]:
     """In an application's env: every table but blockmon's (unless the application's
-    models declare them) and blockmon's version table."""
-    hidden = (set(blockmon.tables) | {BLOCKMON_VERSION_TABLE}) - set(app.tables)
+    models declare them), blockmon's version table and the checksum tables (``checksums``,
+    the application chain's: bookkeeping, like its version table)."""
+    bookkeeping = {BLOCKMON_VERSION_TABLE, checksum_table(BLOCKMON_VERSION_TABLE), checksums}
+    hidden = (set(blockmon.tables) | bookkeeping) - set(app.tables)
 
     def include(name: str | None, kind: str, parent: Any) -> bool:
         return kind != "table" or name not in hidden
