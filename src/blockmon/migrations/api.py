@@ -48,6 +48,7 @@ SETTINGS_KEY = "blockmon.migrations"  # Config.attributes: the MigrationSettings
 METADATA_KEY = "blockmon.target_metadata"  # Config.attributes: models to compare (check)
 CONNECTION_KEY = "connection"  # Config.attributes: the connection env.py runs on
 COMMAND_KEY = "blockmon.command"  # Config.attributes: the command run (upgrade, check, ...)
+MODELS_KEY = "blockmon.models"  # Config.attributes: env.py's target_metadata, set offline (lint)
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 

@@ -40,6 +40,7 @@ from blockmon.migrations.api import (
     COMMAND_KEY,
     CONNECTION_KEY,
     METADATA_KEY,
+    MODELS_KEY,
     SETTINGS_KEY,
     alembic_config,
     migration_mapping,
@@ -313,10 +314,13 @@ class _StepTracker:
 def _run_offline(context: Any, env: _Env) -> None:
     # ``blockmon db --sql`` passes the settings it loaded (from its own ``-c FILE``).
     settings = context.config.attributes.get(SETTINGS_KEY) or _load_settings(context).migrations
+    options = _options(context, env)
+    # the application's models, for the lint (a drop of a column they still have)
+    context.config.attributes[MODELS_KEY] = options["target_metadata"]
     context.configure(
         dialect_name="postgresql",
         literal_binds=True,
-        **{k: v for k, v in _options(context, env).items() if k != "include_name"},
+        **{k: v for k, v in options.items() if k != "include_name"},
     )
     with context.begin_transaction():
         context.execute(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")
