@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from alembic import command
@@ -275,7 +276,7 @@ def schema_probe_for(settings: MigrationSettings) -> SchemaProbe | None:
         changed = checksums.changed_probe(packaged_script, BLOCKMON_VERSION_TABLE)
         chains.append(Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads, changed))
     if settings.heads_from:
-        path = settings.heads_from
+        path = str(Path(settings.heads_from).resolve())  # as read_chain read it
         app = read_chain(path)
         changed = checksums.changed_probe(
             cache(lambda: ScriptDirectory.from_config(app_config(path))), app.version_table
