@@ -39,14 +39,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from blockmon.config.secrets import redact
 from blockmon.health.checks.schema import ChangedProbe
 
-SUFFIX = "_checksums"
+_SUFFIX = "_checksums"
 _SUMMARY_LIMIT = 300  # characters of "what changed" on a revision's line
 _CONTEXT = 40  # characters shown before an edit (half as many after it)
 
 
 def checksum_table(version_table: str) -> str:
     """Where the checksums of the chain recorded in ``version_table`` are kept."""
-    return f"{version_table}{SUFFIX}"
+    return f"{version_table}{_SUFFIX}"
 
 
 @cache
@@ -99,8 +99,8 @@ def record(conn: Connection, version_table: str, revision: Script) -> None:
     """Record ``revision``'s file as applied now (replacing an earlier record)."""
     table = _table(checksum_table(version_table))
     table.create(conn, checkfirst=True)
-    print_ = fingerprint(revision.path)
-    values = {"revision": revision.revision, "checksum": print_.checksum, "source": print_.source}
+    now = fingerprint(revision.path)
+    values = {"revision": revision.revision, "checksum": now.checksum, "source": now.source}
     statement = insert(table).values(values)
     conn.execute(
         statement.on_conflict_do_update(
