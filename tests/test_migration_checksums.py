@@ -13,6 +13,7 @@ from alembic.config import Config
 
 from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.migrations.api import downgrade, upgrade, verify_checksums
+from blockmon.migrations.checksums import Changed
 from blockmon.postgres.engine import create_engine
 from tests.test_migration_round_trip import chain
 from tests.test_migrations_cli import blockmon, fetch, one_error_line
@@ -198,3 +199,14 @@ async def test_revisions_applied_before_checksums_are_information_and_can_be_rec
     )
     assert result.returncode == 2
     one_error_line(result, "db check: --accept-change: nope is not an applied revision")
+
+
+def test_what_changed_is_capped_and_keeps_secrets_out() -> None:
+    secret = "op.execute(\"ALTER ROLE app PASSWORD 'hunter2-in-a-revision'\")"
+    changed = Changed(
+        "r9", "/elsewhere/r9.py", (f"+{secret}", *(f"+x{i} = {i}" for i in range(80)))
+    )
+    line = changed.line()
+    assert "hunter2-in-a-revision" not in line and "PASSWORD" in line
+    assert line.startswith("revision r9 (/elsewhere/r9.py) changed since it was applied: ")
+    assert line.endswith("... (81 changes)") and len(line) < 400

@@ -24,6 +24,7 @@ import asyncio
 import difflib
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,12 +37,15 @@ from sqlalchemy import Column, Connection, DateTime, MetaData, String, Table, Te
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from blockmon.config.secrets import redact
+from blockmon.config.secrets import MASK, redact
 from blockmon.health.checks.schema import ChangedProbe
 
 _SUFFIX = "_checksums"
 _SUMMARY_LIMIT = 300  # characters of "what changed" on a revision's line
 _CONTEXT = 40  # characters shown before an edit (half as many after it)
+_SQL_SECRET = re.compile(
+    r"(?P<key>\b(?:password|secret|token)\s+)(?P<q>\\?['\"])(?P<value>.*?)(?P=q)", re.IGNORECASE
+)
 
 
 def checksum_table(version_table: str) -> str:
@@ -145,7 +149,7 @@ class Changed:
 
     def line(self) -> str:
         """One line: the revision, its file, and what changed (capped, redacted)."""
-        summary = redact(" | ".join(self.changes))
+        summary = _masked(" | ".join(self.changes))
         if len(summary) > _SUMMARY_LIMIT:
             summary = f"{summary[: _SUMMARY_LIMIT - 3]}... ({len(self.changes)} changes)"
         return (
@@ -223,6 +227,12 @@ def changed_probe(script: Callable[[], ScriptDirectory], version_table: str) -> 
         ]
 
     return probe
+
+
+def _masked(text: str) -> str:
+    """`redact`, and SQL's ``PASSWORD 'x'`` form (``ALTER ROLE ... PASSWORD``), which a
+    revision may hold and `redact`'s ``key=value`` shapes do not cover."""
+    return _SQL_SECRET.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", redact(text))
 
 
 def _diff(recorded: str, now: Fingerprint) -> tuple[str, ...]:
