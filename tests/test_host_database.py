@@ -17,7 +17,7 @@ from blockmon.provisioning.servers import connect
 from tests.test_migrations_cli import BIN, blockmon, dsn, environ, fetch, public_tables
 
 DATA = Path(__file__).parent / "data"
-APP_TABLES = {"users", "alerts", "alert_rules", "alembic_version"}
+APP_TABLES = {"users", "alerts", "alert_rules", "alembic_version", "alembic_version_checksums"}
 
 ENV_PY = '''"""An application's env, written for SQL (no models)."""
 from alembic import context

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,7 +131,8 @@ def test_json_output_and_the_exit_code_for_findings() -> None:
     assert [f["revision"] for f in data["accepted"]] == ["a01"]
     first = data["findings"][0]
     assert set(first) == {
-        "revision", "path", "rule", "statement", "lock", "rewrites", "why", "recipe", "accepted"
+        "revision", "path", "rule", "statement", "lock", "rewrites", "detail", "why", "recipe",
+        "accepted",
     }  # fmt: skip
     # a range: the revisions after s01 up to s05 are all safe
     code, out, err = lint_cli("--alembic-config", ini, "--json", "s01:s05")
@@ -272,3 +278,85 @@ def test_a_revision_that_cannot_be_written_as_sql_is_named_in_one_line(tmp_path:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     assert "lint: revision b1 cannot be written as SQL (Alembic's offline mode)" in lines[0]
+
+
+MODELS_ENV = """from alembic import context
+from sqlalchemy import Column, Integer, MetaData, Table, Text
+
+from blockmon.migrations import run
+
+models = MetaData()
+Table("items", models, Column("id", Integer, primary_key=True){columns})
+run(context{models})
+"""
+
+
+@pytest.mark.parametrize(
+    ("columns", "models", "detail"),
+    [
+        (', Column("legacy", Text)', ", target_metadata=models",
+         "items.legacy is still in the application's models (target_metadata)"),
+        ("", ", target_metadata=models", None),
+        ("", "", "env.py gives the lint no models (target_metadata), so whether they still "
+         "have items.legacy is unknown"),
+        ("", ", target_metadata=MetaData()", "env.py gives the lint no models"),
+    ],
+    ids=["models-still-have-it", "models-dropped-it", "no-models", "empty-models"],
+)  # fmt: skip
+def test_drop_column_goes_by_the_applications_models(
+    tmp_path: Path, columns: str, models: str, detail: str | None
+) -> None:
+    chain = chain_copy(tmp_path, "c000", "d22")
+    (chain / "env.py").write_text(MODELS_ENV.format(columns=columns, models=models))
+    code, out, err = lint_cli("--alembic-config", str(chain / "alembic.ini"))
+    if detail is None:
+        assert code == 0 and "0 finding(s) in 0 of 2 revision(s)" in out, out + err
+        return
+    assert code == 1, out + err
+    assert "  drop-column: ALTER TABLE items DROP COLUMN legacy\n" in out
+    assert f"    detail: {detail}" in out
+    assert "why: drop of a column still in the application's models" in out
+
+
+def documented(section: str, next_section: str) -> str:
+    text = (ROOT / "docs" / "migrations.md").read_text()
+    return text[text.index(section) : text.index(next_section)]
+
+
+@pytest.mark.slow
+def test_the_documented_ci_steps_and_application_tests_run(
+    blockmon_settings: Settings, tmp_path: Path
+) -> None:
+    """docs/migrations.md's CI steps run in a copy of the example service, then its two
+    test examples saved as the service's test file and run by pytest with the plugin."""
+    service = tmp_path / "service"
+    shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    server = blockmon_settings.postgres
+    (service / "ci.yml").write_text(
+        f"postgres:\n  host: {server.host}\n  port: {server.port}\n  user: {server.user}\n"
+        f"  database: {server.database}\n"
+    )
+    env = environ(BLOCKMON_LOG_LEVEL="warning", PYTHONPATH=str(service))
+    env.pop("BLOCKMON_CONFIG")  # the service's own config.yml, as in its CI
+    steps = re.findall(r"- run: (blockmon .+)", documented("### In CI", "### In the app"))
+    assert len(steps) == 2 and "--measure -c ci.yml" in steps[1], steps
+    for step in steps:
+        result = blockmon(*shlex.split(step)[1:], env=env, cwd=service)
+        assert result.returncode == 0, (step, result.stdout, result.stderr)
+        assert "0 finding(s) in 0 of 1 revision(s)" in result.stdout, result.stdout
+    assert "measured" not in steps[0]
+
+    blocks = re.findall(r"```python\n(.*?)```", documented("### In the app", "### Building"), re.S)
+    assert len(blocks) == 2, blocks
+    (service / "test_migrations.py").write_text("\n\n".join(blocks))
+    if blockmon_settings.redis.url is not None:  # an embedded Redis: its socket
+        env["REDIS_URL"] = blockmon_settings.redis.url.get_secret_value()
+    env["DATABASE_URL"] = dsn(server)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "blockmon.testing",
+         "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+         "--rootdir", str(service), "-c", os.devnull, "test_migrations.py"],
+        capture_output=True, text=True, timeout=600, cwd=service, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout, done.stdout

@@ -75,6 +75,11 @@ EXPECTED_CONSTRAINTS = {
         "FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE",
     ),
     ("blockmon_alembic_version", "blockmon_alembic_version_pkc", "PRIMARY KEY (version_num)"),
+    (
+        "blockmon_alembic_version_checksums",
+        "blockmon_alembic_version_checksums_pkey",
+        "PRIMARY KEY (revision)",
+    ),
 }
 EXPECTED_INDEXES = {
     "users_pkey": "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
@@ -93,7 +98,12 @@ EXPECTED_INDEXES = {
     "blockmon_alembic_version_pkc": (
         "CREATE UNIQUE INDEX blockmon_alembic_version_pkc ON public.blockmon_alembic_version USING btree (version_num)"
     ),
+    "blockmon_alembic_version_checksums_pkey": (
+        "CREATE UNIQUE INDEX blockmon_alembic_version_checksums_pkey ON public.blockmon_alembic_version_checksums USING btree (revision)"
+    ),
 }
+# migration bookkeeping beside the schema: the version table and the revisions' checksums
+BOOKKEEPING = {"blockmon_alembic_version", "blockmon_alembic_version_checksums"}
 
 
 @pytest.fixture
@@ -126,7 +136,8 @@ async def catalog(engine: AsyncEngine) -> tuple[dict, set, dict]:  # type: ignor
                 text(
                     "SELECT table_name, column_name, data_type, character_maximum_length, "
                     "is_nullable, column_default FROM information_schema.columns "
-                    "WHERE table_schema = 'public' AND table_name <> 'blockmon_alembic_version'"
+                    "WHERE table_schema = 'public' "
+                    "AND table_name NOT LIKE 'blockmon_alembic_version%'"
                 )
             )
         }
@@ -153,7 +164,7 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
 ) -> None:
     status = await upgrade(engine, "head", config=alembic_config())
     assert status == ("0001", "0001", True)
-    assert await tables(engine) == {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
+    assert await tables(engine) == {"users", "alert_rules", "alerts"} | BOOKKEEPING
     columns, constraints, indexes = await catalog(engine)
     assert columns == EXPECTED_COLUMNS
     assert constraints == EXPECTED_CONSTRAINTS
@@ -161,11 +172,10 @@ async def test_upgrade_builds_the_go_schema_exactly_and_downgrade_removes_it(
 
     status = await downgrade(engine, "base", config=alembic_config())
     assert status == (None, "0001", False)
-    assert await tables(engine) == {"blockmon_alembic_version"}
+    assert await tables(engine) == BOOKKEEPING
     async with engine.connect() as conn:
-        assert (
-            await conn.execute(text("SELECT count(*) FROM blockmon_alembic_version"))
-        ).scalar() == 0
+        for table in BOOKKEEPING:
+            assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
         sequences = await conn.execute(text("SELECT relname FROM pg_class WHERE relkind = 'S'"))
         assert sequences.all() == []
 
@@ -280,7 +290,7 @@ async def test_failing_revision_leaves_no_trace(engine: AsyncEngine, tmp_path: P
     message = str(failure.value)
     assert "revision 0002" in message and "division by zero" in message
     assert "stays at 0001" in message
-    assert await tables(engine) == {"users", "alert_rules", "alerts", "blockmon_alembic_version"}
+    assert await tables(engine) == {"users", "alert_rules", "alerts"} | BOOKKEEPING
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar() == 0
     assert (await schema_status(engine, config=config)) == ("0001", "0002", False)
@@ -305,4 +315,4 @@ async def test_unknown_revision_is_a_usage_error(engine: AsyncEngine) -> None:
         await upgrade(engine, "nosuchrev", config=alembic_config())
     with pytest.raises(UsageError, match="revision"):
         await downgrade(engine, "0001+5", config=alembic_config())
-    assert await tables(engine) <= {"blockmon_alembic_version"}
+    assert await tables(engine) <= BOOKKEEPING

@@ -150,10 +150,11 @@ async def test_db_commands_end_to_end(blockmon_fresh_database: PostgresSettings)
 
     down = await asyncio.to_thread(db, "downgrade", "base")
     assert down.returncode == 0 and "base (empty)" in down.stdout
-    assert await public_tables(blockmon_fresh_database) == {"blockmon_alembic_version"}
+    bookkeeping = {"blockmon_alembic_version", "blockmon_alembic_version_checksums"}
+    assert await public_tables(blockmon_fresh_database) == bookkeeping
     stamped = await asyncio.to_thread(db, "stamp", "0001")
     assert stamped.returncode == 0 and "at head" in stamped.stdout
-    assert await public_tables(blockmon_fresh_database) == {"blockmon_alembic_version"}
+    assert await public_tables(blockmon_fresh_database) == bookkeeping
 
 
 def test_offline_sql_needs_no_database() -> None:

@@ -7,12 +7,15 @@ blockmon's alerting tables when ``migrations.alerting_tables`` is on, else the a
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from blockmon.config.settings import Settings
+    from blockmon.config.settings import MigrationSettings, Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -50,7 +53,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "current", "show the revision the database is at and whether it is the head", None, False
     )
     action("history", "list the revisions", None, False)
-    action("check", "fail unless the database is at head and matches the models", None, False)
+    check = action(
+        "check",
+        "fail unless the database is at head, matches the models, and no applied revision's "
+        "file changed since",
+        None,
+        False,
+    )
+    check.add_argument(
+        "--record",
+        action="store_true",
+        help="first record the checksums of applied revisions that have none",
+    )
+    check.add_argument(
+        "--accept-change",
+        metavar="REV",
+        action="append",
+        default=[],
+        type=revision_name,
+        help="first record REV's file anew (a reviewed change to an applied revision); repeatable",
+    )
     action("stamp", "record REV as current without running anything", "required", True)
     lint = actions.add_parser(
         "lint", help="find revisions that block or rewrite tables", parents=[common]
@@ -104,6 +126,8 @@ def run_db(args: argparse.Namespace) -> int:
         if sql:
             return _offline(args.action, revision or "head", settings, cfg)
         try:
+            if args.action == "check":
+                return asyncio.run(_check(args, settings, cfg))
             return asyncio.run(_online(args.action, revision, settings, cfg))
         except UsageError as error:
             raise UsageError(f"db {args.action}: {error}") from None
@@ -184,20 +208,54 @@ def _offline(action: str, revision: str, settings: Settings, cfg: Config) -> int
     return 0
 
 
-async def _tables(engine: Any) -> list[str]:
-    from sqlalchemy import inspect
-
-    async with engine.connect() as conn:
-        names: list[str] = await conn.run_sync(lambda c: inspect(c).get_table_names())
-    return sorted(n for n in names if n != "alembic_version")
+def _complain(message: str) -> None:
+    print(f"blockmon: error: {message}", file=sys.stderr, flush=True)
 
 
-async def _online(action: str, revision: str | None, settings: Settings, cfg: Config) -> int:
-    """On the engine of the migration settings alone: no container, so the process imports
-    no metrics, health checker, monitoring app or dependency-injector (about 0.2 of its
-    0.9 CPU-seconds)."""
-    from contextlib import asynccontextmanager
+async def _check(args: argparse.Namespace, settings: Settings, cfg: Config) -> int:
+    """``db check``: the applied revisions' files against their checksums (one line per
+    changed revision on stderr, one per unrecorded one on stdout), then Alembic's check
+    (at head, models match). Exit 1 when either finds something."""
+    from blockmon.errors import MigrationError
+    from blockmon.migrations import api as migrate
+    from blockmon.migrations.checksums import shown
 
+    async with _migration_engine(settings) as (engine, migrations):
+        report = await migrate.verify_checksums(
+            engine,
+            config=cfg,
+            settings=migrations,
+            record=args.record,
+            accept=args.accept_change,
+        )
+        for name in report.recorded:
+            say(f"revision {name}: checksum recorded")
+        for script in report.unrecorded:
+            say(
+                f"revision {script.revision} ({shown(script.path)}): checksum not recorded "
+                "(applied before blockmon kept checksums, or by hand); "
+                "blockmon db check --record records the file as it is now"
+            )
+        for changed in report.changed:
+            _complain(changed.line())
+        try:
+            await migrate.check(engine, config=cfg, settings=migrations)
+        except MigrationError as error:
+            if not report.changed:
+                raise
+            _complain(str(error))
+            return 1
+    if report.changed:
+        return 1
+    say("schema matches the models and is at head; applied revisions match their files")
+    return 0
+
+
+@asynccontextmanager
+async def _migration_engine(settings: Settings) -> AsyncIterator[tuple[Any, MigrationSettings]]:
+    """The engine of the migration settings alone (no container: the process imports no
+    metrics, health checker, monitoring app or dependency-injector, about 0.2 of its 0.9
+    CPU-seconds); a server that does not answer is one line naming address and timeout."""
     from sqlalchemy import event
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -210,29 +268,47 @@ async def _online(action: str, revision: str | None, settings: Settings, cfg: Co
     postgres = validate(PostgresSettings, mapping["postgres"], "postgres")
     migrations = settings.migrations.model_copy(update={"url": None})
     connected: list[bool] = []
-    tables: list[str] = []
     try:
         async with asynccontextmanager(traced_engine_resource)(
             postgres, settings.tracing
         ) as engine:
             event.listen(engine.sync_engine, "connect", lambda *_: connected.append(True))
-            if action == "check":
-                await migrate.check(engine, config=cfg, settings=migrations)
-                say("schema matches the models and is at head")
-                return 0
-            if action == "current":
-                status = await migrate.schema_status(engine, config=cfg)
-                if status.current is None:
-                    tables = await _tables(engine)
-            else:
-                run = {
-                    "upgrade": migrate.upgrade,
-                    "downgrade": migrate.downgrade,
-                    "stamp": migrate.stamp,
-                }[action]
-                status = await run(engine, revision or "head", config=cfg, settings=migrations)
+            yield engine, migrations
     except (OSError, TimeoutError, SQLAlchemyError) as error:
         raise BlockmonError(f"database: {_failure(error, settings, bool(connected))}") from None
+
+
+async def _tables(engine: Any, cfg: Config) -> list[str]:
+    """The tables but the chain's bookkeeping (its version and checksum tables)."""
+    from sqlalchemy import inspect
+
+    from blockmon.migrations.checksums import checksum_table
+    from blockmon.migrations.version_tables import version_table
+
+    own = version_table(cfg)
+    bookkeeping = {"alembic_version", own, checksum_table(own)}
+    async with engine.connect() as conn:
+        names: list[str] = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    return sorted(n for n in names if n not in bookkeeping)
+
+
+async def _online(action: str, revision: str | None, settings: Settings, cfg: Config) -> int:
+    """current, upgrade, downgrade and stamp, on the migration settings' engine."""
+    from blockmon.migrations import api as migrate
+
+    tables: list[str] = []
+    async with _migration_engine(settings) as (engine, migrations):
+        if action == "current":
+            status = await migrate.schema_status(engine, config=cfg)
+            if status.current is None:
+                tables = await _tables(engine, cfg)
+        else:
+            run = {
+                "upgrade": migrate.upgrade,
+                "downgrade": migrate.downgrade,
+                "stamp": migrate.stamp,
+            }[action]
+            status = await run(engine, revision or "head", config=cfg, settings=migrations)
     where = "at head" if status.at_head else f"not at head ({status.head})"
     say(f"schema at {status.current or _base(tables)}, {where}")
     return 0

@@ -16,6 +16,7 @@ from blockmon.migrations.api import (
     schema_status,
     stamp,
     upgrade,
+    verify_checksums,
 )
 from blockmon.migrations.concurrent import create_index_concurrently
 from blockmon.migrations.runner import run
@@ -30,4 +31,5 @@ __all__ = [
     "schema_status",
     "stamp",
     "upgrade",
+    "verify_checksums",
 ]

@@ -9,7 +9,9 @@ downgrade, stamp) first take the migration lock (`blockmon.migrations.lock`).
 (`default_config`): blockmon owns no table in the host's database unless
 ``migrations.alerting_tables`` asks for its alerting schema.
 
-``await schema_status(container)`` gives ``(current, head, at_head)`` for health checks.
+``await schema_status(container)`` gives ``(current, head, at_head)`` for health checks;
+``await verify_checksums(container)`` the applied revisions whose file changed since
+(`blockmon.migrations.checksums`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from alembic import command
@@ -36,6 +39,7 @@ from blockmon.config.secrets import redact
 from blockmon.config.settings import MigrationSettings, Settings
 from blockmon.errors import ConfigError, MigrationError, UsageError
 from blockmon.health.checks.schema import Chain, SchemaProbe, chains_probe
+from blockmon.migrations import checksums
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
 from blockmon.postgres.engine import create_engine
@@ -45,6 +49,7 @@ SETTINGS_KEY = "blockmon.migrations"  # Config.attributes: the MigrationSettings
 METADATA_KEY = "blockmon.target_metadata"  # Config.attributes: models to compare (check)
 CONNECTION_KEY = "connection"  # Config.attributes: the connection env.py runs on
 COMMAND_KEY = "blockmon.command"  # Config.attributes: the command run (upgrade, check, ...)
+MODELS_KEY = "blockmon.models"  # Config.attributes: env.py's target_metadata, set offline (lint)
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -195,6 +200,47 @@ async def schema_status(target: Any, *, config: Config | None = None) -> SchemaS
     )
 
 
+async def verify_checksums(
+    target: Any,
+    *,
+    config: Config | None = None,
+    settings: MigrationSettings | None = None,
+    record: bool = False,
+    accept: Sequence[str] = (),
+) -> checksums.ChecksumReport:
+    """The applied revisions of the chain whose file changed since blockmon applied them,
+    and those applied with no checksum recorded. ``record``: first record the checksums
+    of the latter (the files as they are now); ``accept``: first record these revisions'
+    files anew (a reviewed change). Recording takes the migration lock."""
+    cfg = config or default_config(_settings_of(target, settings))
+    script = _script(cfg)
+    table = version_table(cfg)
+    async with _engine(target, settings, for_writing=record or bool(accept)) as (engine, ms):
+        if record or accept:
+            async with advisory_lock(engine, ms.lock_wait), engine.begin() as conn:
+                heads = await conn.run_sync(_current_heads, table)
+                rows = await conn.run_sync(checksums.recorded_rows, table)
+                applied = {r.revision: r for r in checksums.applied(script, heads)}
+                unknown = [name for name in accept if name not in applied]
+                if unknown:
+                    raise UsageError(
+                        f"--accept-change: {', '.join(unknown)} is not an applied revision "
+                        f"of this chain (applied: {', '.join(applied) or 'none'})"
+                    )
+                chosen = [applied[name] for name in accept]
+                if record:
+                    chosen += [r for name, r in applied.items() if name not in rows]
+                done = await conn.run_sync(checksums.record_applied, table, chosen)
+        else:
+            done = []
+        async with engine.connect() as conn:
+            heads = await conn.run_sync(_current_heads, table)
+            rows = await conn.run_sync(checksums.recorded_rows, table)
+    report = checksums.compare(script, heads, rows)
+    report.recorded = done
+    return report
+
+
 def check_revision_name(revision: str, config: Config | None = None) -> None:
     """Reject an unknown revision name before connecting (relative forms and ranges
     are left to Alembic, which needs the database to resolve them)."""
@@ -227,10 +273,15 @@ def schema_probe_for(settings: MigrationSettings) -> SchemaProbe | None:
     when there are none."""
     chains = []
     if settings.alerting_tables:
-        chains.append(Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads))
+        changed = checksums.changed_probe(packaged_script, BLOCKMON_VERSION_TABLE)
+        chains.append(Chain("blockmon", BLOCKMON_VERSION_TABLE, packaged_heads, changed))
     if settings.heads_from:
-        app = read_chain(settings.heads_from)
-        chains.append(Chain("app", app.version_table, lambda: app.heads))
+        path = str(Path(settings.heads_from).resolve())  # as read_chain read it
+        app = read_chain(path)
+        changed = checksums.changed_probe(
+            cache(lambda: ScriptDirectory.from_config(app_config(path))), app.version_table
+        )
+        chains.append(Chain("app", app.version_table, lambda: app.heads, changed))
     return chains_probe(chains) if chains else None
 
 

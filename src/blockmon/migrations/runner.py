@@ -40,10 +40,12 @@ from blockmon.migrations.api import (
     COMMAND_KEY,
     CONNECTION_KEY,
     METADATA_KEY,
+    MODELS_KEY,
     SETTINGS_KEY,
     alembic_config,
     migration_mapping,
 )
+from blockmon.migrations.checksums import checksum_table, recorder
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
 from blockmon.postgres.engine import create_engine
@@ -112,7 +114,7 @@ def run_on_connection(
             context.configure(
                 connection=connection,
                 fn=tracker.wrap(planned),
-                on_version_apply=tracker.applied,
+                on_version_apply=(tracker.applied, recorder(options["version_table"])),
                 **options,
             )
         _run_retrying(context, connection, settings, tracker)
@@ -164,7 +166,7 @@ def _options(context: Any, env: _Env) -> dict[str, Any]:
     else:
         metadata = context.config.attributes.get(METADATA_KEY, env.metadata)
         table = version_table(context.config)
-        include = _not_blockmons(metadata or MetaData(), schema.metadata)
+        include = _not_blockmons(metadata or MetaData(), schema.metadata, checksum_table(table))
     return {
         "target_metadata": metadata,
         "version_table": table,
@@ -185,10 +187,14 @@ def _only_known_tables(metadata: MetaData) -> Callable[[str | None, str, Any], b
     return include
 
 
-def _not_blockmons(app: MetaData, blockmon: MetaData) -> Callable[[str | None, str, Any], bool]:
+def _not_blockmons(
+    app: MetaData, blockmon: MetaData, checksums: str
+) -> Callable[[str | None, str, Any], bool]:
     """In an application's env: every table but blockmon's (unless the application's
-    models declare them) and blockmon's version table."""
-    hidden = (set(blockmon.tables) | {BLOCKMON_VERSION_TABLE}) - set(app.tables)
+    models declare them), blockmon's version table and the checksum tables (``checksums``,
+    the application chain's: bookkeeping, like its version table)."""
+    bookkeeping = {BLOCKMON_VERSION_TABLE, checksum_table(BLOCKMON_VERSION_TABLE), checksums}
+    hidden = (set(blockmon.tables) | bookkeeping) - set(app.tables)
 
     def include(name: str | None, kind: str, parent: Any) -> bool:
         return kind != "table" or name not in hidden
@@ -308,10 +314,13 @@ class _StepTracker:
 def _run_offline(context: Any, env: _Env) -> None:
     # ``blockmon db --sql`` passes the settings it loaded (from its own ``-c FILE``).
     settings = context.config.attributes.get(SETTINGS_KEY) or _load_settings(context).migrations
+    options = _options(context, env)
+    # the application's models, for the lint (a drop of a column they still have)
+    context.config.attributes[MODELS_KEY] = options["target_metadata"]
     context.configure(
         dialect_name="postgresql",
         literal_binds=True,
-        **{k: v for k, v in _options(context, env).items() if k != "include_name"},
+        **{k: v for k, v in options.items() if k != "include_name"},
     )
     with context.begin_transaction():
         context.execute(f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'")

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("loose", sa.Text(), nullable=False),
         sa.Column("half", sa.Text()),
         sa.Column("legacy", sa.Text()),
+        sa.Column("retired", sa.Text()),
         sa.Column("flag", sa.Boolean()),
         sa.Column("score", sa.Integer()),
         sa.Column("created_at", sa.DateTime(timezone=True)),

@@ -1,6 +1,7 @@
-"""Is the database schema at the migrations' heads? blockmon's chain (its own version
-table) and, when ``migrations.heads_from`` names the application's alembic.ini, the
-application's chain too. The result is a check of its own, ``postgres:schema``."""
+"""Is the database schema at the migrations' heads, and are the applied revisions' files
+still what was applied? blockmon's chain (its own version table) and, when
+``migrations.heads_from`` names the application's alembic.ini, the application's chain
+too. The result is a check of its own, ``postgres:schema``."""
 
 from __future__ import annotations
 
@@ -21,17 +22,21 @@ if (
 
 SchemaProbe = Callable[[AsyncConnection], Awaitable[Observation | None]]
 Heads = Callable[[], Collection[str]]
+# the applied revisions whose file changed since (given the applied heads), each described
+ChangedProbe = Callable[[AsyncConnection, Sequence[str]], Awaitable[list[str]]]
 
 _EXISTS = text("SELECT to_regclass(:table) IS NOT NULL")
 
 
 @dataclass(frozen=True)
 class Chain:
-    """A migration chain to compare: ``name`` labels it in the output ("blockmon", "app")."""
+    """A migration chain to compare: ``name`` labels it in the output ("blockmon", "app");
+    ``changed`` finds applied revisions whose file changed (`blockmon.migrations.checksums`)."""
 
     name: str
     version_table: str
     heads: Heads
+    changed: ChangedProbe | None = None
 
 
 async def _applied(conn: AsyncConnection, table: str) -> list[str] | None:
@@ -77,6 +82,8 @@ def chains_probe(chains: Sequence[Chain]) -> SchemaProbe:
             problem = _behind(applied, chain.heads())
             if problem is not None:
                 problems.append(f"{chain.name} schema {problem}")
+            if chain.changed is not None:
+                problems += [f"{chain.name} {text}" for text in await chain.changed(conn, applied)]
         if problems:
             return Observation("schema", value, status=Status.WARN, output="; ".join(problems))
         return Observation("schema", value)

@@ -43,7 +43,7 @@ def lint(cfg: Config, rev_range: str | None, settings: MigrationSettings) -> Lin
     catalog = Catalog()
     report = LintReport(chain, [r for r in chain.revisions if r.revision in names])
     for revision in chain.revisions:
-        found = check_revision(revision, catalog, timeout)
+        found = check_revision(revision, catalog, timeout, chain.models)
         if revision.revision not in names:
             continue
         accepted = acceptances(revision.path)

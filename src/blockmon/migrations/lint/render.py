@@ -19,6 +19,7 @@ def as_dict(finding: Finding) -> dict[str, Any]:
         "statement": finding.statement,
         "lock": finding.lock,
         "rewrites": finding.rewrites,
+        "detail": finding.detail,
         "why": finding.why,
         "recipe": finding.recipe,
         "accepted": finding.accepted,
@@ -47,6 +48,8 @@ def as_text(report: LintReport, measured: Measurement | None = None) -> str:
             state = f" [accepted: {f.accepted}]" if f.accepted is not None else ""
             lines.append(f"  {f.rule}{state}: {f.statement}")
             if f.accepted is None:
+                if f.detail:
+                    lines.append(f"    detail: {f.detail}")
                 lines.append(f"    lock: {f.lock}" + (", rewrites the table" if f.rewrites else ""))
                 lines.append(f"    why: {f.why}")
                 lines.append(f"    safe: {f.recipe}")

@@ -10,6 +10,7 @@ from pglast import ast, enums
 from pglast.visitors import Visitor
 
 from blockmon.migrations.lint.catalog import Catalog, TypeKey, type_key
+from blockmon.migrations.lint.models import Models
 from blockmon.migrations.lint.script import Revision, Statement
 
 # pg_locks' names of the lock modes, as PostgreSQL's docs write them
@@ -80,8 +81,9 @@ RULES: dict[str, Rule] = {
         "add the new column, write both, backfill, move reads, drop the old one in a later release",
     ),
     "drop-column": Rule(
-        "instances still running the previous release select the column (SQLAlchemy names "
-        "every column): their queries fail until every instance runs the new code",
+        "drop of a column still in the application's models: instances running that code "
+        "select the column (SQLAlchemy names every column), so their queries fail from the "
+        "commit until every instance runs code without it",
         "remove the column from the models and deploy that first; drop it in a later release",
     ),
     "vacuum-full": Rule(
@@ -131,6 +133,7 @@ class Finding:
     index: int  # the statement's position in the revision
     locks: tuple[tuple[str, str], ...]
     rewrites: bool
+    detail: str = ""  # what the rule went by, when it is not the statement alone
     accepted: str | None = None
 
     @property
@@ -168,6 +171,7 @@ class _Check:
     revision: Revision
     catalog: Catalog
     timeout: bool
+    models: Models | None
     created: set[str] = field(default_factory=set)
     not_valid: set[tuple[str, str]] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
@@ -179,17 +183,30 @@ class _Check:
         index: int,
         locks: tuple[tuple[str, str], ...],
         rewrites: bool = False,
+        detail: str = "",
     ) -> None:
         sql = self.revision.statements[index].sql
         self.findings.append(
-            Finding(self.revision.revision, self.revision.path, rule, sql, index, locks, rewrites)
+            Finding(
+                self.revision.revision,
+                self.revision.path,
+                rule,
+                sql,
+                index,
+                locks,
+                rewrites,
+                detail,
+            )
         )
 
 
-def check_revision(revision: Revision, catalog: Catalog, timeout: bool) -> list[Finding]:
+def check_revision(
+    revision: Revision, catalog: Catalog, timeout: bool, models: Models | None
+) -> list[Finding]:
     """The findings of one revision; ``catalog`` holds the chain before it and is brought
-    past it; ``timeout``: lock_timeout is on when the revision starts."""
-    check = _Check(revision, catalog, timeout)
+    past it; ``timeout``: lock_timeout is on when the revision starts; ``models``: the
+    application's models at head (None: unknown)."""
+    check = _Check(revision, catalog, timeout, models)
     for index, statement in enumerate(revision.statements):
         setting = lock_timeout_in(statement)
         if setting is not None:
@@ -270,7 +287,23 @@ def _alter(check: _Check, index: int, table: str, cmd: ast.AlterTableCmd) -> Non
         if _rewriting_column(cmd.def_):
             check.add("volatile-default", index, exclusive, rewrites=True)
     elif cmd.subtype == kind.AT_DropColumn:
-        check.add("drop-column", index, exclusive)
+        _drop_column(check, index, table, str(cmd.name))
+
+
+def _drop_column(check: _Check, index: int, table: str, column: str) -> None:
+    """A finding when the models still have the column, or when there are no models to
+    tell (env.py passes no ``target_metadata``): a column already out of the models is
+    the safe second step."""
+    exclusive = ((table, _EXCLUSIVE),)
+    if check.models is None:
+        detail = (
+            f"env.py gives the lint no models (target_metadata), so whether they still "
+            f"have {table}.{column} is unknown"
+        )
+        check.add("drop-column", index, exclusive, detail=detail)
+    elif check.models.has(table, column):
+        detail = f"{table}.{column} is still in the application's models (target_metadata)"
+        check.add("drop-column", index, exclusive, detail=detail)
 
 
 def _constraint(check: _Check, index: int, table: str, con: ast.Constraint) -> None:

@@ -20,6 +20,7 @@ from pglast.parser import ParseError
 from blockmon.config.secrets import redact
 from blockmon.config.settings import MigrationSettings
 from blockmon.errors import MigrationError, UsageError
+from blockmon.migrations.lint.models import Models
 
 # Alembic's own framing in offline output: one such comment line opens each step.
 _STEP = "-- Running upgrade "
@@ -46,10 +47,12 @@ class Revision:
 @dataclass
 class ChainSql:
     """What an upgrade from base writes: statements before the first revision (the
-    runner's ``SET lock_timeout``, the version table), then each revision's."""
+    runner's ``SET lock_timeout``, the version table), then each revision's; and the
+    application's models the env passed (None: none, or an env.py not run by blockmon)."""
 
     preamble: list[Statement]
     revisions: list[Revision]
+    models: Models | None = None
 
 
 def selected(script: ScriptDirectory, rev_range: str | None) -> tuple[str, set[str]]:
@@ -78,10 +81,11 @@ def selected(script: ScriptDirectory, rev_range: str | None) -> tuple[str, set[s
 
 def chain_sql(cfg: Config, upper: str, settings: MigrationSettings) -> ChainSql:
     """Offline SQL from base to ``upper``, cut at Alembic's step comments and parsed."""
-    from blockmon.migrations.api import SETTINGS_KEY
+    from blockmon.migrations.api import MODELS_KEY, SETTINGS_KEY
 
     script = ScriptDirectory.from_config(cfg)
     cfg.attributes[SETTINGS_KEY] = settings
+    cfg.attributes.pop(MODELS_KEY, None)  # blockmon's runner sets it when env.py runs
     out = io.StringIO()
     quiet = logging.getLogger("alembic")
     level = quiet.level
@@ -111,7 +115,7 @@ def chain_sql(cfg: Config, upper: str, settings: MigrationSettings) -> ChainSql:
         assert found is not None
         doc = found.doc or ""
         revisions.append(Revision(name, found.path, doc, statements))
-    return ChainSql(preamble, revisions)
+    return ChainSql(preamble, revisions, Models.of(cfg.attributes.get(MODELS_KEY)))
 
 
 def _segments(output: str) -> Iterator[tuple[str | None, str]]:
