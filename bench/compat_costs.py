@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from harness import Case, Variant
 from pg_cases import POOL, TX_NAMED, asyncpg_ops, container, sqlalchemy_ops, two_keys
-from scratch import Scratch
+from run_state import RunState
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -84,13 +84,13 @@ def statements_ops(statements: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def costs(scratch: Scratch) -> AsyncIterator[list[Case]]:
+async def costs(state: RunState) -> AsyncIterator[list[Case]]:
     """SELECT 1 through the engine and through Statements, and the unit of work, per
     fallback, beside a bare engine and an asyncpg pool."""
     async with AsyncExitStack() as stack:
-        url = engine_url(scratch.settings.postgres)
+        url = engine_url(state.settings.postgres)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        driver = connect_args(scratch.settings.postgres, url)
+        driver = connect_args(state.settings.postgres, url)
         pool = await asyncpg.create_pool(dsn, min_size=POOL, max_size=POOL, **driver)
         stack.push_async_callback(pool.close)
         bare = create_async_engine(url, pool_size=POOL, max_overflow=0, connect_args=driver)
@@ -99,7 +99,7 @@ async def costs(scratch: Scratch) -> AsyncIterator[list[Case]]:
         fast: dict[str, Any] = {}
         for name, fallback in FALLBACKS.items():
             with fallback():
-                app = await container(scratch, stack)
+                app = await container(state, stack)
                 engines[name] = sqlalchemy_ops(await app.postgres.engine())
                 fast[name] = statements_ops(await app.postgres.statements())
         raw, plain = asyncpg_ops(pool), sqlalchemy_ops(bare)
