@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from blockmon import HealthChecker, Observation
+from blockmon import HealthChecker, Observation, Statements
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fastapi_service.models import accounts
 
 
 async def register_accounts_check(
-    checker: HealthChecker, engine: AsyncEngine
+    checker: HealthChecker, statements: Statements
 ) -> AsyncIterator[None]:
     """A Resource: the app's Lifespan starts it after blockmon's checker (its argument),
     so the check is registered while the app runs and removed at shutdown."""
 
     async def accounts_readable() -> list[Observation]:
-        async with engine.connect() as conn:
-            count = (await conn.execute(select(func.count()).select_from(accounts))).scalar_one()
+        count_users = select(func.count()).select_from(accounts)
+        # operation: the check's queries are counted apart from the service's own
+        count = await statements.scalar(count_users, operation="accounts_check")
         return [Observation("rows", count, "rows")]
 
     checker.register("accounts", accounts_readable, timeout=2.0)  # critical=True by default

@@ -28,6 +28,6 @@ class Container(containers.DeclarativeContainer):
     accounts_check = providers.Resource(
         register_accounts_check,
         checker=blockmon.monitoring.health,
-        engine=blockmon.postgres.engine,
+        statements=blockmon.postgres.statements,
     )
     # --8<-- [end:check]
