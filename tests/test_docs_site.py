@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import subprocess
 import sys
@@ -22,11 +23,16 @@ from urllib.parse import urldefrag, urlsplit
 import pytest
 from playwright.sync_api import ConsoleMessage, Request, sync_playwright
 
+from blockmon.config.file import load_settings
+from blockmon.config.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; scripts/test installs it when missing
 # Not --quiet: mkdocs counts the warnings that --strict turns into a failure through its
 # log, and --quiet hides them from that count (the build then passes with a broken link).
 MKDOCS = [sys.executable, "-m", "mkdocs", "build", "--strict"]
+EXAMPLE = ROOT / "examples" / "fastapi_service"
+SNIPPET = re.compile(r'^ *--8<-- "([^"]+)"$', re.M)
 PAGES = ["", "api/"]  # the home page and the API reference, relative to the site's root
 
 
@@ -153,3 +159,74 @@ def test_a_page_in_chromium_has_no_console_error_and_no_broken_internal_link(
         if fragment and fragment not in ids_of[target]:
             broken.append(f"{href}: no #{fragment} on {urlsplit(target).path}")
     assert broken == []
+
+
+def test_the_tutorial_shows_every_file_the_example_runs() -> None:
+    """Issue #26: the site's tutorial includes each file of examples/fastapi_service (the
+    files its tests run) in full, code in the order the README lists it."""
+    included = SNIPPET.findall((ROOT / "docs" / "tutorial.md").read_text())
+    files = sorted(
+        str(p.relative_to(ROOT))
+        for p in EXAMPLE.rglob("*")
+        if p.is_file()
+        and p.name != "README.md"
+        and not any(part.startswith((".", "__pycache__")) for part in p.relative_to(EXAMPLE).parts)
+    )
+    whole = [name for name in included if ":" not in name]
+    assert sorted(whole) == files
+    readme = "examples/fastapi_service/README.md"
+    parts = [name for name in included if name.startswith(f"{readme}:")]
+    assert parts == [f"{readme}:write", f"{readme}:run", f"{readme}:serve"]
+    assert included[0] == parts[0]  # the README's words first, then the files
+    code = [n.rsplit("/", 1)[-1] for n in whole if n.endswith(".py") and "/tests/" not in n]
+    order = re.findall(r"^  (\w+\.py) ", (EXAMPLE / "README.md").read_text(), re.M)
+    assert len(order) == 7
+    assert [n for n in code if n in order] == order
+
+
+@pytest.mark.slow
+def test_a_missing_included_file_fails_the_strict_build(tmp_path: Path) -> None:
+    """check_paths: a page including a file that is gone does not build."""
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "config.yml", tmp_path / "config.yml")
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    shutil.copytree(EXAMPLE, tmp_path / "examples" / "fastapi_service")
+    (tmp_path / "examples" / "fastapi_service" / "fastapi_service" / "checks.py").unlink()
+    built = subprocess.run(
+        [*MKDOCS, "-d", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert built.returncode != 0
+    assert "checks.py" in built.stderr
+
+
+def test_the_settings_page_names_every_default_config_yml_changes() -> None:
+    """docs/settings.md shows config.yml and says which of its values are not the
+    built-in defaults (an empty environment: the file's own ${VAR:default} values)."""
+    page = (ROOT / "docs" / "settings.md").read_text()
+    assert '--8<-- "config.yml"' in page
+
+    def leaves(data: dict[str, object], prefix: str = "") -> dict[str, object]:
+        found: dict[str, object] = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                found.update(leaves(value, f"{prefix}{key}."))
+            else:
+                found[f"{prefix}{key}"] = value
+        return found
+
+    in_file = leaves(load_settings(ROOT / "config.yml", environ={}).model_dump())
+    built_in = leaves(Settings().model_dump())
+    differ = {
+        key: (in_file[key], built_in[key]) for key in in_file if in_file[key] != built_in[key]
+    }
+    assert differ == {
+        "monitoring.details": ("always", "never"),
+        "migrations.alerting_tables": (True, False),
+    }
+    assert "`monitoring.details: always`; the built-in default is `never`" in page
+    assert "`migrations.alerting_tables: true`; the built-in default is `false`" in page

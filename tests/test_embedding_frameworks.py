@@ -116,6 +116,9 @@ def test_fastapi_lifespan_and_mounted_monitoring(
         assert ready.json()["status"] == "pass"
         assert "postgres_connections_active" in client.get("/monitoring/metrics").text
         _assert_status_page(client.get("/monitoring/"))
+        # docs/monitoring.md, Commands: mounted, a trailing slash is served, not redirected
+        slash = client.get("/monitoring/livez/", follow_redirects=False)
+        assert slash.status_code == 200 and slash.json() == {"status": "pass"}
     assert not _started(container)
     with TestClient(app) as client:  # a second start gets fresh Resources and a fresh app
         assert client.get("/monitoring/readyz").status_code == 200

@@ -183,13 +183,11 @@ async def test_health_checks_are_spans_of_the_probe_request(
     assert (await service.get("/monitoring/health")).status_code == 200
     root, finished = one_trace(spans)
     checks = {s.name: s for s in finished if s.name.startswith("health ")}
-    assert set(checks) == {"health postgres", "health postgres:schema", "health redis"}
+    # the service's own check (its Resource, started by the Lifespan) is one of them
+    names = {"postgres", "postgres:schema", "redis", "accounts"}
+    assert set(checks) == {f"health {name}" for name in names}
     assert all(parent_of(s, finished) is root for s in checks.values())
-    assert {(s.attributes or {})["blockmon.health.check"] for s in checks.values()} == {
-        "postgres",
-        "postgres:schema",
-        "redis",
-    }
+    assert {(s.attributes or {})["blockmon.health.check"] for s in checks.values()} == names
     ping = [
         s for s in db_spans(finished, "postgresql") if "health postgres" in ancestors(s, finished)
     ]

@@ -45,10 +45,11 @@ EXPECTED: list[tuple[str, tuple[str, ...]]] = [
         "blockmon health",
         ("postgres:schema  pass", "schema app a001", "overall: pass"),
     ),
-    ("pytest", ("8 passed",)),
+    ("pytest", ("11 passed",)),
     ("uvicorn fastapi_service.application:app --port 8000", ()),
     ("curl -s -X POST localhost:8000/users", ('"id":1', '"is_active":true')),
     ("curl -s localhost:8000/monitoring/readyz", ('{"status":"pass"}',)),
+    ("curl -s localhost:8000/monitoring/health", ('{"status":"pass"}',)),  # details: never
 ]
 
 

@@ -140,6 +140,9 @@ async def test_the_documented_recipe_drains(service: dict[str, Any], server: str
         assert process.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises it
         assert "shutdown: SIGTERM: readiness fails from now; serving 3 s more" in output
         assert "shutdown: delay over; stopping the server" in output
+        # docs/deployment.md: the other steps' lines are blockmon serve's, not the server's
+        assert "shutdown: stopped accepting" not in output
+        assert "Application shutdown complete." in output
         assert "Traceback" not in output
     finally:
         if process.poll() is None:

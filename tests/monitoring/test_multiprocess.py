@@ -116,8 +116,9 @@ def _start(service: dict[str, Any], server: str, port: int) -> subprocess.Popen[
     setup = [c for c in doc_commands() if not c.startswith(("uvicorn", "gunicorn"))]
     (command,) = [c for c in doc_commands() if c.startswith(server)]
     script = "\n".join([*setup, f"exec {command}"])
+    assert '"$PWD/prometheus-multiproc"' in script  # the directory the test replaces
     script = (
-        script.replace("/tmp/blockmon-metrics", str(service["metrics"]))
+        script.replace('"$PWD/prometheus-multiproc"', str(service["metrics"]))
         .replace("fastapi_service.application:app", "mp_service:app")
         .replace("--port 8000", f"--port {port}")
         .replace("127.0.0.1:8000", f"127.0.0.1:{port}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from blockmon import Lifespan, load_mapping, monitoring_app
+from blockmon.fastapi import attach
 from fastapi import FastAPI
 
 from fastapi_service import endpoints
@@ -16,7 +17,8 @@ def create_app(container: Container | None = None) -> FastAPI:
         container = Container()
         container.config.blockmon.from_dict(load_mapping())
     app = FastAPI(lifespan=Lifespan(container))
-    app.container = container  # type: ignore[attr-defined]
+    app.container = container  # type: ignore[attr-defined]  # tests override on it
+    attach(app, container)  # ReadSession routes also where the lifespan does not run
     app.include_router(endpoints.router)
     app.mount("/monitoring", monitoring_app(container.blockmon()))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from blockmon import ApplicationContainer
 from dependency_injector import containers, providers
 
+from fastapi_service.checks import register_accounts_check
 from fastapi_service.repositories import UserRepository
 from fastapi_service.services import UserService
 
@@ -22,3 +23,11 @@ class Container(containers.DeclarativeContainer):
     user_service = providers.Factory(
         UserService, user_repository=user_repository, cache=blockmon.redis.cache
     )
+    # --8<-- [start:check]
+    # your own Resources start and stop with blockmon's (the app's Lifespan runs them all)
+    accounts_check = providers.Resource(
+        register_accounts_check,
+        checker=blockmon.monitoring.health,
+        statements=blockmon.postgres.statements,
+    )
+    # --8<-- [end:check]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from blockmon.fastapi import ReadSession
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Response, status
+from sqlalchemy import func, select
 
 from fastapi_service.containers import Container
+from fastapi_service.models import accounts
 from fastapi_service.repositories import NotFoundError
 from fastapi_service.services import UserService
 
@@ -51,3 +54,10 @@ async def remove(
     except NotFoundError:
         return Response(status_code=status.HTTP_404_NOT_FOUND)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/stats")
+async def stats(session: ReadSession) -> dict[str, int]:
+    """blockmon's session dependency: a replica when there is one, else the primary."""
+    count = (await session.execute(select(func.count()).select_from(accounts))).scalar_one()
+    return {"users": count}
