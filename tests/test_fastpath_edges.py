@@ -34,6 +34,7 @@ from blockmon.postgres.engine import create_engine
 from blockmon.postgres.statements import Statements
 from blockmon.provisioning.servers import connect
 from blockmon.testing.proxy import FaultProxy, Mode
+from blockmon.testing.servers import PostgresServer
 
 PID = "SELECT pg_backend_pid()"
 # every test on the fast path and on the public fallback (tests/conftest.py)
@@ -599,7 +600,7 @@ async def _alter(engine: AsyncEngine, statements: Statements, path: str, ddl: st
 
 
 async def test_a_connection_failing_validation_is_replaced_where_it_stands(
-    make_engine, postgres, problems
+    make_engine, pg_server: PostgresServer, problems
 ) -> None:
     """A connection idle past ``validation_window`` whose ping fails is reconnected in
     place, as SQLAlchemy does for ``InvalidatePoolError`` (the public path): its caller
@@ -607,10 +608,14 @@ async def test_a_connection_failing_validation_is_replaced_where_it_stands(
     other libraries' ``checkin`` listeners see one checkin per caller. Before, the fast
     path checked the dead connection in and went through the pool's queue again (a
     checkin nobody made, and a second turn in the queue)."""
-    async with FaultProxy(postgres["host"], postgres["port"]) as proxy:
+    # The throwaway server over TCP: the run's may be an embedded one on a socket.
+    async with FaultProxy("127.0.0.1", pg_server.port) as proxy:
         engine = make_engine(
+            url=None,
             host="127.0.0.1",
             port=proxy.port,
+            user="postgres",
+            database="postgres",
             pool_size=1,
             max_overflow=0,
             pool_timeout=1.0,

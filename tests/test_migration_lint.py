@@ -332,10 +332,8 @@ def test_the_documented_ci_steps_and_application_tests_run(
     service = tmp_path / "service"
     shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns("__pycache__", "tests"))
     server = blockmon_settings.postgres
-    (service / "ci.yml").write_text(
-        f"postgres:\n  host: {server.host}\n  port: {server.port}\n  user: {server.user}\n"
-        f"  database: {server.database}\n"
-    )
+    # the run's server as a URL: an embedded one listens on a socket (isolated runs)
+    (service / "ci.yml").write_text(f"postgres:\n  url: {json.dumps(dsn(server))}\n")
     env = environ(BLOCKMON_LOG_LEVEL="warning", PYTHONPATH=str(service))
     env.pop("BLOCKMON_CONFIG")  # the service's own config.yml, as in its CI
     steps = re.findall(r"- run: (blockmon .+)", documented("### In CI", "### In the app"))
