@@ -362,6 +362,61 @@ async def test_a_timeout_during_rollback_is_a_timeout(make_engine, problems) -> 
     assert problems() == []
 
 
+@pytest.mark.parametrize("path", ["statement", "unit of work"])
+async def test_a_cancel_while_an_overflow_connection_closes_lets_the_close_finish(
+    make_engine, postgres, problems, path: str
+) -> None:
+    # The chaos run's seed 4070074697: a timeout fired while the call gave back an
+    # overflow connection, whose graceful close then raised CancelledError into
+    # SQLAlchemy's pool ("Exception closing connection ... (CancelledError())").
+    engine = make_engine(pool_size=1, max_overflow=1)
+    statements = Statements(engine)
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with statements.transaction() as tx:  # the pool's one connection
+            await tx.execute("SELECT 1")
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    caller: list[asyncio.Task[Any]] = []
+
+    def cancel_the_caller(dbapi_connection: Any, record: Any) -> None:
+        caller[0].cancel()  # delivered at the close's first await
+
+    event.listen(engine.sync_engine.pool, "close", cancel_the_caller)
+
+    async def call() -> None:
+        if path == "unit of work":
+            async with statements.transaction() as tx:
+                await tx.execute("SELECT pg_sleep(0.3)")
+        else:
+            await statements.execute("SELECT pg_sleep(0.3)")
+
+    caller.append(asyncio.create_task(call()))  # on the overflow connection
+    assert await eventually(lambda: _checked_out(engine, 2))
+    release.set()
+    await holder  # its connection fills the pool: the caller's overflow one is closed
+    with pytest.raises(asyncio.CancelledError):
+        await caller[0]
+    assert caller[0].cancelled()
+    event.remove(engine.sync_engine.pool, "close", cancel_the_caller)
+    assert engine.sync_engine.pool.checkedout() == 0
+    assert await eventually(lambda: _fewer_than(postgres, 2), timeout=10)
+    assert problems() == []
+
+
+async def _fewer_than(postgres: dict[str, Any], count: int) -> bool:
+    return await _sessions(postgres) < count
+
+
+async def _checked_out(engine: AsyncEngine, count: int) -> bool:
+    return engine.sync_engine.pool.checkedout() == count
+
+
 async def test_no_retry_starts_once_a_cancel_is_pending(make_engine, problems) -> None:
     statements = Statements(make_engine(pool_size=1, max_overflow=0))
     attempts: list[int] = []

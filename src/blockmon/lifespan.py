@@ -23,6 +23,7 @@ from typing import Any
 from dependency_injector import containers, providers
 from dependency_injector.ext.starlette import Lifespan as _StarletteLifespan
 
+from blockmon.finish import finish_first
 from blockmon.monitoring.drain import delay_signals
 
 
@@ -57,9 +58,12 @@ class Lifespan(_StarletteLifespan):
                 await part.logging.init()
             starting = _start(self.container)
             if starting is not None:
-                failures = [
-                    r for r in await _finish_first(starting) if isinstance(r, BaseException)
-                ]
+                # A signal or a server stopping mid-start lets the start finish: cut short,
+                # dependency-injector's futures break ("Exception in callback ...
+                # InvalidStateError" on the loop's log) and what was started is not known,
+                # so could not be shut down.
+                started = await finish_first(starting)
+                failures = [r for r in started if isinstance(r, BaseException)]
                 if failures:
                     raise failures[0]
         except BaseException:
@@ -95,21 +99,6 @@ def _start(container: containers.Container) -> Awaitable[list[Any]] | None:
         if inspect.isawaitable(started := provider.init())
     ]
     return asyncio.gather(*pending, return_exceptions=True) if pending else None
-
-
-async def _finish_first(starting: Awaitable[list[Any]]) -> list[Any]:
-    """Await the Resources' start; a cancellation (a signal, a server stopping) lets it
-    finish first and is re-raised after. Cancelled halfway, dependency-injector's futures
-    break ("Exception in callback ... InvalidStateError" on the loop's log) and what was
-    started is not known, so could not be shut down."""
-    task = asyncio.ensure_future(starting)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])  # bounded by the connect timeouts
-        if not task.cancelled():
-            task.exception()  # retrieved (not logged by the loop): the cancellation wins
-        raise
 
 
 def blockmon_container(container: Any) -> Any:

@@ -57,6 +57,7 @@ from sqlalchemy.sql.selectable import TypedReturnsRows
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.deprecation import deprecated
 from blockmon.config.log import get_logger
+from blockmon.finish import finish_first
 from blockmon.gate import Gate
 from blockmon.postgres.hooks import OPERATION_OPTION, hook_for
 from blockmon.postgres.pool import max_overflow
@@ -309,9 +310,12 @@ class Statements:
         """Give ``fairy`` back to ``pool``: at once, or in SQLAlchemy's greenlet when the
         return may await (`blockmon._compat.sqlalchemy.closes_at_return`: a disposed
         pool, another library's checkin or reset listener, an overflow connection to
-        close). Discarding (`_discard`) terminates without awaiting, so needs neither."""
+        close). That return runs to its end even if the caller is cancelled meanwhile
+        (`blockmon.finish`), as SQLAlchemy's ``AsyncConnection`` closes: cut short, an
+        overflow connection's close is logged by the pool as an error. Discarding
+        (`_discard`) terminates without awaiting, so needs neither."""
         if sa_compat.closes_at_return(pool, self.engine.sync_engine.pool):
-            await sa_compat.in_greenlet(fairy.close)
+            await finish_first(sa_compat.in_greenlet(fairy.close))
         else:
             fairy.close()
 
