@@ -202,6 +202,68 @@ def test_the_roles_connection_limit(
         sql(pg, "DROP ROLE doctor_app")
 
 
+def test_the_databases_connection_limit(
+    pg: PostgresServer, redis: RedisServer, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    sql(pg, "CREATE DATABASE doctor_limited CONNECTION LIMIT 15")
+    try:
+        config = small(pg, redis, database="doctor_limited")
+        with redis_config(redis, **CACHE_REDIS):
+            code, document = doctor(tmp_path, monkeypatch, capsys, config, "--workers", "2")
+            assert code == 2
+            limit = findings(document, "error")["postgres.database_limit"]["message"]
+            assert limit == (
+                "2 workers x 1 replicas x (pool_size 5 + max_overflow 5) = 20 > the "
+                "database's connection limit (datconnlimit) = 15"
+            )
+            sql(pg, "ALTER DATABASE doctor_limited CONNECTION LIMIT -1")
+            code, document = doctor(tmp_path, monkeypatch, capsys, config, "--workers", "2")
+        assert code == 0, document["findings"]
+        assert "postgres.database_limit" not in findings(document)
+    finally:
+        sql(pg, "DROP DATABASE doctor_limited")
+
+
+async def _sessions(server: PostgresServer, names: dict[str, int]) -> list[asyncpg.Connection]:
+    """Sessions held open, ``n`` for each application_name."""
+    return [
+        await asyncpg.connect(server.url, timeout=10, server_settings={"application_name": name})
+        for name, n in names.items()
+        for _ in range(n)
+    ]
+
+
+async def _close(sessions: list[asyncpg.Connection]) -> None:
+    await asyncio.gather(*(conn.close() for conn in sessions))
+
+
+def test_sessions_of_other_applications_leave_fewer_connections(
+    pg: PostgresServer, redis: RedisServer, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """Another application's sessions take from what the pools can get; blockmon's own
+    (its application_name: a deployment already running) are not counted twice."""
+    config = small(pg, redis)  # 5 + 5 per process; 3 workers: 30 of 47
+    loop = asyncio.new_event_loop()  # the sessions' own: the doctor runs one of its own
+    try:
+        with system(pg, restart=True, max_connections="50"), redis_config(redis, **CACHE_REDIS):
+            code, document = doctor(tmp_path, monkeypatch, capsys, config, "--workers", "3")
+            assert code == 0, document["findings"]
+            held = loop.run_until_complete(_sessions(pg, {"other-app": 20, "blockmon": 5}))
+            try:
+                code, document = doctor(tmp_path, monkeypatch, capsys, config, "--workers", "3")
+            finally:
+                loop.run_until_complete(_close(held))
+    finally:
+        loop.close()
+    assert code == 2
+    assert document["postgres"]["sessions"] == {"other-app": 20, "blockmon": 5}
+    message = findings(document, "error")["postgres.connections"]["message"]
+    assert message.endswith(
+        "= 30 > available connections (max_connections 50 - reserved 3 - 20 held by other "
+        "applications) = 27"
+    )
+
+
 def test_an_idle_in_transaction_timeout_shorter_than_a_statement(
     pg: PostgresServer, redis: RedisServer, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:

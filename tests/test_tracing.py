@@ -176,6 +176,34 @@ async def test_a_request_of_the_example_service_is_one_trace(
     assert user["email"] not in everything_in(finished)
 
 
+async def test_a_requests_trace_is_the_exemplar_of_its_latency_buckets(
+    service: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    """#25's exemplars the way a user gets them: a request of the example service (its
+    HTTP span from the FastAPI instrumentation), then a scrape of its /metrics with the
+    OpenMetrics content type: the statement's and the commands' buckets carry the
+    request's trace id."""
+    user = (await service.post("/users")).json()
+    spans.clear()
+    assert (await service.get(f"/users/{user['id']}")).status_code == 200  # SELECT, GET, SET
+    root, _ = one_trace(spans)
+    trace_id = f"{root.context.trace_id:032x}"
+    scraped = await service.get(
+        "/monitoring/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0; charset=utf-8"},
+    )
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+    for family in ("postgres_query_duration_seconds", "redis_command_duration_seconds"):
+        found = [
+            line
+            for line in scraped.text.splitlines()
+            if line.startswith(f"{family}_bucket") and f'trace_id="{trace_id}"' in line
+        ]
+        assert found, family
+    plain = await service.get("/monitoring/metrics")
+    assert trace_id not in plain.text
+
+
 async def test_health_checks_are_spans_of_the_probe_request(
     service: httpx.AsyncClient, spans: InMemorySpanExporter
 ) -> None:
@@ -303,6 +331,66 @@ async def test_no_password_reaches_a_span(
     )
     text = everything_in(finished)
     assert PASSWORD not in text and PASSWORD.lower() not in text.lower()
+
+
+async def test_rotated_passwords_reach_no_span(
+    spans: InMemorySpanExporter,
+    blockmon_config: dict[str, Any],
+    redis_user: str,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Rotating credentials (#25): the PostgreSQL password from a file and a Redis ACL
+    user's password from a command; the ACL password rotates (the file with it) and the
+    connections Redis dropped come back with the new one; neither secret is in a span."""
+    rotated = f"R0tated-{unique('pw')}"
+    pg_file, redis_file = tmp_path / "pg-password", tmp_path / "redis-password"
+    pg_file.write_text(PASSWORD + "\n")
+    redis_file.write_text(PASSWORD + "\n")
+    config = traced(blockmon_config)
+    config["postgres"] = {**config["postgres"], "password": "", "password_file": str(pg_file)}
+    config["redis"] = {
+        **config["redis"],
+        **redis_server.settings(),
+        "username": redis_user,
+        "password": "",
+        "password_command": f"cat {redis_file}",
+        "client_name": unique("rotating"),
+    }
+    container = ApplicationContainer()
+    container.config.from_dict(config)
+    admin = redis_server.client()
+    spans.clear()
+    try:
+        async with Lifespan(container):
+            with trace.get_tracer("test").start_as_current_span("work"):
+                engine = await container.postgres.engine()
+                async with engine.connect() as conn:
+                    assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+                cache = await container.redis.cache()
+                await cache.set("rotating", "before", ttl=5)
+                # The store and the server rotate; Redis drops the user's connections.
+                redis_file.write_text(rotated + "\n")
+                admin.acl_setuser(
+                    redis_user, enabled=True, reset_passwords=True, passwords=[f"+{rotated}"]
+                )
+                received = int(admin.info("stats")["total_connections_received"])
+                assert admin.client_kill_filter(user=redis_user) >= 1
+                await cache.set("rotating", "after", ttl=5)
+                assert await cache.get("rotating") == b"after"
+            ours = [
+                c for c in admin.client_list() if c.get("name") == config["redis"]["client_name"]
+            ]
+            reconnected = int(admin.info("stats")["total_connections_received"]) - received
+    finally:
+        admin.close()
+    # New connections, as the ACL user (the old password opens none any more).
+    assert reconnected >= 1 and ours and {c["user"] for c in ours} == {redis_user}
+    finished = list(spans.get_finished_spans())
+    assert db_spans(finished, "postgresql") and db_spans(finished, "redis")
+    text = everything_in(finished)
+    for secret in (PASSWORD, rotated):
+        assert secret not in text and secret.lower() not in text.lower()
 
 
 async def test_log_events_carry_the_active_spans_ids(
