@@ -254,3 +254,51 @@ async def test_per_test_rollback(
     engine = await blockmon_container.postgres.engine()
     async with engine.connect() as other:
         assert (await other.execute(text(f"SELECT count(*) FROM {notes}"))).scalar() == 0
+
+
+@pytest_asyncio.fixture
+async def deferred(blockmon_config: dict[str, Any]) -> AsyncIterator[str]:
+    """A table whose uniqueness is checked only at COMMIT (a deferred constraint)."""
+    from blockmon.config.settings import PostgresSettings
+
+    name = f"deferred_{secrets.token_hex(4)}"
+    engine = create_engine(PostgresSettings.model_validate(blockmon_config["postgres"]))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(f"CREATE TABLE {name} (body text UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            )
+        yield name
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {name}"))
+    finally:
+        await engine.dispose()
+
+
+def test_a_write_whose_commit_fails_is_never_a_success(
+    blockmon_config: dict[str, Any], deferred: str
+) -> None:
+    """The write session commits before the response is sent: a commit the server refuses
+    (here a deferred constraint, as a serialization failure would be) is the route's 500,
+    not a 201 for a row that is not there (FastAPI ends a ``yield`` dependency after the
+    response unless told otherwise)."""
+    from fastapi.testclient import TestClient
+
+    app = _app_container(blockmon_config)
+    web = FastAPI(lifespan=Lifespan(app))
+
+    @web.post("/twice/{body}", status_code=201)
+    async def twice(body: str, session: WriteSession) -> dict[str, str]:
+        for _ in range(2):  # accepted by each INSERT, refused by the COMMIT
+            await session.execute(text(f"INSERT INTO {deferred} VALUES (:b)"), {"b": body})
+        return {"body": body}
+
+    @web.get("/rows")
+    async def rows(session: ReadSession) -> list[str]:
+        return list((await session.execute(text(f"SELECT body FROM {deferred}"))).scalars())
+
+    with TestClient(web, raise_server_exceptions=False) as client:
+        assert client.post("/twice/x").status_code == 500
+        assert client.get("/rows").json() == []
+        engine = client.portal.call(app.blockmon.postgres.engine)  # type: ignore[union-attr]
+        assert engine.sync_engine.pool.checkedout() == 0
