@@ -95,6 +95,12 @@ async def _use_every_provider(app: App, seen: list[Any]) -> None:
         assert (await session.execute(text("SELECT 2"))).scalar() == 2
     async with router.read_session() as session:
         assert (await session.execute(text("SELECT 3"))).scalar() == 3
+    sessions = await bm.postgres.sessions()  # what WriteSession / ReadSession hand out
+    assert sessions.session_factory is factory and sessions.router is router
+    async with sessions.write() as session:
+        assert (await session.execute(text("SELECT 4"))).scalar() == 4
+    async with sessions.read() as session:
+        assert (await session.execute(text("SELECT 5"))).scalar() == 5
     await cache.set_json("probe", {"n": len(seen)}, ttl=30)
     assert await cache.get_json("probe") == {"n": len(seen)}
     checker = await bm.monitoring.health()
@@ -302,3 +308,41 @@ def test_a_write_whose_commit_fails_is_never_a_success(
         assert client.get("/rows").json() == []
         engine = client.portal.call(app.blockmon.postgres.engine)  # type: ignore[union-attr]
         assert engine.sync_engine.pool.checkedout() == 0
+
+
+def test_read_session_reads_from_the_replica_write_session_writes_to_the_primary(
+    blockmon_config: dict[str, Any], blockmon_settings: Any
+) -> None:
+    """``postgres.replicas`` names a reader (here the run's server under another
+    ``application_name``, a libpq option blockmon translates): ``ReadSession`` is on it,
+    ``WriteSession`` on the writer; without replicas both are on the writer."""
+    from fastapi.testclient import TestClient
+
+    from blockmon.postgres.engine import engine_url
+
+    reader = engine_url(blockmon_settings.postgres).update_query_dict(
+        {"application_name": "blockmon-reader"}
+    )
+    name = "SELECT current_setting('application_name')"
+
+    def served(config: dict[str, Any]) -> tuple[str, str]:
+        app = _app_container(config)
+        web = FastAPI(lifespan=Lifespan(app))
+
+        @web.get("/read")
+        async def read(session: ReadSession) -> str:
+            return str((await session.execute(text(name))).scalar())
+
+        @web.get("/write")
+        async def write(session: WriteSession) -> str:
+            return str((await session.execute(text(name))).scalar())
+
+        with TestClient(web) as client:
+            return client.get("/read").json(), client.get("/write").json()
+
+    writer = blockmon_settings.postgres.application_name
+    assert writer != "blockmon-reader"
+    replicas = {"replicas": [reader.render_as_string(hide_password=False)]}
+    with_replica = {**blockmon_config, "postgres": {**blockmon_config["postgres"], **replicas}}
+    assert served(with_replica) == ("blockmon-reader", writer)
+    assert served(blockmon_config) == (writer, writer)
