@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from blockmon.config.settings import PostgresSettings, Settings
+from blockmon.postgres.engine import create_engine
 from blockmon.provisioning.servers import connect
-from tests.test_migrations_cli import BIN, blockmon, dsn, environ, fetch, public_tables
+from tests.test_migrations import EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES, catalog
+from tests.test_migrations_cli import BIN, ROOT, blockmon, dsn, environ, fetch, public_tables
 
 DATA = Path(__file__).parent / "data"
 APP_TABLES = {"users", "alerts", "alert_rules", "alembic_version", "alembic_version_checksums"}
@@ -155,3 +157,28 @@ def test_alembic_against_a_server_that_is_down_is_one_line(tmp_path: Path) -> No
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "Sw0rdfish-secret" not in output
     assert "FAILED: database:" in output and "127.0.0.1" in output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("alembic", "upgrade", "head"), ("blockmon", "db", "upgrade", "head")],
+    ids=["alembic-at-the-root", "blockmon-db"],
+)
+async def test_the_projects_own_service_builds_the_seeds_schema_exactly(
+    blockmon_fresh_database: PostgresSettings, command: tuple[str, ...]
+) -> None:
+    """The README's main job, as typed at the repository's root with the shipped
+    config.yml (which asks for the alerting tables): the seed's tables, columns,
+    constraints and indexes exactly, nothing else but the bookkeeping."""
+    env = environ(DATABASE_URL=dsn(blockmon_fresh_database))
+    env.pop("BLOCKMON_CONFIG")  # ./config.yml, the shipped one
+    await asyncio.to_thread(run, str(BIN / command[0]), *command[1:], env=env, cwd=ROOT)
+    assert await public_tables(blockmon_fresh_database) == {
+        "users", "alert_rules", "alerts",
+        "blockmon_alembic_version", "blockmon_alembic_version_checksums",
+    }  # fmt: skip
+    engine = create_engine(blockmon_fresh_database)
+    try:
+        assert await catalog(engine) == (EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES)
+    finally:
+        await engine.dispose()
