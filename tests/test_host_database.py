@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,43 @@ async def test_the_projects_own_service_builds_the_seeds_schema_exactly(
         assert await catalog(engine) == (EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES)
     finally:
         await engine.dispose()
+
+
+PLUGIN_TEST = """
+from sqlalchemy import text
+
+from blockmon import Status
+
+
+async def test_the_apps_users(blockmon_container):
+    engine = await blockmon_container.postgres.engine()
+    async with engine.connect() as conn:
+        columns = await conn.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
+        ))
+        assert {r[0] for r in columns} == {"email", "name"}
+        version = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        assert version.scalar() == "app1"
+    checker = await blockmon_container.monitoring.health()
+    schema = await checker.check("postgres:schema", max_age=0)
+    assert schema.status is Status.PASS, schema.reason
+    assert (await checker.readiness()).status is Status.PASS
+"""
+
+
+def test_the_plugin_migrates_an_application_with_its_own_users(application: Path) -> None:
+    """``blockmon_alembic_config`` for an application whose chain has its own ``users``,
+    ``alerts`` and ``alert_rules`` (the issue's ``RevisionFailed``): the per-run database
+    gets the application's tables, the schema check passes, readiness passes."""
+    (application / "conftest.py").write_text('pytest_plugins = ["blockmon.testing"]\n')
+    (application / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nblockmon_alembic_config = alembic.ini\n"
+    )
+    (application / "test_app.py").write_text(PLUGIN_TEST)
+    (application / "config.yml").unlink()  # the run's servers, as the suite's own
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=application, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout, result.stdout
