@@ -223,3 +223,34 @@ def test_the_plugin_migrates_an_application_with_its_own_users(application: Path
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout, result.stdout
+
+
+async def test_alerting_tables_beside_an_applications_own_users_is_one_line(
+    blockmon_fresh_database: PostgresSettings, blockmon_settings: Settings, application: Path
+) -> None:
+    """The alerting schema's tables are named ``users``, ``alert_rules``, ``alerts``: an
+    application with a table of one of those names cannot also turn them on. The second
+    chain stops in one line naming the table; the first stays as it was."""
+    (application / "config.yml").write_text(
+        "migrations:\n  heads_from: alembic.ini\n  alerting_tables: true\n"
+    )
+    env = app_env(blockmon_fresh_database, blockmon_settings)
+    run(str(BIN / "alembic"), "upgrade", "head", env=env, cwd=application)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(BIN / "blockmon"), "db", "upgrade", "head"],
+        env=env, cwd=application, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("blockmon: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert 'relation "users" already exists' in errors[0]
+    assert "failed and was rolled back (the database stays at base)" in errors[0]
+    rows = await fetch(blockmon_fresh_database, "SELECT version_num FROM alembic_version")
+    assert [r[0] for r in rows] == ["app1"]
+    columns = await fetch(
+        blockmon_fresh_database,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'",
+    )
+    assert {r[0] for r in columns} == {"email", "name"}  # the application's, untouched
+    assert await public_tables(blockmon_fresh_database) == APP_TABLES  # nothing of 0001
