@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from blockmon.config.settings import PostgresSettings, Settings
+from blockmon.postgres.engine import create_engine
 from blockmon.provisioning.servers import connect
-from tests.test_migrations_cli import BIN, blockmon, dsn, environ, fetch, public_tables
+from tests.test_migrations import EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES, catalog
+from tests.test_migrations_cli import BIN, ROOT, blockmon, dsn, environ, fetch, public_tables
 
 DATA = Path(__file__).parent / "data"
 APP_TABLES = {"users", "alerts", "alert_rules", "alembic_version", "alembic_version_checksums"}
@@ -155,3 +158,99 @@ def test_alembic_against_a_server_that_is_down_is_one_line(tmp_path: Path) -> No
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "Sw0rdfish-secret" not in output
     assert "FAILED: database:" in output and "127.0.0.1" in output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("alembic", "upgrade", "head"), ("blockmon", "db", "upgrade", "head")],
+    ids=["alembic-at-the-root", "blockmon-db"],
+)
+async def test_the_projects_own_service_builds_the_seeds_schema_exactly(
+    blockmon_fresh_database: PostgresSettings, command: tuple[str, ...]
+) -> None:
+    """The README's main job, as typed at the repository's root with the shipped
+    config.yml (which asks for the alerting tables): the seed's tables, columns,
+    constraints and indexes exactly, nothing else but the bookkeeping."""
+    env = environ(DATABASE_URL=dsn(blockmon_fresh_database))
+    env.pop("BLOCKMON_CONFIG")  # ./config.yml, the shipped one
+    await asyncio.to_thread(run, str(BIN / command[0]), *command[1:], env=env, cwd=ROOT)
+    assert await public_tables(blockmon_fresh_database) == {
+        "users", "alert_rules", "alerts",
+        "blockmon_alembic_version", "blockmon_alembic_version_checksums",
+    }  # fmt: skip
+    engine = create_engine(blockmon_fresh_database)
+    try:
+        assert await catalog(engine) == (EXPECTED_COLUMNS, EXPECTED_CONSTRAINTS, EXPECTED_INDEXES)
+    finally:
+        await engine.dispose()
+
+
+PLUGIN_TEST = """
+from sqlalchemy import text
+
+from blockmon import Status
+
+
+async def test_the_apps_users(blockmon_container):
+    engine = await blockmon_container.postgres.engine()
+    async with engine.connect() as conn:
+        columns = await conn.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
+        ))
+        assert {r[0] for r in columns} == {"email", "name"}
+        version = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        assert version.scalar() == "app1"
+    checker = await blockmon_container.monitoring.health()
+    schema = await checker.check("postgres:schema", max_age=0)
+    assert schema.status is Status.PASS, schema.reason
+    assert (await checker.readiness()).status is Status.PASS
+"""
+
+
+def test_the_plugin_migrates_an_application_with_its_own_users(application: Path) -> None:
+    """``blockmon_alembic_config`` for an application whose chain has its own ``users``,
+    ``alerts`` and ``alert_rules`` (the issue's ``RevisionFailed``): the per-run database
+    gets the application's tables, the schema check passes, readiness passes."""
+    (application / "conftest.py").write_text('pytest_plugins = ["blockmon.testing"]\n')
+    (application / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nblockmon_alembic_config = alembic.ini\n"
+    )
+    (application / "test_app.py").write_text(PLUGIN_TEST)
+    (application / "config.yml").unlink()  # the run's servers, as the suite's own
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=application, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout, result.stdout
+
+
+async def test_alerting_tables_beside_an_applications_own_users_is_one_line(
+    blockmon_fresh_database: PostgresSettings, blockmon_settings: Settings, application: Path
+) -> None:
+    """The alerting schema's tables are named ``users``, ``alert_rules``, ``alerts``: an
+    application with a table of one of those names cannot also turn them on. The second
+    chain stops in one line naming the table; the first stays as it was."""
+    (application / "config.yml").write_text(
+        "migrations:\n  heads_from: alembic.ini\n  alerting_tables: true\n"
+    )
+    env = app_env(blockmon_fresh_database, blockmon_settings)
+    run(str(BIN / "alembic"), "upgrade", "head", env=env, cwd=application)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(BIN / "blockmon"), "db", "upgrade", "head"],
+        env=env, cwd=application, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("blockmon: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert 'relation "users" already exists' in errors[0]
+    assert "failed and was rolled back (the database stays at base)" in errors[0]
+    rows = await fetch(blockmon_fresh_database, "SELECT version_num FROM alembic_version")
+    assert [r[0] for r in rows] == ["app1"]
+    columns = await fetch(
+        blockmon_fresh_database,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'",
+    )
+    assert {r[0] for r in columns} == {"email", "name"}  # the application's, untouched
+    assert await public_tables(blockmon_fresh_database) == APP_TABLES  # nothing of 0001

@@ -95,6 +95,12 @@ async def _use_every_provider(app: App, seen: list[Any]) -> None:
         assert (await session.execute(text("SELECT 2"))).scalar() == 2
     async with router.read_session() as session:
         assert (await session.execute(text("SELECT 3"))).scalar() == 3
+    sessions = await bm.postgres.sessions()  # what WriteSession / ReadSession hand out
+    assert sessions.session_factory is factory and sessions.router is router
+    async with sessions.write() as session:
+        assert (await session.execute(text("SELECT 4"))).scalar() == 4
+    async with sessions.read() as session:
+        assert (await session.execute(text("SELECT 5"))).scalar() == 5
     await cache.set_json("probe", {"n": len(seen)}, ttl=30)
     assert await cache.get_json("probe") == {"n": len(seen)}
     checker = await bm.monitoring.health()
@@ -254,3 +260,89 @@ async def test_per_test_rollback(
     engine = await blockmon_container.postgres.engine()
     async with engine.connect() as other:
         assert (await other.execute(text(f"SELECT count(*) FROM {notes}"))).scalar() == 0
+
+
+@pytest_asyncio.fixture
+async def deferred(blockmon_config: dict[str, Any]) -> AsyncIterator[str]:
+    """A table whose uniqueness is checked only at COMMIT (a deferred constraint)."""
+    from blockmon.config.settings import PostgresSettings
+
+    name = f"deferred_{secrets.token_hex(4)}"
+    engine = create_engine(PostgresSettings.model_validate(blockmon_config["postgres"]))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(f"CREATE TABLE {name} (body text UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            )
+        yield name
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {name}"))
+    finally:
+        await engine.dispose()
+
+
+def test_a_write_whose_commit_fails_is_never_a_success(
+    blockmon_config: dict[str, Any], deferred: str
+) -> None:
+    """The write session commits before the response is sent: a commit the server refuses
+    (here a deferred constraint, as a serialization failure would be) is the route's 500,
+    not a 201 for a row that is not there (FastAPI ends a ``yield`` dependency after the
+    response unless told otherwise)."""
+    from fastapi.testclient import TestClient
+
+    app = _app_container(blockmon_config)
+    web = FastAPI(lifespan=Lifespan(app))
+
+    @web.post("/twice/{body}", status_code=201)
+    async def twice(body: str, session: WriteSession) -> dict[str, str]:
+        for _ in range(2):  # accepted by each INSERT, refused by the COMMIT
+            await session.execute(text(f"INSERT INTO {deferred} VALUES (:b)"), {"b": body})
+        return {"body": body}
+
+    @web.get("/rows")
+    async def rows(session: ReadSession) -> list[str]:
+        return list((await session.execute(text(f"SELECT body FROM {deferred}"))).scalars())
+
+    with TestClient(web, raise_server_exceptions=False) as client:
+        assert client.post("/twice/x").status_code == 500
+        assert client.get("/rows").json() == []
+        engine = client.portal.call(app.blockmon.postgres.engine)  # type: ignore[union-attr]
+        assert engine.sync_engine.pool.checkedout() == 0
+
+
+def test_read_session_reads_from_the_replica_write_session_writes_to_the_primary(
+    blockmon_config: dict[str, Any], blockmon_settings: Any
+) -> None:
+    """``postgres.replicas`` names a reader (here the run's server under another
+    ``application_name``, a libpq option blockmon translates): ``ReadSession`` is on it,
+    ``WriteSession`` on the writer; without replicas both are on the writer."""
+    from fastapi.testclient import TestClient
+
+    from blockmon.postgres.engine import engine_url
+
+    reader = engine_url(blockmon_settings.postgres).update_query_dict(
+        {"application_name": "blockmon-reader"}
+    )
+    name = "SELECT current_setting('application_name')"
+
+    def served(config: dict[str, Any]) -> tuple[str, str]:
+        app = _app_container(config)
+        web = FastAPI(lifespan=Lifespan(app))
+
+        @web.get("/read")
+        async def read(session: ReadSession) -> str:
+            return str((await session.execute(text(name))).scalar())
+
+        @web.get("/write")
+        async def write(session: WriteSession) -> str:
+            return str((await session.execute(text(name))).scalar())
+
+        with TestClient(web) as client:
+            return client.get("/read").json(), client.get("/write").json()
+
+    writer = blockmon_settings.postgres.application_name
+    assert writer != "blockmon-reader"
+    replicas = {"replicas": [reader.render_as_string(hide_password=False)]}
+    with_replica = {**blockmon_config, "postgres": {**blockmon_config["postgres"], **replicas}}
+    assert served(with_replica) == ("blockmon-reader", writer)
+    assert served(blockmon_config) == (writer, writer)

@@ -1,5 +1,6 @@
 """Request-scoped sessions for FastAPI routes: ``session: WriteSession`` commits when the
-route returns, rolls back when it raises, and is closed after it; ``ReadSession`` reads
+route returns and before the response is sent (a commit that fails is the route's error),
+rolls back when it raises, and is closed after it; ``ReadSession`` reads
 from a replica when ``postgres.replicas`` names some, else from the primary.
 
 The container is the one ``FastAPI(lifespan=Lifespan(container))`` starts, recorded on
@@ -9,6 +10,7 @@ The container is the one ``FastAPI(lifespan=Lifespan(container))`` starts, recor
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -56,5 +58,20 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-WriteSession = Annotated[AsyncSession, Depends(write_session)]
+def _before_the_response(dependency: Any) -> Any:
+    """``Depends`` whose exit runs when the route returns, before the response is sent.
+
+    Since FastAPI 0.118 a ``yield`` dependency ends after the response went out unless
+    ``scope="function"`` (0.121) says otherwise: a write session committed there told the
+    client 2xx for a commit that then failed (a deferred constraint, a serialization
+    failure) and lost the write. Before 0.118 the exit already ran before the response;
+    0.118 to 0.120 have no way to ask for it."""
+    if "scope" in inspect.signature(Depends).parameters:
+        return Depends(dependency, scope="function")
+    return Depends(dependency)
+
+
+# The write session is committed before the response is sent: a commit that fails is the
+# route's error (500, or the application's exception handler), never a 2xx.
+WriteSession = Annotated[AsyncSession, _before_the_response(write_session)]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]

@@ -92,8 +92,9 @@ ALEMBIC_INI_OPTION = "blockmon_alembic_config"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         ALEMBIC_INI_OPTION,
-        "the application's alembic.ini (relative to the rootdir): its migrations, and "
-        "blockmon's, are applied to the per-run database before the first test",
+        "the application's alembic.ini (relative to the rootdir): its migrations (and "
+        "blockmon's alerting tables when migrations.alerting_tables asks for them) are "
+        "applied to the per-run database before the first test",
         default="",
     )
 
