@@ -1,6 +1,7 @@
 """Closing a pooled connection never raises into SQLAlchemy's pool ("Exception closing
-connection" logged at ERROR): outside SQLAlchemy's greenlet it is aborted, as SQLAlchemy's
-own terminate does for the garbage collector."""
+connection" logged at ERROR): the pool's close starts the graceful close in a task of its
+own and returns, from SQLAlchemy's greenlet or from plain asyncio code alike
+(`blockmon.postgres.closing`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import pytest
 
 from blockmon.containers import PostgresContainer
 from blockmon.lifespan import Lifespan
+from blockmon.postgres.closing import closes_done
 from blockmon.testing.servers import PostgresServer
 from faults.clients import pg_config
 from faults.test_postgres_faults import eventually, server_connections
 
 
-async def test_a_close_outside_the_greenlet_aborts_the_connection(
+async def test_a_close_outside_the_greenlet_closes_the_connection(
     pg_server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = pg_config(pg_server.port)
@@ -33,6 +35,7 @@ async def test_a_close_outside_the_greenlet_aborts_the_connection(
                 # Plain asyncio code, as when a connection is closed at its return to a
                 # pool from the greenlet-free path: nothing may await here.
                 engine.dialect.do_close(adapted)
+            await closes_done(engine)
             assert adapted.driver_connection.is_closed()
             await connection.invalidate()  # the pool learns the connection is gone
         assert await eventually(

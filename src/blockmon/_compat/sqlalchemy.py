@@ -11,8 +11,9 @@ it buys over its public fallback (docs/architecture.md, ``bench/run.py --only co
 - `idle_connections`: the container of a ``QueuePool``'s idle connections (the asyncio
   queue's items), whose truth a checkout reads without a call. Fallback: an object whose
   length is ``pool.checkedin()`` (four Python calls).
-- `replace_close`: ``do_close`` replaced on the dialect instance, which the pool calls
-  through its ``_dialect``. Fallback: asyncpg's own close (unbounded on a dead network).
+- `replace_close`: ``do_close`` (public) replaced on the dialect instance, which the pool
+  calls through its ``_dialect``: on both paths. Fallback, when the pool holds another
+  dialect object: asyncpg's own close in the caller's task.
 - `instrument_pool`: the pool's ``connect`` replaced on the instance by one that runs
   ``_ConnectionFairy._checkout`` itself and reads the record's ``info`` directly, and its
   ``_return_conn`` by one that stamps the record before ``_do_return_conn``: one clock
@@ -43,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
 from sqlalchemy.util import greenlet_spawn
-from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
@@ -189,12 +189,6 @@ _lost: WeakKeyDictionary[Pool, _Lost] = WeakKeyDictionary()
 async def in_greenlet(call: Callable[[], Any]) -> Any:
     """``call()`` where SQLAlchemy's sync code may await (``greenlet_spawn``)."""
     return await greenlet_spawn(call)
-
-
-def may_await() -> bool:
-    """Whether sync code runs inside `in_greenlet` (SQLAlchemy's greenlet), where a
-    driver call may await."""
-    return bool(_in_greenlet())
 
 
 class _CheckedIn:
@@ -420,10 +414,11 @@ def dialect_method(dialect: Dialect, name: str) -> Any:
 
 
 def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
-    """Make the pool close DBAPI connections with ``do_close``; False (nothing replaced)
-    when the layout changed."""
+    """Make the pool close DBAPI connections with ``do_close`` (the dialect's public
+    ``do_close``, replaced on the engine's own dialect object); False (nothing replaced)
+    when the pool closes through another dialect object."""
     sync: Any = engine.sync_engine
-    if not LAYOUT.ok() or sync.pool._dialect is not sync.dialect:
+    if getattr(sync.pool, "_dialect", None) is not sync.dialect:
         return False
     sync.dialect.do_close = do_close
     return True

@@ -42,6 +42,7 @@ from blockmon.health.checks.schema import Chain, SchemaProbe, chains_probe
 from blockmon.migrations import checksums
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
+from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 
 SCRIPT_LOCATION = "blockmon:migrations"
@@ -372,4 +373,4 @@ async def _temporary_engine(full: Settings, ms: MigrationSettings) -> AsyncItera
     try:
         yield engine
     finally:
-        await engine.dispose()
+        await dispose(engine)

@@ -48,6 +48,7 @@ from blockmon.migrations.api import (
 from blockmon.migrations.checksums import checksum_table, recorder
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
+from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
@@ -367,7 +368,7 @@ async def _standalone(context: Any, settings: Settings, env: _Env) -> None:
             f"database: {connection_failure(error, address=where, timeout=timeout)}"
         ) from None
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def _load_settings(context: Any) -> Settings:

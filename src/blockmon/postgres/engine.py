@@ -9,7 +9,6 @@ every checkout, as ``pool_pre_ping`` does.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import uuid4
@@ -17,13 +16,13 @@ from uuid import uuid4
 from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.config.credentials import source_for
 from blockmon.config.log import ConnectionLog, get_logger, log_sql
 from blockmon.config.postgres_url import AsyncpgQuery, hosts_in_query, read_query
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError
 from blockmon.postgres import idle
+from blockmon.postgres.closing import close_in_tasks
 from blockmon.postgres.disposal import FollowedPool
 from blockmon.postgres.execution import Failure, observe_errors
 from blockmon.postgres.hooks import hook_for
@@ -172,7 +171,7 @@ def create_engine(
     link = install_lifecycle_log(engine)
     if settings.validation == "bypass":
         install_bypass_validation(engine, settings.validation_window, on_dead=link.lost)
-    install_bounded_close(engine, settings.close_timeout)
+    close_in_tasks(engine, settings.close_timeout)
     close_held_connections(engine)
     if source_for("postgres", settings) is not None:
         retry_refused_password(engine)
@@ -207,39 +206,6 @@ def _sqlstate(error: BaseException | None) -> str | None:
             return state
         error = error.__cause__ or error.__context__
     return None
-
-
-def install_bounded_close(engine: AsyncEngine, timeout: float) -> None:
-    """Close pooled connections gracefully for at most ``timeout`` seconds each, and abort
-    the rest at once after one such close timed out.
-
-    asyncpg's own close waits up to ``command_timeout`` for the server, and the pool
-    closes connections one after another, so disposing a pool of N connections on a dead
-    (blackholed) network took N x command_timeout. Now it takes about ``timeout``
-    (unless SQLAlchemy's internals changed: `blockmon._compat.sqlalchemy.replace_close`).
-    """
-    dead_until = 0.0
-
-    def do_close(dbapi_conn: Any) -> None:
-        nonlocal dead_until
-        driver = dbapi_conn.driver_connection
-        if time.monotonic() < dead_until or not sa_compat.may_await():
-            # Outside SQLAlchemy's greenlet nothing may await: abort, as SQLAlchemy's own
-            # terminate does when the garbage collector closes a connection.
-            driver.terminate()
-            return
-        try:
-            dbapi_conn.run_async(lambda connection: connection.close(timeout=timeout))
-        except (TimeoutError, OSError):
-            # asyncpg has aborted the socket; treat the network as dead for a while.
-            dead_until = time.monotonic() + timeout
-        except Exception as error:
-            # The server ended the session while it was being closed (57P01 arriving
-            # after Terminate) or the connection was still busy: the socket is aborted
-            # either way, and a close that reached its end is not an error to log.
-            _log.debug("connection aborted while closing", error=type(error).__name__)
-
-    sa_compat.replace_close(engine, do_close)
 
 
 def install_bypass_validation(
