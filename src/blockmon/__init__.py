@@ -41,6 +41,7 @@ _EXPORTS = {
     "EngineShutDown": "blockmon.postgres.shutdown",
     "Cache": "blockmon.redis.cache",
     "PoolTimeout": "blockmon.redis.client",
+    "RedisShutDown": "blockmon.redis.shutdown",
     "HealthChecker": "blockmon.health.checker",
     "StateChange": "blockmon.health.checker",
     "CheckResult": "blockmon.health.model",
@@ -89,6 +90,7 @@ __all__ = [
     "Record",
     "RedisContainer",
     "RedisSettings",
+    "RedisShutDown",
     "Report",
     "RevisionFailed",
     "Router",
@@ -152,6 +154,7 @@ if TYPE_CHECKING:
     from blockmon.postgres.transactions import Transactions, sqlstate
     from blockmon.redis.cache import Cache
     from blockmon.redis.client import PoolTimeout
+    from blockmon.redis.shutdown import RedisShutDown
 
 
 def __getattr__(name: str) -> Any:

@@ -63,9 +63,10 @@ async def test_readiness_waits_for_every_resource_and_fails_from_shutdown(
         entering = asyncio.create_task(lifespan.__aenter__())
         await until(lambda: container.blockmon.monitoring.health.initialized, "health started")
         # blockmon's Resources run, the application's gate does not yet
-        starting = await http.get("/readyz")
-        assert starting.status_code == 503
-        assert starting.json() == {"status": "fail", "output": "starting"}
+        for path in ("/readyz", "/health/readiness"):  # the readiness group is /readyz
+            starting = await http.get(path)
+            assert starting.status_code == 503, path
+            assert starting.json() == {"status": "fail", "output": "starting"}
         assert (await http.get("/livez")).status_code == 200
         start.set()
         await asyncio.wait_for(entering, WAIT)
@@ -75,9 +76,10 @@ async def test_readiness_waits_for_every_resource_and_fails_from_shutdown(
             leaving = asyncio.create_task(lifespan.__aexit__(None, None, None))
             await asyncio.sleep(0.1)  # the gate holds the shutdown
             assert not leaving.done()
-            stopping = await during.get("/readyz")
-            assert stopping.status_code == 503
-            assert stopping.json() == {"status": "fail", "output": "shutting down"}
+            for path in ("/readyz", "/health/readiness"):
+                stopping = await during.get(path)
+                assert stopping.status_code == 503, path
+                assert stopping.json() == {"status": "fail", "output": "shutting down"}
             stop.set()
             await asyncio.wait_for(leaving, WAIT)
         # start, stop, start again in one process: ready again
@@ -94,12 +96,13 @@ async def test_readiness_can_require_the_schema_at_head(
         monitoring={"cache_ttl": 0, "ready_requires_schema_head": True},
     )
     async with running(config) as container, client(await container.monitoring.app()) as http:
-        behind = await http.get("/readyz")
-        assert behind.status_code == 503
-        assert behind.json() == {
-            "status": "fail",
-            "output": "blockmon schema at (none), head is 0001",
-        }
+        for path in ("/readyz", "/health/readiness"):
+            behind = await http.get(path)
+            assert behind.status_code == 503, path
+            assert behind.json() == {
+                "status": "fail",
+                "output": "blockmon schema at (none), head is 0001",
+            }
         await upgrade(container)
         assert (await http.get("/readyz")).status_code == 200
         # the next release migrated further: this one stays in the load balancer

@@ -14,7 +14,7 @@ import pytest
 from blockmon.config.settings import MonitoringSettings, validate
 from blockmon.errors import ConfigError
 from blockmon.health import HealthChecker, Status
-from blockmon.health.model import TEXT_MAX
+from blockmon.health.model import TEXT_MAX, Observation
 from blockmon.testing.proxy import FaultProxy, Mode
 from tests.monitoring.support import at, http, merged, running
 
@@ -202,6 +202,24 @@ async def test_a_200_kb_message_is_capped_in_health_and_on_the_status_page(block
     assert "more characters cut]" in health.text and "more characters cut]" in page.text
     (change,) = [c for c in checker.changes() if c.component == "huge"]
     assert change.reason is not None and len(change.reason) == TEXT_MAX
+
+
+async def test_an_observations_value_and_output_are_capped_too():
+    checker = HealthChecker(timeout=2, cache_ttl=0)
+    checker.register(
+        "queue",
+        lambda: [Observation("depth", "v" * 200_000, status=Status.WARN, output="o" * 200_000)],
+        critical=False,
+    )
+    try:
+        result = await checker.check("queue")
+        (kept,) = result.observations
+        assert result.status == Status.WARN
+        assert len(kept.value) == TEXT_MAX and kept.value.endswith("more characters cut]")
+        assert len(kept.output or "") == TEXT_MAX
+        assert result.reason is not None and len(result.reason) <= TEXT_MAX
+    finally:
+        await checker.stop()
 
 
 def test_a_bad_group_in_the_file_is_one_line_and_exit_2(tmp_path):

@@ -415,6 +415,9 @@ class RedisSettings(_Section):
     retry_backoff_base: float = Field(0.05, gt=0, le=60)
     retry_backoff_cap: float = Field(1.0, gt=0, le=600)
     health_check_interval: float = Field(30.0, ge=0, le=86400)
+    # Seconds the client's shutdown waits for the commands in flight before it closes the
+    # pool (blockmon.redis.shutdown).
+    shutdown_timeout: float = Field(10.0, ge=0, le=3600)
     key_prefix: str = "blockmon:"
     # Topology (docs/topologies.md): one server, a Sentinel-managed master, or a cluster.
     mode: RedisMode = "standalone"

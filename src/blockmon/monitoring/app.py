@@ -25,7 +25,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from blockmon.config.settings import GROUP_NAME, MonitoringSettings
-from blockmon.health.checker import HealthChecker
+from blockmon.health.checker import READINESS, HealthChecker
 from blockmon.health.model import MEDIA_TYPE, Report, Status, now
 from blockmon.monitoring.page import page
 from blockmon.monitoring.readiness import Readiness
@@ -81,6 +81,8 @@ def create_app(
 
     async def health_group(request: Request) -> Response:
         name = request.path_params["group"]
+        if name == READINESS:  # /readyz's answer, its refusals (starting, shutting down) too
+            return await readyz(request)
         try:
             report = await checker.group(name)
         except KeyError:

@@ -23,7 +23,6 @@ from blockmon.errors import ConfigError
 from blockmon.gate import Gate
 from blockmon.redis.topology import (
     RedisClient,
-    close_client,
     create_cluster_client,
     create_sentinel_client,
 )
@@ -168,9 +167,13 @@ def create_client(settings: RedisSettings) -> RedisClient:
 
 
 async def client_resource(settings: RedisSettings) -> AsyncIterator[RedisClient]:
-    """Container Resource: the client, closed with its pool at shutdown."""
+    """Container Resource: the client; at shutdown, the commands in flight get up to
+    ``redis.shutdown_timeout`` seconds, then the client closes with its pool and every
+    call after it fails at once (`blockmon.redis.shutdown`)."""
+    from blockmon.redis.shutdown import shut_down
+
     client = create_client(settings)
     try:
         yield client
     finally:
-        await close_client(client)
+        await shut_down(client, settings.shutdown_timeout)
