@@ -417,11 +417,15 @@ def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
     """Make the pool close DBAPI connections with ``do_close`` (the dialect's public
     ``do_close``, replaced on the engine's own dialect object); False (nothing replaced)
     when the pool closes through another dialect object."""
-    sync: Any = engine.sync_engine
-    if getattr(sync.pool, "_dialect", None) is not sync.dialect:
+    dialect: Any = engine.sync_engine.dialect
+    if not _closes_through(engine.sync_engine.pool, dialect):
         return False
-    sync.dialect.do_close = do_close
+    dialect.do_close = do_close
     return True
+
+
+def _closes_through(pool: Pool, dialect: Dialect) -> bool:
+    return getattr(pool, "_dialect", None) is dialect
 
 
 def _restore(attributes: dict[str, Any], name: str, ours: Any, before: Any) -> None:
