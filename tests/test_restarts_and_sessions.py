@@ -149,6 +149,17 @@ def _fastapi_app(app: App, table: str, *, attached: bool = False) -> Any:
         await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body + "+"})
         return {"body": body}
 
+    @router.post("/notes/{body}/checked", status_code=201)
+    async def add_checked(body: str, reads: ReadSession, session: WriteSession) -> dict[str, str]:
+        """Both sessions in one route (the read one first), as repositories often take."""
+        taken = await reads.execute(
+            text(f"SELECT count(*) FROM {table} WHERE body = :b"), {"b": body}
+        )
+        if taken.scalar():
+            raise HTTPException(409, "taken")
+        await session.execute(text(f"INSERT INTO {table} VALUES (:b)"), {"b": body})
+        return {"body": body}
+
     @router.get("/notes")
     async def listed(session: ReadSession) -> list[str]:
         rows = await session.execute(text(f"SELECT body FROM {table} ORDER BY body"))
@@ -211,6 +222,30 @@ async def test_sessions_on_the_tests_loop(
         app.unwire()
 
 
+def test_a_mounted_app_gets_sessions_once_attached(
+    blockmon_config: dict[str, Any], migrated: None, notes: str
+) -> None:
+    """Routes of a FastAPI app mounted in another see the mounted app, whose lifespan
+    never runs: the error says so, and ``attach(api, container)`` is the fix."""
+    from fastapi.testclient import TestClient
+
+    app = _app_container(blockmon_config)
+    api = FastAPI()
+
+    @api.get("/notes")
+    async def listed(session: ReadSession) -> list[str]:
+        rows = await session.execute(text(f"SELECT body FROM {notes}"))
+        return list(rows.scalars())
+
+    root = FastAPI(lifespan=Lifespan(app))
+    root.mount("/api", api)
+    with TestClient(root) as client:
+        with pytest.raises(UsageError, match="mounted in another one"):
+            client.get("/api/notes")
+        attach(api, app)
+        assert client.get("/api/notes").json() == []
+
+
 def test_litestar_plugin_sessions(
     blockmon_config: dict[str, Any], migrated: None, notes: str, quiet: list[Any]
 ) -> None:
@@ -254,7 +289,10 @@ async def test_per_test_rollback(
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.post("/notes/mine")).status_code == 201
             assert (await client.post("/notes/bad")).status_code == 409  # its savepoint only
-            assert (await client.get("/notes")).json() == ["mine"]
+            # a read session opened before the write one does not undo its write
+            assert (await client.post("/notes/both/checked")).status_code == 201
+            assert (await client.post("/notes/both/checked")).status_code == 409
+            assert (await client.get("/notes")).json() == ["both", "mine"]
     finally:
         app.unwire()
     engine = await blockmon_container.postgres.engine()

@@ -38,7 +38,8 @@ def _postgres(app: Any) -> Any:
         raise UsageError(
             "no blockmon container for this app: start it with "
             "FastAPI(lifespan=Lifespan(container)), or call "
-            "blockmon.fastapi.attach(app, container) where its lifespan does not run"
+            "blockmon.fastapi.attach(app, container) where its lifespan does not run "
+            "(a FastAPI app mounted in another one, a TestClient not entered with `with`)"
         )
     return container.postgres
 

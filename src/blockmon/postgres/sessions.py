@@ -14,13 +14,18 @@ from blockmon.postgres.replicas import Router
 
 class Sessions:
     """``async with sessions.write() as session:`` / ``sessions.read()``; without a
-    router, reads use ``session_factory`` too (what a test's rollback wants)."""
+    router, reads use ``read_factory`` (by default ``session_factory``)."""
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], router: Router | None = None
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        router: Router | None = None,
+        *,
+        read_factory: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.router = router
+        self.read_factory = read_factory or session_factory
 
     def __repr__(self) -> str:
         return f"Sessions(router={self.router!r})"
@@ -40,7 +45,7 @@ class Sessions:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         if self.router is None:
-            async with self.session_factory() as session:
+            async with self.read_factory() as session:
                 yield session
             return
         async with self.router.read_session() as session:

@@ -181,7 +181,10 @@ async def blockmon_rollback(
     ``postgres.sessions`` (what ``blockmon.fastapi``'s and ``blockmon.litestar``'s
     sessions come from) join one outer transaction, rolled back after the test; a
     route's commit ends a savepoint (SQLAlchemy's "join a session into an external
-    transaction"). One connection: the test's requests run one at a time."""
+    transaction"). A read session opens no savepoint and leaves the transaction as it
+    found it: rolled back to a savepoint of its own, it would undo a write session's work
+    opened after it in the same request. One connection: the test's requests run one at
+    a time."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from blockmon.containers import bound
@@ -192,7 +195,10 @@ async def blockmon_rollback(
         factory = async_sessionmaker(
             bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
-        joined = Sessions(factory)  # reads on the same connection see the test's writes
+        reads = async_sessionmaker(
+            bind=conn, expire_on_commit=False, join_transaction_mode="rollback_only"
+        )
+        joined = Sessions(factory, read_factory=reads)  # reads see the test's writes
         with blockmon_container.postgres.sessions.override(
             providers.Resource(bound, lambda: joined)
         ):
