@@ -7,13 +7,12 @@ about 100 Python calls (``python bench/run.py --only compat``, docs/architecture
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
-
-from blockmon._compat import sqlalchemy as sa_compat
 
 Follower = Callable[[Pool, Pool], None]  # (the replaced pool, the new one)
 
@@ -35,7 +34,10 @@ class FollowedPool(AsyncAdaptedQueuePool):
         return new
 
 
-sa_compat.log_as(FollowedPool, AsyncAdaptedQueuePool)
+# SQLAlchemy names a pool's logger after its class: FollowedPool's pools log on
+# ``blockmon.postgres.disposal.FollowedPool``, kept at WARNING (not at the level of
+# blockmon's own loggers); configure that logger for SQLAlchemy's pool messages.
+logging.getLogger(f"{FollowedPool.__module__}.{FollowedPool.__name__}").setLevel(logging.WARNING)
 
 
 def follow_dispose(engine: Engine, after: Follower) -> Callable[[], None]:
