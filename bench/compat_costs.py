@@ -111,6 +111,30 @@ AFTER: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def checkout_ops(statements: Any) -> dict[str, Any]:
+    """A `Statements` checkout and check-in with no statement (client CPU only, no round
+    trip): the greenlet-free way, and each half through SQLAlchemy's greenlet, as when
+    the greenlet-free checkout is off (its queue read, recycle takeover) or the check-in
+    does not look at the pool's listeners."""
+    pool = statements.engine.sync_engine.pool
+
+    async def internals() -> None:
+        await statements._check_in(pool, await statements._connection())
+
+    async def checkout_in_greenlet() -> None:
+        await statements._check_in(pool, await statements.engine.raw_connection())
+
+    async def check_in_in_greenlet() -> None:
+        fairy = await statements._connection()
+        await sa_compat.in_greenlet(fairy.close)
+
+    return {
+        "internals": internals,
+        "checkout in greenlet": checkout_in_greenlet,
+        "check-in in greenlet": check_in_in_greenlet,
+    }
+
+
 def statements_ops(statements: Any) -> dict[str, Any]:
     async def select_1() -> Any:
         return await statements.scalar("SELECT 1")
@@ -140,10 +164,13 @@ async def costs(
         stack.push_async_callback(bare.dispose)
         engines: dict[str, Any] = {}
         fast: dict[str, Any] = {}
+        bare_checkout: dict[str, Any] = {}
         for name, fallback in variants.items():
             with fallback():
                 app = await container(state, stack)
                 statements = await app.postgres.statements()
+            if name == "internals":
+                bare_checkout = checkout_ops(statements)
             if name in AFTER:
                 await AFTER[name](app, statements)
             engines[name] = sqlalchemy_ops(await app.postgres.engine())
@@ -177,6 +204,15 @@ async def costs(
                     tasks,
                     [Variant("asyncpg pool", raw["tx"])]
                     + [Variant(n, ops["unit"]) for n, ops in fast.items()],
+                )
+            )
+        if variants is EDGES:
+            cases.append(
+                Case(
+                    f"{key}.checkout.1",
+                    f"{label}: Statements checkout and check-in, no statement, 1 task",
+                    1,
+                    [Variant(n, op) for n, op in bare_checkout.items()],
                 )
             )
         yield cases

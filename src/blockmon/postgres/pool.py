@@ -122,10 +122,10 @@ def _instrument_public(
     max_overflow: int | None,
     idle: Sized,
 ) -> Callable[[], None]:
-    """`blockmon._compat.sqlalchemy.instrument_pool` with public API only (its fallback): the public ``connect`` wrapped, a
-    ``checkout`` listener validating (raising ``InvalidatePoolError``, which makes the
-    pool invalidate it and every older connection and check out again) and a ``checkin``
-    listener."""
+    """`blockmon._compat.sqlalchemy.instrument_pool`'s fallback, on public API only: the
+    public ``connect`` wrapped, a ``checkout`` listener validating (raising
+    ``InvalidatePoolError``, which makes the pool invalidate it and every older
+    connection and check out again) and a ``checkin`` listener."""
     original = pool.connect
     queue: Any = pool
 
