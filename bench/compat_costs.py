@@ -23,6 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
 from blockmon.postgres import engine as engine_module
+from blockmon.postgres import pool as pool_module
 from blockmon.postgres.engine import connect_args, engine_url
 
 
@@ -51,7 +52,7 @@ def _public_pool(pool: Any, guard: Any, last_used: str, checked_out: str, *rest:
     """`instrument_pool` on its public fallback (no greenlet-free checkout either)."""
     idle = sa_compat.idle_connections(pool)
     max_overflow = rest[0] if rest else None
-    undo = sa_compat._instrument_public(pool, guard, last_used, checked_out, max_overflow, idle)
+    undo = pool_module._instrument_public(pool, guard, last_used, checked_out, max_overflow, idle)
     return undo, None
 
 
@@ -69,6 +70,70 @@ FALLBACKS: dict[str, Callable[[], Any]] = {
     "all public": _layout_changed,
 }
 
+# The accesses `Statements` reads at run time, each with its public alternative set up
+# once the container started (`AFTER`), beside the internals again: a group of its own
+# (``compat.edges``), since twelve pools of 10 would pass PostgreSQL's 100 connections.
+EDGES: dict[str, Callable[[], Any]] = {
+    "internals": FALLBACKS["internals"],
+    "public invalidation": FALLBACKS["internals"],
+    "check-in in greenlet": FALLBACKS["internals"],
+}
+
+
+async def _lost_on_fallback(app: Any, statements: Any) -> None:
+    """One connection lost as `Statements` reports it, on `invalidate_pool`'s public
+    fallback: the pool keeps its ``connect`` and ``checkout`` listeners from then on (the
+    steady state measured is the one after the first disconnect)."""
+    pool = (await app.postgres.engine()).sync_engine.pool
+
+    def lose() -> None:
+        fairy = pool.connect()
+        with _layout_changed():
+            sa_compat.invalidate_pool(pool, fairy, ConnectionError("lost"))
+
+    await sa_compat.in_greenlet(lose)
+
+
+async def _check_in_in_greenlet(app: Any, statements: Any) -> None:
+    """`closes_at_return`'s public alternative (no look at the pool's listeners): every
+    `Statements` check-in runs in SQLAlchemy's greenlet."""
+
+    async def check_in(pool: Any, fairy: Any) -> None:
+        await sa_compat.in_greenlet(fairy.close)
+
+    statements._check_in = check_in
+
+
+# variant name -> what is done to its container once started
+AFTER: dict[str, Callable[[Any, Any], Any]] = {
+    "public invalidation": _lost_on_fallback,
+    "check-in in greenlet": _check_in_in_greenlet,
+}
+
+
+def checkout_ops(statements: Any) -> dict[str, Any]:
+    """A `Statements` checkout and check-in with no statement (client CPU only, no round
+    trip): the greenlet-free way, and each half through SQLAlchemy's greenlet, as when
+    the greenlet-free checkout is off (its queue read, recycle takeover) or the check-in
+    does not look at the pool's listeners."""
+    pool = statements.engine.sync_engine.pool
+
+    async def internals() -> None:
+        await statements._check_in(pool, await statements._connection())
+
+    async def checkout_in_greenlet() -> None:
+        await statements._check_in(pool, await statements.engine.raw_connection())
+
+    async def check_in_in_greenlet() -> None:
+        fairy = await statements._connection()
+        await sa_compat.in_greenlet(fairy.close)
+
+    return {
+        "internals": internals,
+        "checkout in greenlet": checkout_in_greenlet,
+        "check-in in greenlet": check_in_in_greenlet,
+    }
+
 
 def statements_ops(statements: Any) -> dict[str, Any]:
     async def select_1() -> Any:
@@ -84,7 +149,9 @@ def statements_ops(statements: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def costs(state: RunState) -> AsyncIterator[list[Case]]:
+async def costs(
+    state: RunState, variants: dict[str, Callable[[], Any]] = FALLBACKS, key: str = "compat"
+) -> AsyncIterator[list[Case]]:
     """SELECT 1 through the engine and through Statements, and the unit of work, per
     fallback, beside a bare engine and an asyncpg pool."""
     async with AsyncExitStack() as stack:
@@ -97,18 +164,25 @@ async def costs(state: RunState) -> AsyncIterator[list[Case]]:
         stack.push_async_callback(bare.dispose)
         engines: dict[str, Any] = {}
         fast: dict[str, Any] = {}
-        for name, fallback in FALLBACKS.items():
+        bare_checkout: dict[str, Any] = {}
+        for name, fallback in variants.items():
             with fallback():
                 app = await container(state, stack)
-                engines[name] = sqlalchemy_ops(await app.postgres.engine())
-                fast[name] = statements_ops(await app.postgres.statements())
+                statements = await app.postgres.statements()
+            if name == "internals":
+                bare_checkout = checkout_ops(statements)
+            if name in AFTER:
+                await AFTER[name](app, statements)
+            engines[name] = sqlalchemy_ops(await app.postgres.engine())
+            fast[name] = statements_ops(statements)
         raw, plain = asyncpg_ops(pool), sqlalchemy_ops(bare)
         cases = []
+        label = "private access" if key == "compat" else "private access (Statements' reads)"
         for tasks in (1, 32):
             cases.append(
                 Case(
-                    f"compat.engine.{tasks}",
-                    f"private access: SELECT 1 via the engine, {tasks} task(s)",
+                    f"{key}.engine.{tasks}",
+                    f"{label}: SELECT 1 via the engine, {tasks} task(s)",
                     tasks,
                     [Variant("SQLAlchemy", plain["select_1"])]
                     + [Variant(n, ops["select_1"]) for n, ops in engines.items()],
@@ -116,8 +190,8 @@ async def costs(state: RunState) -> AsyncIterator[list[Case]]:
             )
             cases.append(
                 Case(
-                    f"compat.statements.{tasks}",
-                    f"private access: SELECT 1 via Statements, {tasks} task(s)",
+                    f"{key}.statements.{tasks}",
+                    f"{label}: SELECT 1 via Statements, {tasks} task(s)",
                     tasks,
                     [Variant("asyncpg pool", raw["select_1"])]
                     + [Variant(n, ops["select_1"]) for n, ops in fast.items()],
@@ -125,11 +199,20 @@ async def costs(state: RunState) -> AsyncIterator[list[Case]]:
             )
             cases.append(
                 Case(
-                    f"compat.unit.{tasks}",
-                    f"private access: 5-statement unit of work, {tasks} task(s)",
+                    f"{key}.unit.{tasks}",
+                    f"{label}: 5-statement unit of work, {tasks} task(s)",
                     tasks,
                     [Variant("asyncpg pool", raw["tx"])]
                     + [Variant(n, ops["unit"]) for n, ops in fast.items()],
+                )
+            )
+        if variants is EDGES:
+            cases.append(
+                Case(
+                    f"{key}.checkout.1",
+                    f"{label}: Statements checkout and check-in, no statement, 1 task",
+                    1,
+                    [Variant(n, op) for n, op in bare_checkout.items()],
                 )
             )
         yield cases

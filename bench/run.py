@@ -180,6 +180,7 @@ async def bench(args: argparse.Namespace) -> int:
         ("redis", lambda s: redis_cases.stacks(s, notes)),
         ("peers", lambda s: pg_cases.peers(s, notes, (1, 32))),
         ("compat", compat_costs.costs),
+        ("compat", lambda s: compat_costs.costs(s, compat_costs.EDGES, "compat.edges")),
     ]
     if args.quick and not args.only:  # informational groups, left out of the 2 minutes
         groups = [g for g in groups if g[0] not in {"peers", "compat"}]

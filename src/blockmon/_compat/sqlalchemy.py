@@ -21,8 +21,13 @@ it buys over its public fallback (docs/architecture.md, ``bench/run.py --only co
   and leak detection (when on: the guard's ``leaks`` slot), with no pool event listener (a listener costs its dispatch on every checkout and
   checkin). A stale connection that fails its ping is invalidated with every older one
   (``Pool._invalidate``) and reconnected in place, as SQLAlchemy does for
-  ``InvalidatePoolError``. Fallback: ``connect`` wrapped around the public method, with
-  ``checkout`` and ``checkin`` listeners (the same measurements, about 6 calls more).
+  ``InvalidatePoolError``. Fallback (`blockmon.postgres.pool`): ``connect`` wrapped
+  around the public method, with ``checkout`` and ``checkin`` listeners (the same
+  measurements, about 7 calls more, and `Statements` check out in a greenlet).
+- `invalidate_pool`, `invalidate_schema_cache`, `closes_at_return` and `in_greenlet`:
+  what `Statements` needs to behave as SQLAlchemy's own path does.
+
+What each access buys, measured: docs/architecture.md, "What each SQLAlchemy access buys".
 """
 
 from __future__ import annotations
@@ -408,11 +413,6 @@ def _connected(dialect: Any, original: Any, timing: Timed) -> Any:
     return connect
 
 
-def dialect_method(dialect: Dialect, name: str) -> Any:
-    """The dialect class's own ``name`` bound to ``dialect``, past any wrapper."""
-    return getattr(type(dialect), name).__get__(dialect)
-
-
 def replace_close(engine: AsyncEngine, do_close: Callable[[Any], None]) -> bool:
     """Make the pool close DBAPI connections with ``do_close`` (the dialect's public
     ``do_close``, replaced on the engine's own dialect object); False (nothing replaced)
@@ -513,13 +513,12 @@ def instrument_pool(
     past its lifetime, next to be handed out or coming back, gets a start time
     before the pool's last invalidation, and SQLAlchemy's checkout closes and reopens it
     as it does a recycled one. Returns the undo, and the checkout `Statements` can make
-    without a greenlet (None on the public fallback): the connection, or None when the
-    next idle one would need a connect or a ping (anything that awaits)."""
+    without a greenlet (None when the pool's queue is not asyncio's): the connection, or
+    None when the next idle one would need a connect or a ping (anything that awaits).
+    Only when `LAYOUT` is ok; the public fallback is `blockmon.postgres.pool`'s."""
     idle: Sized = idle_connections(pool) if isinstance(pool, QueuePool) else (None,)
     if max_overflow is not None and not isinstance(pool, QueuePool):
         max_overflow = None
-    if not LAYOUT.ok():
-        return _instrument_public(pool, guard, last_used, checked_out, max_overflow, idle), None
     checkout: Any = _ConnectionFairy._checkout
     do_return = pool._do_return_conn
     queue: Any = pool
@@ -656,88 +655,3 @@ def _revalidate(pool: Any, fairy: Any, guard: Guard) -> Any:
         record._checkin_failed(failed, _fairy_was_created=True)
         raise
     return fairy
-
-
-def _instrument_public(
-    pool: Pool,
-    guard: Guard,
-    last_used: str,
-    checked_out: str,
-    max_overflow: int | None,
-    idle: Sized,
-) -> Callable[[], None]:
-    """`instrument_pool` with public API only: the public ``connect`` wrapped, a
-    ``checkout`` listener validating (raising ``InvalidatePoolError``, which makes the
-    pool invalidate it and every older connection and check out again) and a ``checkin``
-    listener."""
-    original = pool.connect
-    queue: Any = pool
-
-    def connect() -> Any:
-        started = perf_counter()
-        watch = guard.waits
-        waits = (
-            watch is not None
-            and not idle
-            and max_overflow is not None
-            and queue.overflow() >= max_overflow
-        )
-        if waits:
-            watch.wait_started()  # type: ignore[union-attr]
-        try:
-            fairy = original()
-        except exc.TimeoutError:
-            if watch is not None:
-                watch.timed_out()
-            raise
-        finally:
-            if waits:
-                watch.waiting -= 1  # type: ignore[union-attr]
-        now = perf_counter()
-        fairy.info[checked_out] = now
-        acquire = guard.acquire
-        if acquire is not None:
-            acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
-            acquire.sum += now - started
-        leaks = guard.leaks
-        if leaks is not None:
-            leaks.checked_out(fairy.info, now)
-        return fairy
-
-    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        info = record.info
-        if last_used in info and perf_counter() - info[last_used] > guard.window:
-            error = guard.ping(dbapi_connection)
-            if error is not None:
-                raise exc.InvalidatePoolError(str(error)) from None
-
-    def on_checkin(dbapi_connection: Any, record: Any) -> None:
-        if record is None:
-            return
-        now = perf_counter()
-        info = record.info
-        leaks = guard.leaks
-        if leaks is not None:
-            leaks.returned(info, now)
-        if checked_out in info:
-            usage = guard.usage
-            if usage is not None:
-                elapsed = now - info[checked_out]
-                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
-                usage.sum += elapsed
-            del info[checked_out]
-        info[last_used] = now
-        watch = guard.waits
-        if watch is not None and watch.exhausted and watch.waiting == 0:
-            watch.freed()
-
-    pool.connect = connect  # type: ignore[method-assign]
-    event.listen(pool, "checkout", on_checkout)
-    event.listen(pool, "checkin", on_checkin)
-
-    def undo() -> None:
-        _restore(pool.__dict__, "connect", connect, None)
-        event.remove(pool, "checkout", on_checkout)
-        event.remove(pool, "checkin", on_checkin)
-
-    return undo

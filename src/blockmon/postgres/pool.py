@@ -9,7 +9,8 @@ opened before it are replaced), leak detection (``postgres.leak_detection_thresh
 the acquire and usage times and the count of waiting callers
 (`blockmon.metrics.pool.PoolWatch`). One wrapper instead of a wrapper and three pool
 event listeners: each listener cost its dispatch and a clock reading on every checkout
-or checkin (`blockmon._compat.sqlalchemy.instrument_pool` does the wrapping). The guard
+or checkin (`blockmon._compat.sqlalchemy.instrument_pool` does the wrapping; when
+SQLAlchemy's layout changed, `_instrument_public` here, on public API only). The guard
 follows the engine's ``dispose()`` onto the new pool.
 
 While installed, the guard also gives `Statements` a checkout without a greenlet
@@ -21,11 +22,13 @@ from the next idle connection; a greenlet per checkout costs about 7 µs of CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sized
+from time import perf_counter
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, exc
+from sqlalchemy import Engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
@@ -85,7 +88,7 @@ class PoolGuard:
         try:
             # the class's own method: a failed bypass ping is no statement error (the
             # wrapper of blockmon.postgres.execution would count it)
-            sa_compat.dialect_method(self.dialect, "do_ping")(dbapi_connection)
+            type(self.dialect).do_ping(self.dialect, dbapi_connection)
         except Exception as error:
             if self.on_dead is not None:
                 self.on_dead(error)
@@ -97,15 +100,104 @@ class PoolGuard:
         A pool replaced by ``dispose()`` keeps its instrumentation: connections held
         across the dispose come back through it (their usage recorded, their leak timers
         disarmed)."""
-        self._undo, checkout = sa_compat.instrument_pool(
-            pool,
-            self,
-            LAST_USED,
-            CHECKED_OUT,
-            max_overflow(self.engine),
-            self.lifetime,
-        )
+        overflow = max_overflow(self.engine)
+        checkout: Callable[[], Any] | None = None
+        if sa_compat.LAYOUT.ok():
+            self._undo, checkout = sa_compat.instrument_pool(
+                pool, self, LAST_USED, CHECKED_OUT, overflow, self.lifetime
+            )
+        else:
+            idle = sa_compat.idle_connections(pool) if isinstance(pool, QueuePool) else (None,)
+            if not isinstance(pool, QueuePool):
+                overflow = None
+            self._undo = _instrument_public(pool, self, LAST_USED, CHECKED_OUT, overflow, idle)
         hook_for(self.engine).checkout = checkout
+
+
+def _instrument_public(
+    pool: Pool,
+    guard: PoolGuard,
+    last_used: str,
+    checked_out: str,
+    max_overflow: int | None,
+    idle: Sized,
+) -> Callable[[], None]:
+    """`blockmon._compat.sqlalchemy.instrument_pool`'s fallback, on public API only: the
+    public ``connect`` wrapped, a ``checkout`` listener validating (raising
+    ``InvalidatePoolError``, which makes the pool invalidate it and every older
+    connection and check out again) and a ``checkin`` listener."""
+    original = pool.connect
+    queue: Any = pool
+
+    def connect() -> Any:
+        started = perf_counter()
+        watch = guard.waits
+        waits = (
+            watch is not None
+            and not idle
+            and max_overflow is not None
+            and queue.overflow() >= max_overflow
+        )
+        if waits:
+            watch.wait_started()  # type: ignore[union-attr]
+        try:
+            fairy = original()
+        except exc.TimeoutError:
+            if watch is not None:
+                watch.timed_out()
+            raise
+        finally:
+            if waits:
+                watch.waiting -= 1  # type: ignore[union-attr]
+        now = perf_counter()
+        fairy.info[checked_out] = now
+        acquire = guard.acquire
+        if acquire is not None:
+            acquire.counts[bisect_left(acquire.bounds, now - started)] += 1
+            acquire.sum += now - started
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.checked_out(fairy.info, now)
+        return fairy
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        info = record.info
+        if last_used in info and perf_counter() - info[last_used] > guard.window:
+            error = guard.ping(dbapi_connection)
+            if error is not None:
+                raise exc.InvalidatePoolError(str(error)) from None
+
+    def on_checkin(dbapi_connection: Any, record: Any) -> None:
+        if record is None:
+            return
+        now = perf_counter()
+        info = record.info
+        leaks = guard.leaks
+        if leaks is not None:
+            leaks.returned(info, now)
+        if checked_out in info:
+            usage = guard.usage
+            if usage is not None:
+                elapsed = now - info[checked_out]
+                usage.counts[bisect_left(usage.bounds, elapsed)] += 1
+                usage.sum += elapsed
+            del info[checked_out]
+        info[last_used] = now
+        watch = guard.waits
+        if watch is not None and watch.exhausted and watch.waiting == 0:
+            watch.freed()
+
+    pool.connect = connect  # type: ignore[method-assign]
+    event.listen(pool, "checkout", on_checkout)
+    event.listen(pool, "checkin", on_checkin)
+
+    def undo() -> None:
+        if pool.__dict__.get("connect") is connect:  # else another library's wrapper stays
+            del pool.__dict__["connect"]
+        event.remove(pool, "checkout", on_checkout)
+        event.remove(pool, "checkin", on_checkin)
+
+    return undo
 
 
 _guards: WeakKeyDictionary[Engine, PoolGuard] = WeakKeyDictionary()
