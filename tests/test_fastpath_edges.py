@@ -409,6 +409,41 @@ async def test_a_cancel_while_an_overflow_connection_closes_lets_the_close_finis
     assert problems() == []
 
 
+async def test_dispose_returns_once_closed_and_a_cancel_during_it_propagates(
+    make_engine, postgres, problems
+) -> None:
+    engine = make_engine(pool_size=3, max_overflow=0)
+    statements = Statements(engine)
+    drivers: list[Any] = []
+    event.listen(
+        engine.sync_engine.pool,
+        "connect",
+        lambda dbapi, record: drivers.append(dbapi.driver_connection),
+    )
+    await asyncio.gather(*(statements.scalar("SELECT pg_sleep(0.1)") for _ in range(3)))
+    assert len(drivers) == 3
+    await engine.dispose()
+    # each close runs in a task of its own; dispose() returns once they ended
+    assert [d.is_closed() for d in drivers] == [True, True, True]
+    assert await _sessions(postgres) == 0
+
+    await asyncio.gather(*(statements.scalar("SELECT pg_sleep(0.1)") for _ in range(3)))
+    pool = engine.sync_engine.pool
+    disposing: list[asyncio.Task[Any]] = []
+
+    def cancel_the_dispose(dbapi_connection: Any, record: Any) -> None:
+        disposing[0].cancel()
+
+    event.listen(pool, "close", cancel_the_dispose)
+    disposing.append(asyncio.create_task(engine.dispose()))
+    with pytest.raises(asyncio.CancelledError):
+        await disposing[0]
+    event.remove(pool, "close", cancel_the_dispose)
+    assert await eventually(lambda: _fewer_than(postgres, 1), timeout=10)  # closed anyway
+    assert await statements.scalar("SELECT 1") == 1
+    assert problems() == []
+
+
 async def _fewer_than(postgres: dict[str, Any], count: int) -> bool:
     return await _sessions(postgres) < count
 

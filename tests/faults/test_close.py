@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from blockmon.containers import PostgresContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres.closing import closes_done
 from blockmon.testing.servers import PostgresServer
 from faults.clients import pg_config
 from faults.test_postgres_faults import eventually, server_connections
@@ -35,13 +36,19 @@ async def test_a_close_outside_the_greenlet_closes_the_connection(
                 # Plain asyncio code, as when a connection is closed at its return to a
                 # pool from the greenlet-free path: nothing may await here.
                 engine.dialect.do_close(adapted)
-            await closes_done(engine)
-            assert adapted.driver_connection.is_closed()
+            assert await eventually(_closed(adapted.driver_connection), timeout=10)
             await connection.invalidate()  # the pool learns the connection is gone
         assert await eventually(
             lambda: _fewer(pg_server.port, config["application_name"], before), timeout=10
         )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def _closed(driver: Any) -> Callable[[], Awaitable[bool]]:
+    async def closed() -> bool:
+        return bool(driver.is_closed())
+
+    return closed
 
 
 async def _fewer(port: int, name: str, before: int) -> bool:

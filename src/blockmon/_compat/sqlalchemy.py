@@ -25,7 +25,8 @@ it buys over its public fallback (docs/architecture.md, ``bench/run.py --only co
   around the public method, with ``checkout`` and ``checkin`` listeners (the same
   measurements, about 7 calls more, and `Statements` check out in a greenlet).
 - `invalidate_pool`, `invalidate_schema_cache`, `closes_at_return` and `in_greenlet`:
-  what `Statements` needs to behave as SQLAlchemy's own path does.
+  what `Statements` needs to behave as SQLAlchemy's own path does; `may_await` and
+  `await_in_greenlet`: what ``FollowedPool.dispose()`` needs to wait for its closes.
 
 What each access buys, measured: docs/architecture.md, "What each SQLAlchemy access buys".
 """
@@ -36,10 +37,10 @@ import inspect
 import logging
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Sized
+from collections.abc import Awaitable, Callable, Sized
 from random import random
 from time import perf_counter, time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, event, exc
@@ -48,10 +49,14 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionFairy, _ConnectionRecord
+from sqlalchemy.util import await_ as _await
 from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from blockmon._compat import Layout
+
+T = TypeVar("T")
 
 EXECUTION = ("do_execute", "do_executemany", "do_execute_no_params")
 _SIGNATURES = {
@@ -194,6 +199,16 @@ _lost: WeakKeyDictionary[Pool, _Lost] = WeakKeyDictionary()
 async def in_greenlet(call: Callable[[], Any]) -> Any:
     """``call()`` where SQLAlchemy's sync code may await (``greenlet_spawn``)."""
     return await greenlet_spawn(call)
+
+
+def may_await() -> bool:
+    """Whether sync code runs inside `in_greenlet` (SQLAlchemy's greenlet)."""
+    return bool(_in_greenlet())
+
+
+def await_in_greenlet(awaitable: Awaitable[T]) -> T:
+    """Await from sync code inside SQLAlchemy's greenlet (``may_await()``)."""
+    return _await(awaitable)
 
 
 class _CheckedIn:

@@ -42,7 +42,6 @@ from blockmon.health.checks.schema import Chain, SchemaProbe, chains_probe
 from blockmon.migrations import checksums
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 
 SCRIPT_LOCATION = "blockmon:migrations"
@@ -373,4 +372,4 @@ async def _temporary_engine(full: Settings, ms: MigrationSettings) -> AsyncItera
     try:
         yield engine
     finally:
-        await dispose(engine)
+        await engine.dispose()

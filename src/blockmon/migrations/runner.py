@@ -48,7 +48,6 @@ from blockmon.migrations.api import (
 from blockmon.migrations.checksums import checksum_table, recorder
 from blockmon.migrations.lock import advisory_lock
 from blockmon.migrations.version_tables import BLOCKMON_VERSION_TABLE, version_table
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "heads", "history", "show", "branches"})
@@ -368,7 +367,7 @@ async def _standalone(context: Any, settings: Settings, env: _Env) -> None:
             f"database: {connection_failure(error, address=where, timeout=timeout)}"
         ) from None
     finally:
-        await dispose(engine)
+        await engine.dispose()
 
 
 def _load_settings(context: Any) -> Settings:

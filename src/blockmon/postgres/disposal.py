@@ -11,20 +11,29 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
 
 from blockmon._compat import sqlalchemy as sa_compat
+from blockmon.postgres.closing import wait_for_closes
 
 Follower = Callable[[Pool, Pool], None]  # (the replaced pool, the new one)
 
 
 class FollowedPool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio QueuePool whose ``recreate()`` (what ``engine.dispose()``
-    calls for the new pool) hands its followers to the new pool and tells them."""
+    calls for the new pool) hands its followers to the new pool and tells them, and whose
+    ``dispose()`` returns once the connections it closed are closed (each close runs in a
+    task of its own: `blockmon.postgres.closing`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.followers: list[Follower] = []  # shared by every pool recreated from this one
+        self.closes_through: Dialect | None = kwargs.get("dialect")  # create_engine's
+
+    def dispose(self) -> None:
+        super().dispose()
+        wait_for_closes(self.closes_through)
 
     def recreate(self) -> QueuePool:
         new = super().recreate()

@@ -26,7 +26,6 @@ from blockmon.config.postgres_url import scheme_problem
 from blockmon.config.secrets import redact
 from blockmon.config.settings import PostgresSettings
 from blockmon.errors import ConfigError, NoHealthyReplica
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine, engine_url
 
 _log = get_logger("blockmon.replicas")
@@ -207,4 +206,4 @@ async def router_resource(settings: PostgresSettings, writer: AsyncEngine) -> As
             lag_warn=settings.replica_lag_warn,
         )
     finally:
-        await asyncio.gather(*(dispose(engine) for engine in readers))
+        await asyncio.gather(*(engine.dispose() for engine in readers))

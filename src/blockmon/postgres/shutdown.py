@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 
 from blockmon.errors import BlockmonError
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.disposal import follow_dispose
 
 
@@ -84,4 +83,4 @@ async def shut_down(engine: AsyncEngine, timeout: float) -> None:
     finally:  # a cancelled shutdown closes at once
         sync: Engine = engine.sync_engine
         event.listen(sync, "do_connect", _refuse)
-        await dispose(engine)
+        await engine.dispose()

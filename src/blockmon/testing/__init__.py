@@ -35,7 +35,6 @@ from blockmon.config.file import load_settings
 from blockmon.config.settings import PostgresSettings, Settings
 from blockmon.containers import ApplicationContainer
 from blockmon.lifespan import Lifespan
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 from blockmon.postgres.sessions import Sessions
 from blockmon.provisioning.embedded import EmbeddedServers
@@ -138,7 +137,7 @@ async def migrate(settings: Settings) -> None:
         for config in configured_chains(settings.migrations):
             await upgrade(engine, config=config, settings=settings.migrations)
     finally:
-        await dispose(engine)
+        await engine.dispose()
 
 
 def pytest_configure(config: pytest.Config) -> None:

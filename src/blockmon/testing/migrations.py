@@ -15,7 +15,6 @@ from blockmon.config.settings import MigrationSettings, PostgresSettings
 from blockmon.errors import BlockmonError
 from blockmon.migrations.api import check, downgrade, upgrade
 from blockmon.migrations.lint import lint
-from blockmon.postgres.closing import dispose
 from blockmon.postgres.engine import create_engine
 
 Step = Callable[..., Awaitable[Any]]
@@ -52,7 +51,7 @@ async def round_trip(
         except BlockmonError as error:
             raise AssertionError(f"models and schema at head differ: {error}") from None
     finally:
-        await dispose(engine)
+        await engine.dispose()
     report = lint(config(), None, ms)
     if report.open:
         listed = "; ".join(f"{f.revision} {f.rule}: {f.statement}" for f in report.open)
