@@ -4,6 +4,7 @@ documented result), through the command a user types."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -337,3 +338,21 @@ def test_a_raw_at_in_the_password_stops_every_command_at_load(tmp_path: Path) ->
     done = _cli(tmp_path, "{}\n", "up", "--no-embedded", env={"DATABASE_URL": url})
     assert done.returncode == 2 and "TAILSECRET" not in done.stdout + done.stderr
     assert done.stderr.endswith(line + "percent-encode it as %40\n")
+
+
+def test_an_applications_dotenv_file_is_not_read(tmp_path: Path) -> None:
+    """docs/core.md: blockmon reads the environment, not an application's ``.env``."""
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://app@dotenv-host:5432/app\n")
+    path = tmp_path / "config.yml"
+    path.write_text("{}\n")
+    done = subprocess.run(
+        [BLOCKMON, "config", "show", "--json", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["postgres"]["url"] is None
+    assert "dotenv-host" not in done.stdout + done.stderr
